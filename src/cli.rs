@@ -1,0 +1,187 @@
+//! The command line: `seer run`, `seer check`, `seer ps`, `seer gc`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::sandbox::registry::{self, now};
+use crate::sandbox::watchdog;
+use crate::script::runner::{self, Outcome, RunOptions};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "seer",
+    version,
+    about = "Run interpretability experiments written in Rhai"
+)]
+struct Cli {
+    /// More logging: -v for info, -vv for debug (RUST_LOG overrides).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run a script to its end.
+    Run {
+        /// Re-run on every save (not supported yet).
+        #[arg(long)]
+        watch: bool,
+        /// Where run folders go.
+        #[arg(long, default_value = "outputs", env = "SEER_OUTPUT_DIR")]
+        output_dir: PathBuf,
+        file: PathBuf,
+        /// Arguments for the script, after `--`; the script reads them as `ARGS`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Check scripts for syntax errors without running them.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List live sandboxes.
+    Ps {
+        /// Include ended sandboxes.
+        #[arg(long)]
+        all: bool,
+        /// Print JSON records.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End sandboxes whose seer process is gone.
+    Gc,
+    /// Internal: end a sandbox at its deadline.
+    #[command(name = "__watchdog", hide = true)]
+    Watchdog { dir: PathBuf },
+}
+
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.is_empty() => EnvFilter::new(v),
+        _ => EnvFilter::new(match verbose {
+            0 => "warn",
+            1 => "warn,seer=info",
+            _ => "info,seer=debug",
+        }),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(verbose >= 2)
+        .try_init();
+}
+
+fn age(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86399 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d", s / 86400),
+    }
+}
+
+fn ps(all: bool, as_json: bool) -> ExitCode {
+    let recs: Vec<_> = registry::list_all()
+        .into_iter()
+        .filter(|r| all || r.status.is_live())
+        .collect();
+    if as_json {
+        match serde_json::to_string_pretty(&recs) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "{:<16} {:<7} {:<10} {:>6} {:<14} {:<20} DIR",
+        "ID", "BACKEND", "STATUS", "AGE", "OWNER", "PIDS"
+    );
+    let t = now();
+    for r in recs {
+        let owner = match r.owner_pid {
+            None => "detached".to_string(),
+            Some(p) if r.owner_gone() => format!("{p} (gone)"),
+            Some(p) => p.to_string(),
+        };
+        let pids: Vec<String> = r.live_pids().iter().map(|p| p.to_string()).collect();
+        let status = serde_json::to_value(r.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        println!(
+            "{:<16} {:<7} {:<10} {:>6} {:<14} {:<20} {}",
+            r.id,
+            r.backend,
+            status,
+            age(t - r.created_at),
+            owner,
+            if pids.is_empty() {
+                "-".into()
+            } else {
+                pids.join(",")
+            },
+            r.dir.display()
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    match cli.command {
+        Cmd::Run {
+            watch,
+            output_dir,
+            file,
+            args,
+        } => {
+            if watch {
+                eprintln!(
+                    "error: not supported yet: `seer run --watch` (hot reload arrives in a later issue)"
+                );
+                return ExitCode::FAILURE;
+            }
+            let o: Outcome = runner::run(RunOptions {
+                script: file,
+                args,
+                output_root: output_dir,
+            });
+            ExitCode::from(o.code())
+        }
+        Cmd::Check { files } => {
+            let mut code = 0;
+            for f in files {
+                code = code.max(runner::check(&f).code());
+            }
+            ExitCode::from(code)
+        }
+        Cmd::Ps { all, json } => ps(all, json),
+        Cmd::Gc => {
+            let ended = registry::gc();
+            if ended.is_empty() {
+                println!("no orphaned sandboxes");
+            }
+            for id in ended {
+                println!("ended {id}");
+            }
+            ExitCode::SUCCESS
+        }
+        Cmd::Watchdog { dir } => match watchdog::run(&dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("watchdog: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}

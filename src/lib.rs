@@ -1,0 +1,12 @@
+//! seer: a Rust host for interpretability experiments written in Rhai.
+//!
+//! The binary (`src/main.rs`) is a thin shell over this library: `cli` parses the command
+//! line, `script` runs Rhai scripts against the API, `sandbox` provisions the environments
+//! those scripts ask for.
+
+pub mod cli;
+pub mod config;
+pub mod paths;
+pub mod sandbox;
+pub mod script;
+pub mod secrets;

@@ -1,0 +1,838 @@
+//! The local backend: a sandbox is a directory under the state dir (workspace, logs,
+//! process records) plus a cached Python env; its commands run on this machine, each in
+//! its own process group, with a clean environment that holds only what the config gives.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+use super::config::{FileMapping, SandboxConfig};
+use super::fsutil::{copy_tree, resolve_host, resolve_inside};
+use super::models::{self, ModelHandle};
+use super::process::{self, ProcDir};
+use super::pyenv::{self, PythonEnv};
+use super::registry::{SandboxRecord, Status, now};
+use super::repos::{self, Install, RepoHandle};
+use super::{Command, ExecOptions, ExecOutput, Sandbox, SandboxInfo};
+use crate::paths;
+use crate::secrets::Redactor;
+
+/// Host variables a sandbox process inherits; everything else comes from the config.
+const INHERITED_ENV: &[&str] = &[
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TERM",
+    "TZ",
+    "SHELL",
+    "HF_HOME",
+    "HF_HUB_CACHE",
+    "HF_HUB_OFFLINE",
+    "HF_ENDPOINT",
+    "TRANSFORMERS_OFFLINE",
+    "XDG_CACHE_HOME",
+    "UV_CACHE_DIR",
+    "UV_INDEX_URL",
+    "UV_EXTRA_INDEX_URL",
+    "PIP_INDEX_URL",
+    "PIP_FIND_LINKS",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+];
+
+/// Everything needed to start a sandbox.
+#[derive(Debug, Clone)]
+pub struct StartRequest {
+    pub config: SandboxConfig,
+    /// Where relative host paths (local files, model dirs, repos) resolve: the script's folder.
+    pub base_dir: PathBuf,
+    /// Start from this snapshot's workspace.
+    pub snapshot: Option<String>,
+    /// The script that started it, for `seer ps`.
+    pub script: Option<String>,
+}
+
+pub struct LocalSandbox {
+    id: String,
+    dir: PathBuf,
+    workspace: PathBuf,
+    procs: ProcDir,
+    env: PythonEnv,
+    proc_env: BTreeMap<String, String>,
+    redactor: Redactor,
+    models: Vec<ModelHandle>,
+    repos: Vec<RepoHandle>,
+    record: Mutex<SandboxRecord>,
+    terminated: AtomicBool,
+}
+
+fn new_id(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+/// Number of NVIDIA GPUs on this machine.
+fn gpu_count() -> usize {
+    if let Ok(entries) = std::fs::read_dir("/proc/driver/nvidia/gpus") {
+        return entries.count();
+    }
+    std::process::Command::new("nvidia-smi")
+        .arg("-L")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter(|l| l.starts_with("GPU "))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn check_gpu(cfg: &SandboxConfig) -> Result<Option<String>> {
+    let Some(gpu) = &cfg.gpu else { return Ok(None) };
+    let have = gpu_count();
+    if have == 0 {
+        bail!(
+            "gpu: \"{gpu}\" was requested but this machine has no NVIDIA GPU; use `gpu: ()` to run on the CPU, or a backend with GPUs"
+        );
+    }
+    let want = cfg.gpu_count as usize;
+    if want > have {
+        bail!("gpu_count: {want} GPUs requested but this machine has {have}");
+    }
+    Ok(Some(
+        (0..want)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+    ))
+}
+
+fn check_system_packages(pkgs: &[String]) -> Result<()> {
+    if pkgs.is_empty() {
+        return Ok(());
+    }
+    let mut missing = vec![];
+    for p in pkgs {
+        let out = std::process::Command::new("dpkg-query")
+            .args(["-W", "-f=${Status}", p])
+            .output()
+            .context("checking system_packages needs dpkg-query (Debian/Ubuntu)")?;
+        if !String::from_utf8_lossy(&out.stdout).contains("install ok installed") {
+            missing.push(p.as_str());
+        }
+    }
+    if !missing.is_empty() {
+        bail!(
+            "system_packages not installed on this machine: {}. The local backend does not install system packages; run `sudo apt-get install {}` and start again",
+            missing.join(", "),
+            missing.join(" ")
+        );
+    }
+    Ok(())
+}
+
+/// Host sources and sandbox destinations of `local_files` / `local_dirs`, checked.
+fn plan_copies(
+    field: &str,
+    items: &[FileMapping],
+    base: &Path,
+    want_dir: bool,
+) -> Result<Vec<(PathBuf, String)>> {
+    let mut out = vec![];
+    for (i, m) in items.iter().enumerate() {
+        let src = resolve_host(base, m.local());
+        let kind = if want_dir { "directory" } else { "file" };
+        let ok = if want_dir {
+            src.is_dir()
+        } else {
+            src.is_file()
+        };
+        if !ok {
+            bail!(
+                "{field}[{i}]: {} is not an existing {kind} (relative paths start at the script's folder {})",
+                src.display(),
+                base.display()
+            );
+        }
+        let dest = match m.sandbox() {
+            Some(d) => d.to_string(),
+            None => src
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .ok_or_else(|| anyhow!("{field}[{i}]: {} has no file name", src.display()))?,
+        };
+        out.push((src, dest));
+    }
+    Ok(out)
+}
+
+/// The sandbox path for a copy destination: absolute sandbox paths (Seer style, e.g.
+/// `/root/data.txt`) are placed under the workspace with their leading `/` removed.
+fn dest_in(workspace: &Path, dest: &str) -> Result<PathBuf> {
+    let rel = if Path::new(dest).is_absolute() && !Path::new(dest).starts_with(workspace) {
+        dest.trim_start_matches('/')
+    } else {
+        dest
+    };
+    resolve_inside(workspace, rel)
+}
+
+impl LocalSandbox {
+    /// Provisions a sandbox. On failure after its directory exists, whatever it started is
+    /// ended and the directory (with its logs) is kept.
+    pub async fn start(req: StartRequest, cancel: &CancellationToken) -> Result<Arc<Self>> {
+        let cfg = &req.config;
+        cfg.validate().map_err(|e| anyhow!(e))?;
+        let cuda = check_gpu(cfg)?;
+        check_system_packages(&cfg.system_packages)?;
+        let files = plan_copies("local_files", &cfg.local_files, &req.base_dir, false)?;
+        let dirs = plan_copies("local_dirs", &cfg.local_dirs, &req.base_dir, true)?;
+        let snapshot_dir = match &req.snapshot {
+            Some(id) => {
+                let d = paths::snapshots_dir().join(id);
+                if !d.join("workspace").is_dir() {
+                    bail!(
+                        "snapshot `{id}` not found in {}",
+                        paths::snapshots_dir().display()
+                    );
+                }
+                Some(d)
+            }
+            None => None,
+        };
+
+        let id = new_id("sb");
+        let dir = paths::sandboxes_dir().join(&id);
+        let workspace = dir.join("workspace");
+        for d in ["workspace", "logs", "procs", "tmp", "models"] {
+            std::fs::create_dir_all(dir.join(d))
+                .with_context(|| format!("creating {}", dir.join(d).display()))?;
+        }
+        let me = std::process::id();
+        let mut record = SandboxRecord {
+            id: id.clone(),
+            backend: "local".into(),
+            dir: dir.clone(),
+            workspace: workspace.clone(),
+            status: Status::Starting,
+            created_at: now(),
+            ended_at: None,
+            end_reason: None,
+            owner_pid: Some(me),
+            owner_start: process::start_time(me),
+            deadline: None,
+            watchdog_pid: None,
+            script: req.script.clone(),
+            config: serde_json::to_value(cfg)?,
+            env_path: None,
+            models: vec![],
+            repos: vec![],
+        };
+        record.save()?;
+        tracing::info!(id, dir = %dir.display(), "starting local sandbox");
+
+        let result = Self::provision(
+            &req,
+            record.clone(),
+            cuda,
+            files,
+            dirs,
+            snapshot_dir,
+            cancel,
+        )
+        .await;
+        if let Err(e) = &result {
+            let reason = format!("start failed: {e:#}");
+            if let Err(e2) = record.end(Status::Failed, &reason) {
+                tracing::warn!("could not record failed start of {id}: {e2:#}");
+            }
+        }
+        result
+    }
+
+    async fn provision(
+        req: &StartRequest,
+        mut record: SandboxRecord,
+        cuda: Option<String>,
+        files: Vec<(PathBuf, String)>,
+        dirs: Vec<(PathBuf, String)>,
+        snapshot_dir: Option<PathBuf>,
+        cancel: &CancellationToken,
+    ) -> Result<Arc<Self>> {
+        let cfg = &req.config;
+        let workspace = record.workspace.clone();
+        let mut snapshot_repos = vec![];
+        if let Some(snap) = &snapshot_dir {
+            copy_tree(&snap.join("workspace"), &workspace).context("restoring the snapshot")?;
+            if let Ok(bytes) = std::fs::read(snap.join("meta.json")) {
+                let meta: serde_json::Value = serde_json::from_slice(&bytes)?;
+                if let Some(r) = meta.get("repos") {
+                    snapshot_repos =
+                        serde_json::from_value::<Vec<RepoHandle>>(r.clone()).unwrap_or_default();
+                }
+            }
+        }
+        let models = models::resolve_models(
+            &cfg.models,
+            &req.base_dir,
+            &record.dir.join("models"),
+            cancel,
+        )
+        .await?;
+        let repos = if snapshot_dir.is_some() {
+            snapshot_repos
+        } else {
+            repos::clone_repos(&cfg.repos, &req.base_dir, &workspace, cancel).await?
+        };
+        let env = pyenv::ensure_env(&cfg.python_version, &cfg.env_packages(), cancel).await?;
+        record.env_path = Some(env.path.clone());
+        record.models = models.clone();
+        record.repos = repos.clone();
+        record.save()?;
+
+        for (src, dest) in &files {
+            let to = dest_in(&workspace, dest)?;
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::copy(src, &to)
+                .with_context(|| format!("copying {} into the sandbox", src.display()))?;
+        }
+        for (src, dest) in &dirs {
+            copy_tree(src, &dest_in(&workspace, dest)?)
+                .with_context(|| format!("copying {} into the sandbox", src.display()))?;
+        }
+
+        let (proc_env, redactor) = build_env(cfg, &record, &env, cuda.as_deref(), true);
+        let sb = Arc::new(Self {
+            id: record.id.clone(),
+            dir: record.dir.clone(),
+            workspace: workspace.clone(),
+            procs: record.procs(),
+            env,
+            proc_env,
+            redactor,
+            models,
+            repos,
+            record: Mutex::new(record),
+            terminated: AtomicBool::new(false),
+        });
+        sb.install_repos(cancel).await?;
+        if cfg.timeout > 0 {
+            sb.spawn_watchdog(cfg.timeout)?;
+        }
+        sb.update_record(|r| r.status = Status::Running)?;
+        Ok(sb)
+    }
+
+    /// Reconnects to a live sandbox by id (`Sandbox::from_id`). The caller does not own it:
+    /// it is not ended when the caller's run ends.
+    pub fn attach(id: &str) -> Result<Arc<Self>> {
+        let dir = paths::sandboxes_dir().join(id);
+        if !SandboxRecord::path(&dir).exists() {
+            bail!(
+                "no sandbox `{id}` in {} (see `seer ps`)",
+                paths::sandboxes_dir().display()
+            );
+        }
+        let record = SandboxRecord::load(&dir)?;
+        if !record.status.is_live() {
+            bail!(
+                "sandbox `{id}` is not running any more ({:?}: {})",
+                record.status,
+                record.end_reason.clone().unwrap_or_default()
+            );
+        }
+        let cfg: SandboxConfig = serde_json::from_value(record.config.clone())
+            .with_context(|| format!("reading the config of sandbox `{id}`"))?;
+        let env_path = record
+            .env_path
+            .clone()
+            .ok_or_else(|| anyhow!("sandbox `{id}` has no Python env yet"))?;
+        let bytes = std::fs::read(env_path.join(".seer-env.json"))
+            .with_context(|| format!("reading the env of sandbox `{id}`"))?;
+        let mut env: PythonEnv = serde_json::from_slice(&bytes)?;
+        env.path = env_path;
+        env.cache_hit = true;
+        let cuda = check_gpu(&cfg).ok().flatten();
+        let (proc_env, redactor) = build_env(&cfg, &record, &env, cuda.as_deref(), false);
+        Ok(Arc::new(Self {
+            id: record.id.clone(),
+            dir: record.dir.clone(),
+            workspace: record.workspace.clone(),
+            procs: record.procs(),
+            env,
+            proc_env,
+            redactor,
+            models: record.models.clone(),
+            repos: record.repos.clone(),
+            record: Mutex::new(record),
+            terminated: AtomicBool::new(false),
+        }))
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn update_record(&self, f: impl FnOnce(&mut SandboxRecord)) -> Result<()> {
+        let mut rec = self
+            .record
+            .lock()
+            .map_err(|_| anyhow!("sandbox record lock poisoned"))?;
+        // Another process (the watchdog, `seer gc`) may have ended it: start from disk.
+        if let Ok(disk) = SandboxRecord::load(&self.dir) {
+            *rec = disk;
+        }
+        f(&mut rec);
+        rec.save()
+    }
+
+    fn private_venv(&self) -> PathBuf {
+        self.dir.join("venv")
+    }
+
+    /// Runs the `install` step of each repo in a private venv layered over the cached env
+    /// (the cached env is shared and never modified).
+    async fn install_repos(&self, cancel: &CancellationToken) -> Result<()> {
+        let todo: Vec<&RepoHandle> = self
+            .repos
+            .iter()
+            .filter(|r| !matches!(r.install, Install::Flag(false)))
+            .collect();
+        if todo.is_empty() {
+            return Ok(());
+        }
+        let uv = pyenv::find_uv(cancel).await?;
+        let venv = self.private_venv();
+        if !venv.exists() {
+            let venv_s = venv.to_string_lossy().to_string();
+            let py = self.env.python().to_string_lossy().to_string();
+            pyenv::run(
+                &uv,
+                &["venv", "--quiet", "--seed", "--python", &py, &venv_s],
+                "uv venv",
+                cancel,
+            )
+            .await?;
+            let base_site = site_packages(&self.env.path)?;
+            let own_site = site_packages(&venv)?;
+            std::fs::write(
+                own_site.join("_seer_base_env.pth"),
+                format!("{}\n", base_site.display()),
+            )?;
+        }
+        for (i, repo) in todo.into_iter().enumerate() {
+            let (cmd, shown) = match &repo.install {
+                Install::Command(c) => (Command::Shell(c.clone()), c.clone()),
+                _ => {
+                    let c = format!(
+                        "'{}' pip install --quiet --python '{}' -e .",
+                        uv.display(),
+                        venv.join("bin/python").display()
+                    );
+                    (Command::Shell(c), "pip install -e .".to_string())
+                }
+            };
+            let opts = ExecOptions {
+                cwd: Some(repo.local_path.clone()),
+                ..Default::default()
+            };
+            let out = self.exec(cmd, opts, cancel).await?;
+            if out.exit_code != 0 {
+                bail!(
+                    "repos[{i}] ({}): install `{shown}` failed with exit code {}:\n{}{}",
+                    repo.url,
+                    out.exit_code,
+                    out.stdout,
+                    out.stderr
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts `seer __watchdog` in its own process group: it ends the sandbox at its
+    /// deadline even if this process has died.
+    fn spawn_watchdog(&self, timeout: u64) -> Result<()> {
+        use std::os::unix::process::CommandExt;
+        let deadline = now() + timeout as f64;
+        self.update_record(|r| r.deadline = Some(deadline))?;
+        let exe = std::env::current_exe().context("finding the seer binary for the watchdog")?;
+        let log = std::fs::File::create(self.dir.join("logs/watchdog.log"))?;
+        let mut child = std::process::Command::new(exe)
+            .arg("__watchdog")
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .context("starting the sandbox watchdog")?;
+        let pid = child.id();
+        // Reap it when it exits, so it does not linger as a zombie of ours.
+        std::thread::spawn(move || {
+            let _ = child.wait();
+        });
+        self.update_record(|r| r.watchdog_pid = Some(pid))
+    }
+
+    fn log_exec(&self, label: &str, code: i32, took: Duration) {
+        let line = format!(
+            "{:.3} exit={code} took={:.3}s {}\n",
+            now(),
+            took.as_secs_f64(),
+            self.redactor.redact(label)
+        );
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("logs/exec.log"))
+        {
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
+
+    async fn spawn_and_wait(
+        &self,
+        cmd: &Command,
+        opts: &ExecOptions,
+        cancel: &CancellationToken,
+    ) -> Result<ExecOutput> {
+        if self.is_terminated() {
+            bail!("sandbox {} has been terminated", self.id);
+        }
+        let cwd = match &opts.cwd {
+            Some(c) => resolve_inside(&self.workspace, c)?,
+            None => self.workspace.clone(),
+        };
+        let (program, args, stdin, label): (PathBuf, Vec<String>, Option<String>, String) =
+            match cmd {
+                Command::Shell(c) => ("bash".into(), vec!["-c".into(), c.clone()], None, c.clone()),
+                Command::Python(code) => (
+                    self.python(),
+                    vec!["-".into()],
+                    Some(code.clone()),
+                    format!("python: {}", code.lines().next().unwrap_or("")),
+                ),
+            };
+        let label: String = label.chars().take(200).collect();
+        let started = Instant::now();
+        let mut child = tokio::process::Command::new(&program)
+            .args(&args)
+            .current_dir(&cwd)
+            .env_clear()
+            .envs(&self.proc_env)
+            .envs(&opts.env)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", program.display()))?;
+        let pgid = child.id().map(|p| p as i32).unwrap_or(0);
+        self.procs.add(pgid, &self.redactor.redact(&label))?;
+        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            tokio::spawn(async move {
+                let _ = pipe.write_all(input.as_bytes()).await;
+            });
+        }
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let readers = [
+            child.stdout.take().map(|p| collect(p, stdout.clone())),
+            child.stderr.take().map(|p| collect(p, stderr.clone())),
+        ];
+        enum End {
+            Exited(std::process::ExitStatus),
+            TimedOut(Duration),
+            Cancelled,
+        }
+        let timeout = opts
+            .timeout
+            .unwrap_or(Duration::from_secs(60 * 60 * 24 * 365));
+        let end = tokio::select! {
+            s = child.wait() => End::Exited(s.context("waiting for the command")?),
+            _ = tokio::time::sleep(timeout) => End::TimedOut(timeout),
+            _ = cancel.cancelled() => End::Cancelled,
+        };
+        if !matches!(end, End::Exited(_)) {
+            tokio::task::spawn_blocking(move || {
+                process::kill_groups(&[pgid], Duration::from_millis(500))
+            })
+            .await?;
+            let _ = child.wait().await;
+        }
+        // A background process started by the command may hold the pipes open: take what
+        // has arrived and move on.
+        for r in readers.into_iter().flatten() {
+            let _ = tokio::time::timeout(Duration::from_millis(200), r).await;
+        }
+        if !process::group_alive(pgid) {
+            self.procs.remove(pgid);
+        }
+        let text = |b: &Arc<Mutex<Vec<u8>>>| {
+            b.lock()
+                .map(|v| String::from_utf8_lossy(&v).to_string())
+                .unwrap_or_default()
+        };
+        let took = started.elapsed();
+        match end {
+            End::Exited(status) => {
+                use std::os::unix::process::ExitStatusExt;
+                let code = status
+                    .code()
+                    .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+                self.log_exec(&label, code, took);
+                Ok(ExecOutput {
+                    stdout: text(&stdout),
+                    stderr: text(&stderr),
+                    exit_code: code,
+                })
+            }
+            End::TimedOut(t) => {
+                self.log_exec(&label, -1, took);
+                bail!(
+                    "command timed out after {}s and was killed: {}\n--- output so far ---\n{}{}",
+                    t.as_secs_f64(),
+                    self.redactor.redact(&label),
+                    self.redactor.redact(&text(&stdout)),
+                    self.redactor.redact(&text(&stderr))
+                )
+            }
+            End::Cancelled => {
+                self.log_exec(&label, -2, took);
+                bail!("cancelled")
+            }
+        }
+    }
+
+    fn python(&self) -> PathBuf {
+        let own = self.private_venv().join("bin/python");
+        if own.exists() { own } else { self.env.python() }
+    }
+}
+
+fn collect<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
+    mut pipe: R,
+    buf: Arc<Mutex<Vec<u8>>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut chunk = [0u8; 8192];
+        loop {
+            match pipe.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if let Ok(mut b) = buf.lock() {
+                        b.extend_from_slice(&chunk[..n]);
+                    }
+                }
+            }
+        }
+    })
+}
+
+fn site_packages(venv: &Path) -> Result<PathBuf> {
+    let lib = venv.join("lib");
+    for e in std::fs::read_dir(&lib).with_context(|| format!("reading {}", lib.display()))? {
+        let p = e?.path().join("site-packages");
+        if p.is_dir() {
+            return Ok(p);
+        }
+    }
+    bail!("no site-packages in {}", venv.display())
+}
+
+/// The environment of sandbox processes, and the redactor for its secret values.
+fn build_env(
+    cfg: &SandboxConfig,
+    record: &SandboxRecord,
+    env: &PythonEnv,
+    cuda: Option<&str>,
+    warn_missing: bool,
+) -> (BTreeMap<String, String>, Redactor) {
+    let mut vars = BTreeMap::new();
+    for k in INHERITED_ENV {
+        if let Ok(v) = std::env::var(k) {
+            vars.insert(k.to_string(), v);
+        }
+    }
+    let venv = record.dir.join("venv");
+    let mut path = vec![];
+    if venv.exists() {
+        path.push(venv.join("bin").to_string_lossy().to_string());
+    }
+    path.push(env.bin_dir().to_string_lossy().to_string());
+    path.push(std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()));
+    vars.insert("PATH".into(), path.join(":"));
+    let active = if venv.exists() {
+        venv
+    } else {
+        env.path.clone()
+    };
+    vars.insert("VIRTUAL_ENV".into(), active.to_string_lossy().to_string());
+    vars.insert(
+        "TMPDIR".into(),
+        record.dir.join("tmp").to_string_lossy().to_string(),
+    );
+    vars.insert("PYTHONUNBUFFERED".into(), "1".into());
+    vars.insert("SEER_SANDBOX_ID".into(), record.id.clone());
+    vars.insert(
+        "SEER_WORKSPACE".into(),
+        record.workspace.to_string_lossy().to_string(),
+    );
+    if let Some(c) = cuda {
+        vars.insert("CUDA_VISIBLE_DEVICES".into(), c.to_string());
+    }
+    for (k, v) in &cfg.env {
+        vars.insert(k.clone(), v.clone());
+    }
+    let mut secret_values = vec![];
+    for name in &cfg.secrets {
+        match std::env::var(name) {
+            Ok(v) => {
+                secret_values.push(v.clone());
+                vars.insert(name.clone(), v);
+            }
+            Err(_) if warn_missing => tracing::warn!(
+                "secret `{name}` is not set in the environment or in .env; the sandbox starts without it"
+            ),
+            Err(_) => {}
+        }
+    }
+    (vars, Redactor::new(secret_values))
+}
+
+#[async_trait::async_trait]
+impl Sandbox for LocalSandbox {
+    fn info(&self) -> SandboxInfo {
+        SandboxInfo {
+            id: self.id.clone(),
+            backend: "local".into(),
+            workspace: self.workspace.clone(),
+            dir: self.dir.clone(),
+            models: self.models.clone(),
+            repos: self.repos.clone(),
+            env: Some(self.env.clone()),
+        }
+    }
+
+    async fn exec(
+        &self,
+        cmd: Command,
+        opts: ExecOptions,
+        cancel: &CancellationToken,
+    ) -> Result<ExecOutput> {
+        self.spawn_and_wait(&cmd, &opts, cancel).await
+    }
+
+    fn write_file(&self, path: &str, contents: &[u8]) -> Result<()> {
+        let p = resolve_inside(&self.workspace, path)?;
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&p, contents).with_context(|| format!("writing {path} in the sandbox"))
+    }
+
+    fn read_file(&self, path: &str) -> Result<Vec<u8>> {
+        let p = resolve_inside(&self.workspace, path)?;
+        std::fs::read(&p).with_context(|| format!("reading {path} in the sandbox"))
+    }
+
+    fn ensure_dir(&self, path: &str) -> Result<()> {
+        let p = resolve_inside(&self.workspace, path)?;
+        std::fs::create_dir_all(&p).with_context(|| format!("creating {path} in the sandbox"))
+    }
+
+    fn snapshot(&self, description: &str) -> Result<String> {
+        let id = new_id("snap");
+        let dir = paths::snapshots_dir().join(&id);
+        copy_tree(&self.workspace, &dir.join("workspace")).context("saving the snapshot")?;
+        let config = self
+            .record
+            .lock()
+            .map(|r| r.config.clone())
+            .unwrap_or_default();
+        let meta = serde_json::json!({
+            "id": id, "description": description, "sandbox_id": self.id,
+            "created_at": now(), "config": config, "repos": self.repos,
+        });
+        std::fs::write(dir.join("meta.json"), serde_json::to_vec_pretty(&meta)?)?;
+        tracing::info!(id, sandbox = self.id, "snapshot saved");
+        Ok(id)
+    }
+
+    fn terminate(&self) -> Result<()> {
+        if self.terminated.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let mut rec = self
+            .record
+            .lock()
+            .map_err(|_| anyhow!("sandbox record lock poisoned"))?;
+        if let Ok(disk) = SandboxRecord::load(&self.dir) {
+            *rec = disk;
+        }
+        rec.end(Status::Terminated, "terminated")?;
+        tracing::info!(id = self.id, "sandbox terminated");
+        Ok(())
+    }
+
+    fn is_terminated(&self) -> bool {
+        if self.terminated.load(Ordering::SeqCst) {
+            return true;
+        }
+        // The watchdog or `seer gc` may have ended it from outside.
+        match SandboxRecord::load(&self.dir) {
+            Ok(r) => !r.status.is_live(),
+            Err(_) => true,
+        }
+    }
+
+    fn detach(&self) -> Result<()> {
+        self.update_record(|r| {
+            r.owner_pid = None;
+            r.owner_start = None;
+        })
+    }
+
+    fn is_detached(&self) -> bool {
+        SandboxRecord::load(&self.dir)
+            .map(|r| r.owner_pid.is_none())
+            .unwrap_or(false)
+    }
+
+    fn redact(&self, text: &str) -> String {
+        self.redactor.redact(text)
+    }
+}
+
+/// Makes a file executable (used by tests and repo fixtures).
+pub fn make_executable(p: &Path) -> Result<()> {
+    let mut perm = std::fs::metadata(p)?.permissions();
+    perm.set_mode(perm.mode() | 0o111);
+    std::fs::set_permissions(p, perm)?;
+    Ok(())
+}

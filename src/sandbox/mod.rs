@@ -1,0 +1,87 @@
+//! Sandboxes: the config types, the backend trait, the local backend, and what keeps track
+//! of live sandboxes and their processes.
+
+pub mod config;
+pub mod fsutil;
+pub mod local;
+pub mod models;
+pub mod process;
+pub mod progress;
+pub mod pyenv;
+pub mod registry;
+pub mod repos;
+pub mod watchdog;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+pub use config::SandboxConfig;
+
+/// What to run in a sandbox.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// A `bash -c` command line.
+    Shell(String),
+    /// Python source fed to the env's interpreter on stdin.
+    Python(String),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub timeout: Option<Duration>,
+    /// Working directory, relative to the workspace.
+    pub cwd: Option<String>,
+    pub env: BTreeMap<String, String>,
+}
+
+/// The result of a finished command.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExecOutput {
+    pub stdout: String,
+    pub stderr: String,
+    pub exit_code: i32,
+}
+
+/// What a started sandbox reports about itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct SandboxInfo {
+    pub id: String,
+    pub backend: String,
+    pub workspace: PathBuf,
+    pub dir: PathBuf,
+    pub models: Vec<models::ModelHandle>,
+    pub repos: Vec<repos::RepoHandle>,
+    pub env: Option<pyenv::PythonEnv>,
+}
+
+/// One started sandbox, whatever machine it runs on.
+#[async_trait::async_trait]
+pub trait Sandbox: Send + Sync {
+    fn info(&self) -> SandboxInfo;
+    /// Runs a command to its end (or its timeout, or cancellation).
+    async fn exec(
+        &self,
+        cmd: Command,
+        opts: ExecOptions,
+        cancel: &CancellationToken,
+    ) -> Result<ExecOutput>;
+    fn write_file(&self, path: &str, contents: &[u8]) -> Result<()>;
+    fn read_file(&self, path: &str) -> Result<Vec<u8>>;
+    fn ensure_dir(&self, path: &str) -> Result<()>;
+    /// Saves the workspace; returns the snapshot id.
+    fn snapshot(&self, description: &str) -> Result<String>;
+    /// Ends every process of the sandbox. Idempotent.
+    fn terminate(&self) -> Result<()>;
+    fn is_terminated(&self) -> bool;
+    /// Keeps the sandbox alive after this seer process exits (until its `timeout`).
+    fn detach(&self) -> Result<()>;
+    /// Whether `detach` was called (by this or an earlier run).
+    fn is_detached(&self) -> bool;
+    /// Removes secret values from a text before it is shown or written anywhere.
+    fn redact(&self, text: &str) -> String;
+}

@@ -1,0 +1,32 @@
+//! `seer __watchdog DIR`: a small process started with each sandbox that has a `timeout`.
+//! It lives in its own process group, so it outlives a killed seer, and ends the sandbox
+//! at its deadline. It exits early once the sandbox has ended some other way.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use super::registry::{SandboxRecord, Status, now};
+
+pub fn run(dir: &Path) -> Result<()> {
+    loop {
+        let Ok(mut rec) = SandboxRecord::load(dir) else {
+            return Ok(());
+        };
+        if !rec.status.is_live() {
+            return Ok(());
+        }
+        let Some(deadline) = rec.deadline else {
+            return Ok(());
+        };
+        let left = deadline - now();
+        if left <= 0.0 {
+            // Do not kill ourselves through the record's watchdog pid.
+            rec.watchdog_pid = None;
+            eprintln!("sandbox {} reached its timeout; ending it", rec.id);
+            return rec.end(Status::TimedOut, "timeout reached");
+        }
+        std::thread::sleep(Duration::from_secs_f64(left.clamp(0.05, 1.0)));
+    }
+}

@@ -1,0 +1,393 @@
+//! The sandbox family: `Sandbox(#{...}).start()`, `Sandbox::from_snapshot`,
+//! `Sandbox::from_id`, `ModelConfig`, `RepoConfig`, and the methods of a sandbox.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rhai::{Array, Dynamic, Engine, Map, Module};
+use serde::Deserialize;
+
+use super::{Host, RhaiResult, runtime_error};
+use crate::config::from_dynamic;
+use crate::sandbox::local::{LocalSandbox, StartRequest};
+use crate::sandbox::models::ModelConfig;
+use crate::sandbox::repos::RepoConfig;
+use crate::sandbox::{Command, ExecOptions, ExecOutput, Sandbox, SandboxConfig};
+
+enum State {
+    Pending {
+        config: SandboxConfig,
+        snapshot: Option<String>,
+    },
+    Live(Arc<dyn Sandbox>),
+}
+
+/// The script-side sandbox value: configured, then started by `.start()`.
+#[derive(Clone)]
+pub struct SandboxHandle(Arc<Mutex<State>>);
+
+impl SandboxHandle {
+    fn live(&self) -> RhaiResult<Arc<dyn Sandbox>> {
+        let state = self
+            .0
+            .lock()
+            .map_err(|_| runtime_error("sandbox state poisoned"))?;
+        match &*state {
+            State::Live(sb) => Ok(sb.clone()),
+            State::Pending { .. } => Err(runtime_error(
+                "this sandbox has not been started: call `.start()` first, e.g. `let sb = Sandbox(cfg).start();`",
+            )),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self.0.lock().as_deref() {
+            Ok(State::Live(sb)) => {
+                let info = sb.info();
+                let state = if sb.is_terminated() {
+                    "terminated"
+                } else {
+                    "running"
+                };
+                format!("Sandbox({}, {}, {state})", info.id, info.backend)
+            }
+            Ok(State::Pending { .. }) => "Sandbox(not started)".into(),
+            Err(_) => "Sandbox(?)".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ExecOpts {
+    /// Seconds.
+    #[serde(default)]
+    timeout: Option<f64>,
+    #[serde(default)]
+    cwd: Option<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+}
+
+fn exec_opts(m: Option<Map>) -> RhaiResult<ExecOptions> {
+    let o: ExecOpts = match m {
+        Some(m) => {
+            from_dynamic("exec options", &Dynamic::from_map(m)).map_err(|e| runtime_error(e.0))?
+        }
+        None => ExecOpts::default(),
+    };
+    let timeout = match o.timeout {
+        Some(t) if !(t.is_finite() && t > 0.0) => {
+            return Err(runtime_error(format!(
+                "exec options: field `timeout`: {t} is not a number of seconds > 0"
+            )));
+        }
+        Some(t) => Some(Duration::from_secs_f64(t)),
+        None => None,
+    };
+    Ok(ExecOptions {
+        timeout,
+        cwd: o.cwd,
+        env: o.env,
+    })
+}
+
+fn to_dyn<T: serde::Serialize>(v: &T) -> RhaiResult<Dynamic> {
+    rhai::serde::to_dynamic(v)
+}
+
+fn config_from(m: Map) -> RhaiResult<SandboxConfig> {
+    let cfg: SandboxConfig =
+        from_dynamic("Sandbox config", &Dynamic::from_map(m)).map_err(|e| runtime_error(e.0))?;
+    cfg.validate().map_err(runtime_error)?;
+    Ok(cfg)
+}
+
+fn pending(config: SandboxConfig, snapshot: Option<String>) -> SandboxHandle {
+    SandboxHandle(Arc::new(Mutex::new(State::Pending { config, snapshot })))
+}
+
+fn run(
+    host: &Host,
+    h: &SandboxHandle,
+    cmd: Command,
+    opts: ExecOptions,
+) -> RhaiResult<(ExecOutput, Arc<dyn Sandbox>)> {
+    let sb = h.live()?;
+    let cancel = host.cancel.clone();
+    let s2 = sb.clone();
+    let out = host.block_on(async move { s2.exec(cmd, opts, &cancel).await })?;
+    Ok((out, sb))
+}
+
+fn checked(out: ExecOutput, sb: &dyn Sandbox, what: &str) -> RhaiResult<String> {
+    if out.exit_code == 0 {
+        return Ok(out.stdout);
+    }
+    let mut msg = format!("{what} failed with exit code {}", out.exit_code);
+    if !out.stderr.trim().is_empty() {
+        msg.push_str(&format!("\n--- stderr ---\n{}", out.stderr.trim_end()));
+    }
+    if !out.stdout.trim().is_empty() {
+        msg.push_str(&format!("\n--- stdout ---\n{}", out.stdout.trim_end()));
+    }
+    Err(runtime_error(sb.redact(&msg)))
+}
+
+fn short(cmd: &str) -> String {
+    let first = cmd.lines().next().unwrap_or("");
+    let s: String = first.chars().take(80).collect();
+    if s.len() < cmd.len() {
+        format!("`{s}…`")
+    } else {
+        format!("`{s}`")
+    }
+}
+
+pub fn register(engine: &mut Engine, host: &Arc<Host>) {
+    engine.register_type_with_name::<SandboxHandle>("Sandbox");
+    engine.register_fn("Sandbox", || -> RhaiResult<SandboxHandle> {
+        Ok(pending(SandboxConfig::default(), None))
+    });
+    engine.register_fn("Sandbox", |m: Map| -> RhaiResult<SandboxHandle> {
+        Ok(pending(config_from(m)?, None))
+    });
+    engine.register_fn("SandboxConfig", |m: Map| -> RhaiResult<Dynamic> {
+        to_dyn(&config_from(m)?)
+    });
+    engine.register_fn("ModelConfig", |m: Map| -> RhaiResult<Dynamic> {
+        let c: ModelConfig =
+            from_dynamic("ModelConfig", &Dynamic::from_map(m)).map_err(|e| runtime_error(e.0))?;
+        to_dyn(&c)
+    });
+    engine.register_fn("RepoConfig", |m: Map| -> RhaiResult<Dynamic> {
+        let c: RepoConfig =
+            from_dynamic("RepoConfig", &Dynamic::from_map(m)).map_err(|e| runtime_error(e.0))?;
+        to_dyn(&c)
+    });
+
+    let mut module = Module::new();
+    module.set_native_fn(
+        "from_snapshot",
+        |id: &str, m: Map| -> RhaiResult<SandboxHandle> {
+            Ok(pending(config_from(m)?, Some(id.to_string())))
+        },
+    );
+    module.set_native_fn("from_snapshot", |id: &str| -> RhaiResult<SandboxHandle> {
+        Ok(pending(SandboxConfig::default(), Some(id.to_string())))
+    });
+    module.set_native_fn("from_id", |id: &str| -> RhaiResult<SandboxHandle> {
+        let sb = LocalSandbox::attach(id)
+            .map_err(|e| runtime_error(format!("Sandbox::from_id: {e:#}")))?;
+        Ok(SandboxHandle(Arc::new(Mutex::new(State::Live(sb)))))
+    });
+    engine.register_static_module("Sandbox", module.into());
+
+    let hs = host.clone();
+    engine.register_fn(
+        "start",
+        move |h: &mut SandboxHandle| -> RhaiResult<SandboxHandle> {
+            let (config, snapshot) = {
+                let state =
+                    h.0.lock()
+                        .map_err(|_| runtime_error("sandbox state poisoned"))?;
+                match &*state {
+                    State::Live(_) => return Ok(h.clone()),
+                    State::Pending { config, snapshot } => (config.clone(), snapshot.clone()),
+                }
+            };
+            let req = StartRequest {
+                config,
+                base_dir: hs.script_dir.clone(),
+                snapshot,
+                script: Some(hs.script_path.to_string_lossy().to_string()),
+            };
+            let cancel = hs.cancel.clone();
+            let sb = hs.block_on(async move { LocalSandbox::start(req, &cancel).await })?;
+            let sb: Arc<dyn Sandbox> = sb;
+            hs.own(sb.clone());
+            *h.0.lock()
+                .map_err(|_| runtime_error("sandbox state poisoned"))? = State::Live(sb);
+            Ok(h.clone())
+        },
+    );
+
+    // exec / exec_python: stdout, or an error with the exit code and stderr.
+    let hs = host.clone();
+    let exec = move |h: &mut SandboxHandle, cmd: &str, opts: Option<Map>| -> RhaiResult<String> {
+        let (out, sb) = run(&hs, h, Command::Shell(cmd.to_string()), exec_opts(opts)?)?;
+        checked(out, sb.as_ref(), &format!("command {}", short(cmd)))
+    };
+    let e2 = exec.clone();
+    engine.register_fn("exec", move |h: &mut SandboxHandle, cmd: &str| {
+        e2(h, cmd, None)
+    });
+    engine.register_fn("exec", move |h: &mut SandboxHandle, cmd: &str, o: Map| {
+        exec(h, cmd, Some(o))
+    });
+
+    let hs = host.clone();
+    let exec_py =
+        move |h: &mut SandboxHandle, code: &str, opts: Option<Map>| -> RhaiResult<String> {
+            let (out, sb) = run(&hs, h, Command::Python(code.to_string()), exec_opts(opts)?)?;
+            checked(out, sb.as_ref(), "python code")
+        };
+    let p2 = exec_py.clone();
+    engine.register_fn("exec_python", move |h: &mut SandboxHandle, code: &str| {
+        p2(h, code, None)
+    });
+    engine.register_fn(
+        "exec_python",
+        move |h: &mut SandboxHandle, code: &str, o: Map| exec_py(h, code, Some(o)),
+    );
+
+    // exec_result: never throws on a non-zero exit; returns #{stdout, stderr, exit_code}.
+    let hs = host.clone();
+    let exec_res =
+        move |h: &mut SandboxHandle, cmd: &str, opts: Option<Map>| -> RhaiResult<Dynamic> {
+            let (out, _) = run(&hs, h, Command::Shell(cmd.to_string()), exec_opts(opts)?)?;
+            to_dyn(&out)
+        };
+    let r2 = exec_res.clone();
+    engine.register_fn("exec_result", move |h: &mut SandboxHandle, cmd: &str| {
+        r2(h, cmd, None)
+    });
+    engine.register_fn(
+        "exec_result",
+        move |h: &mut SandboxHandle, cmd: &str, o: Map| exec_res(h, cmd, Some(o)),
+    );
+
+    engine.register_fn(
+        "write_file",
+        |h: &mut SandboxHandle, path: &str, content: &str| -> RhaiResult<()> {
+            let sb = h.live()?;
+            sb.write_file(path, content.as_bytes())
+                .map_err(|e| runtime_error(format!("write_file: {e:#}")))
+        },
+    );
+    engine.register_fn(
+        "read_file",
+        |h: &mut SandboxHandle, path: &str| -> RhaiResult<String> {
+            let sb = h.live()?;
+            let bytes = sb
+                .read_file(path)
+                .map_err(|e| runtime_error(format!("read_file: {e:#}")))?;
+            String::from_utf8(bytes)
+                .map_err(|_| runtime_error(format!("read_file: {path} is not UTF-8 text")))
+        },
+    );
+    engine.register_fn(
+        "ensure_dir",
+        |h: &mut SandboxHandle, path: &str| -> RhaiResult<()> {
+            h.live()?
+                .ensure_dir(path)
+                .map_err(|e| runtime_error(format!("ensure_dir: {e:#}")))
+        },
+    );
+    let snap = |h: &mut SandboxHandle, desc: &str| -> RhaiResult<String> {
+        h.live()?
+            .snapshot(desc)
+            .map_err(|e| runtime_error(format!("snapshot: {e:#}")))
+    };
+    engine.register_fn("snapshot", move |h: &mut SandboxHandle| snap(h, ""));
+    engine.register_fn("snapshot", snap);
+
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    struct TerminateOpts {
+        #[serde(default)]
+        save_snapshot: bool,
+        #[serde(default)]
+        snapshot_description: String,
+    }
+    let terminate = |h: &mut SandboxHandle, opts: TerminateOpts| -> RhaiResult<Dynamic> {
+        let sb = h.live()?;
+        let snap = if opts.save_snapshot {
+            let id = sb
+                .snapshot(&opts.snapshot_description)
+                .map_err(|e| runtime_error(format!("terminate: saving the snapshot: {e:#}")))?;
+            Dynamic::from(id)
+        } else {
+            Dynamic::UNIT
+        };
+        sb.terminate()
+            .map_err(|e| runtime_error(format!("terminate: {e:#}")))?;
+        Ok(snap)
+    };
+    engine.register_fn("terminate", move |h: &mut SandboxHandle| {
+        terminate(h, TerminateOpts::default())
+    });
+    engine.register_fn(
+        "terminate",
+        move |h: &mut SandboxHandle, m: Map| -> RhaiResult<Dynamic> {
+            let o: TerminateOpts = from_dynamic("terminate options", &Dynamic::from_map(m))
+                .map_err(|e| runtime_error(e.0))?;
+            terminate(h, o)
+        },
+    );
+    engine.register_fn("detach", |h: &mut SandboxHandle| -> RhaiResult<()> {
+        h.live()?
+            .detach()
+            .map_err(|e| runtime_error(format!("detach: {e:#}")))
+    });
+
+    engine.register_get("id", |h: &mut SandboxHandle| -> RhaiResult<String> {
+        Ok(h.live()?.info().id)
+    });
+    engine.register_get(
+        "sandbox_id",
+        |h: &mut SandboxHandle| -> RhaiResult<String> { Ok(h.live()?.info().id) },
+    );
+    engine.register_get("backend", |h: &mut SandboxHandle| -> RhaiResult<String> {
+        Ok(h.live()?.info().backend)
+    });
+    engine.register_get(
+        "workspace_path",
+        |h: &mut SandboxHandle| -> RhaiResult<String> {
+            Ok(h.live()?.info().workspace.to_string_lossy().to_string())
+        },
+    );
+    engine.register_get("state_dir", |h: &mut SandboxHandle| -> RhaiResult<String> {
+        Ok(h.live()?.info().dir.to_string_lossy().to_string())
+    });
+    engine.register_get(
+        "model_handles",
+        |h: &mut SandboxHandle| -> RhaiResult<Array> {
+            h.live()?.info().models.iter().map(to_dyn).collect()
+        },
+    );
+    engine.register_get(
+        "repo_handles",
+        |h: &mut SandboxHandle| -> RhaiResult<Array> {
+            h.live()?.info().repos.iter().map(to_dyn).collect()
+        },
+    );
+    engine.register_get("env_info", |h: &mut SandboxHandle| -> RhaiResult<Dynamic> {
+        let info = h.live()?.info();
+        let Some(env) = info.env else {
+            return Ok(Dynamic::UNIT);
+        };
+        let mut m = Map::new();
+        m.insert("path".into(), env.path.to_string_lossy().to_string().into());
+        m.insert("key".into(), env.key.into());
+        m.insert("python_version".into(), env.python_version.into());
+        m.insert("packages".into(), to_dyn(&env.packages)?);
+        m.insert("installed".into(), to_dyn(&env.installed)?);
+        m.insert("cache_hit".into(), env.cache_hit.into());
+        Ok(m.into())
+    });
+    // Notebook sessions (and with them the Jupyter URL) arrive in a later issue.
+    engine.register_get(
+        "jupyter_url",
+        |h: &mut SandboxHandle| -> RhaiResult<Dynamic> {
+            h.live()?;
+            Ok(Dynamic::UNIT)
+        },
+    );
+    engine.register_get("is_running", |h: &mut SandboxHandle| -> bool {
+        h.live().map(|sb| !sb.is_terminated()).unwrap_or(false)
+    });
+    engine.register_fn("to_string", |h: &mut SandboxHandle| h.describe());
+    engine.register_fn("to_debug", |h: &mut SandboxHandle| h.describe());
+}

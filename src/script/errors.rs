@@ -1,0 +1,189 @@
+//! Script errors as users want them: `file:line:col: message` at the innermost position
+//! (inside the function or imported module where it happened), then the call chain.
+
+use std::path::Path;
+
+use rhai::{EvalAltResult, ParseError, Position};
+
+/// One located error, ready to print.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Located {
+    pub file: String,
+    pub line: Option<usize>,
+    pub col: Option<usize>,
+    pub message: String,
+    /// Outermost call last: `in call to function 'f' at main.rhai:4:1`.
+    pub trace: Vec<String>,
+}
+
+impl std::fmt::Display for Located {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.line, self.col) {
+            (Some(l), Some(c)) => write!(f, "{}:{l}:{c}: {}", self.file, self.message)?,
+            (Some(l), None) => write!(f, "{}:{l}: {}", self.file, self.message)?,
+            _ => write!(f, "{}: {}", self.file, self.message)?,
+        }
+        for t in &self.trace {
+            write!(f, "\n  {t}")?;
+        }
+        Ok(())
+    }
+}
+
+fn at(file: &str, pos: Position) -> String {
+    match (pos.line(), pos.position()) {
+        (Some(l), Some(c)) => format!("{file}:{l}:{c}"),
+        (Some(l), None) => format!("{file}:{l}"),
+        _ => file.to_string(),
+    }
+}
+
+/// Locates a runtime error. `file` names the main script; `module_file` maps a module
+/// source (as rhai records it) to the file name to show.
+pub fn locate(err: &EvalAltResult, file: &str, module_file: &dyn Fn(&str) -> String) -> Located {
+    let mut current = file.to_string();
+    let mut trace = vec![];
+    let mut e = err;
+    loop {
+        match e {
+            EvalAltResult::ErrorInFunctionCall(name, source, inner, pos) => {
+                trace.push(format!(
+                    "in call to function '{name}' at {}",
+                    at(&current, *pos)
+                ));
+                if !source.is_empty() {
+                    current = module_file(source);
+                }
+                e = inner;
+            }
+            EvalAltResult::ErrorInModule(path, inner, pos) => {
+                trace.push(format!(
+                    "in module '{path}' imported at {}",
+                    at(&current, *pos)
+                ));
+                current = module_file(path);
+                e = inner;
+            }
+            _ => break,
+        }
+    }
+    trace.reverse();
+    let pos = e.position();
+    let message = match e {
+        // The value of `throw` or of a host error: show it as text, not as a debug string.
+        EvalAltResult::ErrorRuntime(v, _) if v.is_string() => v.to_string(),
+        EvalAltResult::ErrorRuntime(v, _) => format!("uncaught exception: {v}"),
+        other => strip_position(&other.to_string()),
+    };
+    Located {
+        file: current,
+        line: pos.line(),
+        col: pos.position(),
+        message,
+        trace,
+    }
+}
+
+/// Removes the ` (line L, position C)` rhai appends to messages.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" (line ") {
+        Some(i) if msg.ends_with(')') => msg[..i].to_string(),
+        _ => msg.to_string(),
+    }
+}
+
+/// Locates a parse error.
+pub fn locate_parse(err: &ParseError, file: &str) -> Located {
+    Located {
+        file: file.to_string(),
+        line: err.1.line(),
+        col: err.1.position(),
+        message: err.0.to_string(),
+        trace: vec![],
+    }
+}
+
+/// Every syntax error of a script, not only the first: after each error the offending
+/// line is blanked and the script parsed again (rhai's parser stops at the first one).
+pub fn all_parse_errors(engine: &rhai::Engine, source: &str, file: &str) -> Vec<Located> {
+    let mut lines: Vec<String> = source.lines().map(str::to_string).collect();
+    let mut out: Vec<Located> = vec![];
+    for _ in 0..50 {
+        let text = lines.join("\n");
+        let Err(err) = engine.compile(&text) else {
+            break;
+        };
+        let loc = locate_parse(&err, file);
+        let line = loc.line.unwrap_or(0);
+        let repeat = out
+            .iter()
+            .any(|o| o.line == loc.line && o.message == loc.message);
+        if repeat || line == 0 || line > lines.len() {
+            if !repeat {
+                out.push(loc);
+            }
+            break;
+        }
+        let blank_again = lines[line - 1].trim().is_empty();
+        out.push(loc);
+        if blank_again {
+            break;
+        }
+        lines[line - 1] = String::new();
+    }
+    out
+}
+
+/// The name to show for a script file: relative to the current dir when it is inside it.
+pub fn display_path(p: &Path) -> String {
+    if let Ok(cwd) = std::env::current_dir() {
+        if let Ok(rel) = p.strip_prefix(&cwd) {
+            return rel.to_string_lossy().to_string();
+        }
+    }
+    p.to_string_lossy().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(src: &str) -> Located {
+        let engine = rhai::Engine::new();
+        let err = engine.run(src).unwrap_err();
+        locate(&err, "main.rhai", &|s| format!("{s}.rhai"))
+    }
+
+    #[test]
+    fn innermost_position_inside_nested_functions() {
+        let got = run("fn inner() {\n    let x = 1 / 0;\n}\nfn outer() { inner() }\nouter();\n");
+        assert_eq!(got.file, "main.rhai");
+        assert_eq!((got.line, got.col), (Some(2), Some(15)));
+        assert!(
+            got.message.starts_with("Division by zero"),
+            "{}",
+            got.message
+        );
+        assert_eq!(
+            got.trace,
+            vec![
+                "in call to function 'outer' at main.rhai:5:1".to_string(),
+                "in call to function 'inner' at main.rhai:4:14".to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn thrown_strings_are_shown_as_text() {
+        let got = run("\nthrow \"boom\";");
+        assert_eq!(got.to_string(), "main.rhai:2:1: boom");
+    }
+
+    #[test]
+    fn all_syntax_errors_are_reported() {
+        let engine = rhai::Engine::new();
+        let errs = all_parse_errors(&engine, "let a = ;\nlet b = 2;\nlet c = 3 +;\n", "x.rhai");
+        let lines: Vec<Option<usize>> = errs.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![Some(1), Some(3)]);
+    }
+}

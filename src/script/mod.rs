@@ -1,0 +1,101 @@
+//! The Rhai host: one engine per run with seer's API registered (one file per family),
+//! the runner that executes a script on a blocking thread with cancellation, and the
+//! error formatting that points at the innermost file:line:col.
+
+pub mod api_agent;
+pub mod api_sandbox;
+pub mod api_session;
+pub mod api_util;
+pub mod api_workspace;
+pub mod errors;
+pub mod runner;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use rhai::{Dynamic, Engine, EvalAltResult, Position};
+use tokio_util::sync::CancellationToken;
+
+use crate::sandbox::Sandbox;
+
+pub type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+
+/// What registered functions share during one run.
+pub struct Host {
+    pub rt: tokio::runtime::Handle,
+    pub cancel: CancellationToken,
+    pub script_path: PathBuf,
+    pub script_dir: PathBuf,
+    /// `outputs/<experiment>-<timestamp>/`: created on first use.
+    pub run_dir: PathBuf,
+    pub args: Vec<String>,
+    /// Sandboxes this run started: ended when the run ends unless detached.
+    pub owned: Mutex<Vec<Arc<dyn Sandbox>>>,
+}
+
+impl Host {
+    /// Runs an async operation to its end from the script thread. Operations watch the
+    /// cancellation token themselves (so they can clean up, e.g. kill a process group);
+    /// once cancelled, the script is stopped with a non-catchable termination.
+    pub fn block_on<T>(&self, fut: impl Future<Output = anyhow::Result<T>>) -> RhaiResult<T> {
+        let out = self.rt.block_on(fut);
+        if self.cancel.is_cancelled() {
+            return Err(terminated());
+        }
+        out.map_err(|e| runtime_error(format!("{e:#}")))
+    }
+
+    pub fn own(&self, sb: Arc<dyn Sandbox>) {
+        if let Ok(mut v) = self.owned.lock() {
+            v.push(sb);
+        }
+    }
+}
+
+/// A script error with a message; rhai fills in the position of the failing call.
+pub fn runtime_error(msg: impl Into<String>) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(
+        Dynamic::from(msg.into()),
+        Position::NONE,
+    ))
+}
+
+pub fn terminated() -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorTerminated(
+        Dynamic::from("cancelled"),
+        Position::NONE,
+    ))
+}
+
+/// A feature that exists in Seer's API but not here yet.
+pub fn not_supported(what: &str) -> Box<EvalAltResult> {
+    runtime_error(format!(
+        "not supported yet: {what} (see the README's list of what works)"
+    ))
+}
+
+/// Builds the engine for one run, with every API family registered.
+pub fn build_engine(host: &Arc<Host>) -> Engine {
+    let mut engine = Engine::new_raw();
+    engine.register_global_module(rhai::packages::Package::as_shared_module(
+        &rhai::packages::StandardPackage::new(),
+    ));
+    let mut resolver = rhai::module_resolvers::FileModuleResolver::new_with_path(&host.script_dir);
+    resolver.enable_cache(true);
+    engine.set_module_resolver(resolver);
+    let cancel = host.cancel.clone();
+    engine.on_progress(move |_| {
+        if cancel.is_cancelled() {
+            Some(Dynamic::from("cancelled"))
+        } else {
+            None
+        }
+    });
+    api_util::register(&mut engine, host);
+    api_sandbox::register(&mut engine, host);
+    api_workspace::register(&mut engine);
+    api_session::register(&mut engine);
+    api_agent::register(&mut engine);
+    engine
+}

@@ -1,0 +1,266 @@
+//! Running a script: read it, compile it, run it on a blocking thread while the async
+//! runtime watches for Ctrl-C/SIGTERM, then end every sandbox the run owns and write
+//! `run.json` into the run's output folder.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rhai::{Array, Dynamic, Scope};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use super::errors::{self, Located};
+use super::{Host, build_engine};
+use crate::sandbox::registry::now;
+
+pub struct RunOptions {
+    pub script: PathBuf,
+    pub args: Vec<String>,
+    /// Parent of the run folders (`outputs/` in the current dir by default).
+    pub output_root: PathBuf,
+}
+
+/// How a run ended, as a process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Failed,
+    Interrupted(i32),
+}
+
+impl Outcome {
+    pub fn code(self) -> u8 {
+        match self {
+            Outcome::Ok => 0,
+            Outcome::Failed => 1,
+            Outcome::Interrupted(sig) => (128 + sig) as u8,
+        }
+    }
+}
+
+fn read_script(path: &Path) -> Result<(PathBuf, String), String> {
+    let abs = std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let src = std::fs::read_to_string(&abs)
+        .map_err(|e| format!("cannot read script {}: {e}", path.display()))?;
+    Ok((abs, src))
+}
+
+/// `seer check FILE`: prints every syntax error as `file:line:col: message`.
+pub fn check(path: &Path) -> Outcome {
+    let (_, src) = match read_script(path) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome::Failed;
+        }
+    };
+    let engine = rhai::Engine::new_raw();
+    let shown = path.to_string_lossy().to_string();
+    let errs = errors::all_parse_errors(&engine, &src, &shown);
+    if errs.is_empty() {
+        println!("{shown}: ok");
+        Outcome::Ok
+    } else {
+        for e in &errs {
+            eprintln!("{e}");
+        }
+        eprintln!("{} syntax error(s)", errs.len());
+        Outcome::Failed
+    }
+}
+
+fn run_dir_for(root: &Path, script: &Path) -> PathBuf {
+    let stem = script
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "run".into());
+    // `main.rhai` in an experiment folder is named after the folder.
+    let name = if stem == "main" {
+        script
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or(stem)
+    } else {
+        stem
+    };
+    let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+    let base = root.join(format!("{name}-{stamp}"));
+    let mut dir = base.clone();
+    let mut n = 2;
+    while dir.exists() {
+        dir = PathBuf::from(format!("{}-{n}", base.display()));
+        n += 1;
+    }
+    dir
+}
+
+/// `seer run FILE [-- ARGS]`.
+pub fn run(opts: RunOptions) -> Outcome {
+    let (script, src) = match read_script(&opts.script) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome::Failed;
+        }
+    };
+    let script_dir = script
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    // `.env` next to the script, then in the current dir; real env vars win.
+    let _ = dotenvy::from_path(script_dir.join(".env"));
+    let _ = dotenvy::dotenv();
+
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return Outcome::Failed;
+        }
+    };
+    let shown = opts.script.to_string_lossy().to_string();
+    let run_dir = run_dir_for(&opts.output_root, &script);
+    let started = Instant::now();
+    let started_at = now();
+    let cancel = CancellationToken::new();
+    let signal = Arc::new(Mutex::new(None::<i32>));
+    let host = Arc::new(Host {
+        rt: rt.handle().clone(),
+        cancel: cancel.clone(),
+        script_path: script.clone(),
+        script_dir: script_dir.clone(),
+        run_dir: run_dir.clone(),
+        args: opts.args.clone(),
+        owned: Mutex::new(vec![]),
+    });
+
+    let outcome = rt.block_on(async {
+        spawn_signal_watch(cancel.clone(), signal.clone());
+        let engine = build_engine(&host);
+        let mut ast = match engine.compile(&src) {
+            Ok(ast) => ast,
+            Err(e) => {
+                eprintln!("error: {}", errors::locate_parse(&e, &shown));
+                return (Outcome::Failed, Some("syntax error".to_string()));
+            }
+        };
+        ast.set_source(shown.clone());
+        let mut scope = Scope::new();
+        let args: Array = opts.args.iter().map(|a| Dynamic::from(a.clone())).collect();
+        scope.push_constant("ARGS", args);
+        let mut job = tokio::task::spawn_blocking(move || engine.run_ast_with_scope(&mut scope, &ast));
+        let result = tokio::select! {
+            r = &mut job => Some(r),
+            // A native call that ignores cancellation must not keep us from cleaning up.
+            _ = async { cancel.cancelled().await; tokio::time::sleep(Duration::from_millis(1500)).await } => None,
+        };
+        match result {
+            Some(Ok(Ok(()))) => (Outcome::Ok, None),
+            Some(Ok(Err(err))) => {
+                if cancel.is_cancelled() {
+                    (Outcome::Interrupted(signal_number(&signal)), Some("interrupted".into()))
+                } else {
+                    let loc = locate(&err, &shown, &script_dir);
+                    eprintln!("error: {loc}");
+                    (Outcome::Failed, Some(loc.to_string()))
+                }
+            }
+            Some(Err(join)) => {
+                eprintln!("error: the script thread failed: {join}");
+                (Outcome::Failed, Some(join.to_string()))
+            }
+            None => (Outcome::Interrupted(signal_number(&signal)), Some("interrupted".into())),
+        }
+    });
+    let (outcome, error) = outcome;
+
+    // End what the run started (detached sandboxes live on until their timeout).
+    let owned: Vec<_> = host.owned.lock().map(|v| v.clone()).unwrap_or_default();
+    let mut sandboxes = vec![];
+    for sb in &owned {
+        let info = sb.info();
+        let detached = sb.is_detached();
+        if !detached && !sb.is_terminated() {
+            if let Err(e) = sb.terminate() {
+                eprintln!("warning: could not terminate sandbox {}: {e:#}", info.id);
+            }
+        }
+        sandboxes.push(json!({
+            "id": info.id, "backend": info.backend, "detached": detached,
+            "python_env": info.env.as_ref().map(|e| json!({
+                "key": e.key, "python_version": e.python_version, "packages": e.packages, "installed": e.installed,
+            })),
+            "models": info.models, "repos": info.repos,
+        }));
+    }
+    if matches!(outcome, Outcome::Interrupted(_)) {
+        eprintln!("interrupted: the script was stopped and its sandboxes ended");
+    }
+    let record = json!({
+        "script": script, "script_sha256": hex::encode(Sha256::digest(src.as_bytes())),
+        "args": opts.args, "seer_version": env!("CARGO_PKG_VERSION"),
+        "started_at": started_at, "ended_at": now(), "duration_s": started.elapsed().as_secs_f64(),
+        "status": match outcome { Outcome::Ok => "ok", Outcome::Failed => "error", Outcome::Interrupted(_) => "interrupted" },
+        "error": error, "sandboxes": sandboxes,
+    });
+    if let Err(e) = std::fs::create_dir_all(&run_dir).and_then(|_| {
+        std::fs::write(
+            run_dir.join("run.json"),
+            serde_json::to_vec_pretty(&record).unwrap_or_default(),
+        )
+    }) {
+        eprintln!(
+            "warning: could not write {}: {e}",
+            run_dir.join("run.json").display()
+        );
+    }
+    // Do not wait for a script thread stuck in a call that ignores cancellation.
+    rt.shutdown_timeout(Duration::from_millis(100));
+    outcome
+}
+
+fn signal_number(s: &Arc<Mutex<Option<i32>>>) -> i32 {
+    s.lock().ok().and_then(|g| *g).unwrap_or(2)
+}
+
+fn spawn_signal_watch(cancel: CancellationToken, which: Arc<Mutex<Option<i32>>>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    tokio::spawn(async move {
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            tracing::warn!("cannot watch for Ctrl-C; interrupting will not clean up sandboxes");
+            return;
+        };
+        let sig = tokio::select! { _ = int.recv() => 2, _ = term.recv() => 15 };
+        if let Ok(mut w) = which.lock() {
+            *w = Some(sig);
+        }
+        eprintln!("\nstopping: ending the script and its sandboxes…");
+        cancel.cancel();
+    });
+}
+
+fn locate(err: &rhai::EvalAltResult, shown: &str, script_dir: &Path) -> Located {
+    let dir = script_dir.to_path_buf();
+    errors::locate(err, shown, &move |source: &str| {
+        let p = Path::new(source);
+        let candidates = [
+            p.to_path_buf(),
+            dir.join(source),
+            dir.join(format!("{source}.rhai")),
+        ];
+        candidates
+            .iter()
+            .find(|c| c.is_file())
+            .map(|c| errors::display_path(c))
+            .unwrap_or_else(|| source.to_string())
+    })
+}
