@@ -56,13 +56,19 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 }
 
 fn describe(what: &str, path: &str, msg: &str) -> String {
-    let at = if path == "." || path.is_empty() {
-        String::new()
-    } else {
-        format!(" in `{path}`")
-    };
     for (prefix, noun) in [("unknown field", "field"), ("unknown variant", "value")] {
         if msg.starts_with(prefix) {
+            // For an unknown field the path ends with the field itself: show its parent.
+            let parent = if noun == "field" {
+                path.rsplit_once('.').map(|(p, _)| p).unwrap_or("")
+            } else {
+                path
+            };
+            let at = if parent == "." || parent.is_empty() {
+                String::new()
+            } else {
+                format!(" in `{parent}`")
+            };
             let names = backticked(msg);
             let (bad, valid) = match names.split_first() {
                 Some((bad, valid)) => (*bad, valid),
@@ -152,8 +158,8 @@ mod tests {
                 "Sandbox config: field `gpu_count`: invalid value: integer `-1`, expected u32",
             ),
             (
-                json!([1]),
-                "Sandbox config: invalid type: sequence, expected struct Outer",
+                json!("A100"),
+                "Sandbox config: invalid type: string \"A100\", expected struct Outer",
             ),
         ];
         for (input, want) in cases {

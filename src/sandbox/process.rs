@@ -57,14 +57,38 @@ impl ProcDir {
     }
 }
 
-/// Whether any process of the group is still there.
-pub fn group_alive(pgid: i32) -> bool {
-    pgid > 0 && killpg(Pid::from_raw(pgid), None).is_ok()
+/// State (field 3) and process group (field 5) of a process, from /proc/PID/stat.
+fn stat_fields(pid: &str) -> Option<(char, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut rest = stat[stat.rfind(')')? + 2..].split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    let pgrp = rest.nth(1)?.parse().ok()?;
+    Some((state, pgrp))
 }
 
-/// Whether a process exists (zombies count as gone for our purposes only once reaped).
+/// Whether any process of the group is still running. Zombies do not count: in a
+/// container whose init does not reap, an ended process can stay a zombie forever.
+pub fn group_alive(pgid: i32) -> bool {
+    if pgid <= 0 || killpg(Pid::from_raw(pgid), None).is_err() {
+        return false;
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    entries.filter_map(|e| e.ok()).any(|e| {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else {
+            return false;
+        };
+        matches!(stat_fields(pid), Some((state, pgrp)) if pgrp == pgid && state != 'Z' && state != 'X')
+    })
+}
+
+/// Whether a process is running (zombies count as gone).
 pub fn pid_alive(pid: i32) -> bool {
-    pid > 0 && kill(Pid::from_raw(pid), None).is_ok()
+    pid > 0
+        && kill(Pid::from_raw(pid), None).is_ok()
+        && !matches!(stat_fields(&pid.to_string()), Some((s, _)) if s == 'Z' || s == 'X')
 }
 
 /// The start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), to

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rhai::{Array, Dynamic, Engine, Map, Module};
+use rhai::{Array, Dynamic, Engine, Map, Module, NativeCallContext};
 use serde::Deserialize;
 
 use super::{Host, RhaiResult, runtime_error};
@@ -104,6 +104,13 @@ fn config_from(m: Map) -> RhaiResult<SandboxConfig> {
     Ok(cfg)
 }
 
+fn at(mut e: Box<rhai::EvalAltResult>, ctx: &NativeCallContext) -> Box<rhai::EvalAltResult> {
+    if e.position().is_none() {
+        e.set_position(ctx.call_position());
+    }
+    e
+}
+
 fn pending(config: SandboxConfig, snapshot: Option<String>) -> SandboxHandle {
     SandboxHandle(Arc::new(Mutex::new(State::Pending { config, snapshot })))
 }
@@ -125,7 +132,13 @@ fn checked(out: ExecOutput, sb: &dyn Sandbox, what: &str) -> RhaiResult<String> 
     if out.exit_code == 0 {
         return Ok(out.stdout);
     }
-    let mut msg = format!("{what} failed with exit code {}", out.exit_code);
+    // For Python, the last line of the traceback says what went wrong: lead with it.
+    let last = out.stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let mut msg = if what == "python code" && !last.is_empty() {
+        format!("{what} failed: {} (exit code {})", last.trim(), out.exit_code)
+    } else {
+        format!("{what} failed with exit code {}", out.exit_code)
+    };
     if !out.stderr.trim().is_empty() {
         msg.push_str(&format!("\n--- stderr ---\n{}", out.stderr.trim_end()));
     }
@@ -168,20 +181,24 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     });
 
     let mut module = Module::new();
+    // Namespaced calls do not get their position filled in by rhai: add it here.
     module.set_native_fn(
         "from_snapshot",
-        |id: &str, m: Map| -> RhaiResult<SandboxHandle> {
-            Ok(pending(config_from(m)?, Some(id.to_string())))
+        |ctx: NativeCallContext, id: &str, m: Map| -> RhaiResult<SandboxHandle> {
+            Ok(pending(config_from(m).map_err(|e| at(e, &ctx))?, Some(id.to_string())))
         },
     );
     module.set_native_fn("from_snapshot", |id: &str| -> RhaiResult<SandboxHandle> {
         Ok(pending(SandboxConfig::default(), Some(id.to_string())))
     });
-    module.set_native_fn("from_id", |id: &str| -> RhaiResult<SandboxHandle> {
-        let sb = LocalSandbox::attach(id)
-            .map_err(|e| runtime_error(format!("Sandbox::from_id: {e:#}")))?;
-        Ok(SandboxHandle(Arc::new(Mutex::new(State::Live(sb)))))
-    });
+    module.set_native_fn(
+        "from_id",
+        |ctx: NativeCallContext, id: &str| -> RhaiResult<SandboxHandle> {
+            let sb = LocalSandbox::attach(id)
+                .map_err(|e| at(runtime_error(format!("Sandbox::from_id: {e:#}")), &ctx))?;
+            Ok(SandboxHandle(Arc::new(Mutex::new(State::Live(sb)))))
+        },
+    );
     engine.register_static_module("Sandbox", module.into());
 
     let hs = host.clone();

@@ -12,7 +12,7 @@ pub struct Located {
     pub line: Option<usize>,
     pub col: Option<usize>,
     pub message: String,
-    /// Outermost call last: `in call to function 'f' at main.rhai:4:1`.
+    /// Innermost call first: `in call to function 'f' at main.rhai:4:1`.
     pub trace: Vec<String>,
 }
 
@@ -167,8 +167,8 @@ mod tests {
         assert_eq!(
             got.trace,
             vec![
-                "in call to function 'outer' at main.rhai:5:1".to_string(),
-                "in call to function 'inner' at main.rhai:4:14".to_string()
+                "in call to function 'inner' at main.rhai:4:14".to_string(),
+                "in call to function 'outer' at main.rhai:5:1".to_string()
             ]
         );
     }

@@ -1,0 +1,85 @@
+//! Shared helpers for the integration tests: run the real `seer` binary against scripts
+//! written into a temp dir, with its own state dir and a cache shared by all tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub home: PathBuf,
+}
+
+/// The cache (uv, Python envs) shared by every test, so envs are built once per machine.
+pub fn shared_cache() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("seer-cache")
+}
+
+impl Env {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = dir.path().join("state");
+        Self { dir, home }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, name: &str, content: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&p, content).expect("write");
+        p
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_seer"));
+        c.current_dir(self.dir.path())
+            .env("SEER_HOME", &self.home)
+            .env("SEER_CACHE_DIR", shared_cache())
+            .env_remove("RUST_LOG")
+            .env("HF_HUB_OFFLINE", "1");
+        c
+    }
+
+    /// `seer run main.rhai -- args` after writing `main.rhai`.
+    pub fn run(&self, script: &str, args: &[&str]) -> Output {
+        self.write("main.rhai", script);
+        let mut c = self.cmd();
+        c.args(["run", "main.rhai", "--"]).args(args);
+        c.output().expect("run seer")
+    }
+}
+
+pub fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).to_string(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    )
+}
+
+/// Asserts success and returns stdout.
+pub fn ok(o: &Output) -> String {
+    let (out, err) = text(o);
+    assert!(o.status.success(), "seer failed: {:?}\n--- stdout\n{out}\n--- stderr\n{err}", o.status);
+    out
+}
+
+/// Pids of running processes whose command line contains `needle`.
+pub fn pids_matching(needle: &str) -> Vec<i32> {
+    let mut out = vec![];
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let zombie = stat.rfind(')').map(|i| stat[i + 2..].starts_with('Z')).unwrap_or(false);
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if !zombie && cmd.contains(needle) {
+            out.push(pid);
+        }
+    }
+    out
+}
