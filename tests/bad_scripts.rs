@@ -14,100 +14,292 @@ struct Case {
     msg: &'static str,
 }
 
-const fn case(name: &'static str, script: &'static str, at: &'static str, msg: &'static str) -> Case {
-    Case { name, script, files: &[], at, msg }
+const fn case(
+    name: &'static str,
+    script: &'static str,
+    at: &'static str,
+    msg: &'static str,
+) -> Case {
+    Case {
+        name,
+        script,
+        files: &[],
+        at,
+        msg,
+    }
 }
 
 const MODULE: &str = "fn boom() {\n    let a = [1];\n    a[5]\n}\nfn nested() {\n    inner_throw()\n}\nfn inner_throw() {\n    throw \"thrown in module\";\n}\n";
 
 fn cases() -> Vec<Case> {
     vec![
-        case("unknown top-level key", "let sb = Sandbox(#{ gpus: \"A100\" });", "main.rhai:1:10",
-            "Sandbox config: unknown field `gpus`; did you mean `gpu`?"),
-        case("unknown key, far from any", "Sandbox(#{ zzz: 1 });", "main.rhai:1:1",
-            "Sandbox config: unknown field `zzz` (valid fields: `backend`, `gpu`"),
-        case("list given a string", "\nSandbox(#{ python_packages: \"numpy\" });", "main.rhai:2:1",
-            "field `python_packages`: invalid type: string \"numpy\", expected a sequence"),
-        case("string given an int", "Sandbox(#{ gpu: 5 });", "main.rhai:1:1",
-            "field `gpu`: invalid type: integer `5`, expected a string"),
-        case("python_version as float", "Sandbox(#{ python_version: 3.11 });", "main.rhai:1:1",
-            "field `python_version`: invalid type: floating point `3.11`, expected a string"),
-        case("timeout as string", "Sandbox(#{ timeout: \"10\" });", "main.rhai:1:1",
-            "field `timeout`: invalid type: string \"10\", expected u64"),
-        case("env value not a string", "Sandbox(#{ env: #{ A: 1 } });", "main.rhai:1:1",
-            "field `env.A`: invalid type: integer `1`, expected a string"),
-        case("nested unknown key in models", "Sandbox(#{ models: [#{ nam: \"gpt2\" }] });", "main.rhai:1:1",
-            "unknown field `nam` in `models[0]`; did you mean `name`?"),
-        case("model without name", "Sandbox(#{ models: [#{ hidden: true }] });", "main.rhai:1:1",
-            "field `models[0]`: missing field `name`"),
-        case("misspelt enum value", "Sandbox(#{ execution_mode: \"notbook\" });", "main.rhai:1:1",
-            "unknown value `notbook` in `execution_mode`; did you mean `notebook`?"),
-        case("backend not supported yet", "Sandbox(#{ backend: \"modal\" });", "main.rhai:1:1",
-            "not supported yet: backend `modal`"),
-        case("docker_in_docker not supported", "Sandbox(#{ docker_in_docker: true });", "main.rhai:1:1",
-            "not supported yet: `docker_in_docker`"),
-        case("secret name invalid", "Sandbox(#{ secrets: [\"MY KEY\"] });", "main.rhai:1:1",
-            "field `secrets[0]`: `MY KEY` is not an environment variable name"),
-        case("local_files entry wrong type", "Sandbox(#{ local_files: [5] });", "main.rhai:1:1",
-            "field `local_files[0]`: a path string or a [local_path, sandbox_path] pair of strings"),
-        case("repo install wrong type", "RepoConfig(#{ url: \"a/b\", install: 5 });", "main.rhai:1:1",
-            "RepoConfig: field `install`: `install` must be true, false or a shell command string"),
-        case("repo key misspelt", "Sandbox(#{ repos: [#{ uri: \"a/b\" }] });", "main.rhai:1:1",
-            "unknown field `uri` in `repos[0]`; did you mean `url`?"),
-        case("ModelConfig key misspelt", "let m = ModelConfig(#{ name: \"x\", hiden: true });", "main.rhai:1:9",
-            "ModelConfig: unknown field `hiden`; did you mean `hidden`?"),
-        case("missing local file", "let sb = Sandbox(#{ local_files: [\"nope.txt\"] })\n    .start();", "main.rhai:2:6",
-            "local_files[0]: "),
-        case("missing local dir", "Sandbox(#{ local_dirs: [[\"nope\", \"data\"]] }).start();", "main.rhai:1:46",
-            "is not an existing directory"),
-        case("gpu on a machine without one", "Sandbox(#{ gpu: \"A100\" }).start();", "main.rhai:1:27",
-            "gpu: \"A100\" was requested but this machine has no NVIDIA GPU; use `gpu: ()`"),
-        case("missing system package", "Sandbox(#{ system_packages: [\"seer-no-such-pkg\"] }).start();", "main.rhai:1:53",
-            "system_packages not installed on this machine: seer-no-such-pkg"),
-        case("missing local model dir", "Sandbox(#{ models: [#{ name: \"./no-model\" }] }).start();", "main.rhai:1:49",
-            "no-model"),
-        Case { name: "model dir without config.json", script: "Sandbox(#{ models: [#{ name: \"./notmodel\" }] }).start();",
-            files: &[("notmodel/readme.txt", "not a model")], at: "main.rhai:1:49",
-            msg: "is not a model directory" },
-        case("bad repo path", "Sandbox(#{ repos: [#{ url: \"./no-such-repo\" }] }).start();", "main.rhai:1:51",
-            "no-such-repo"),
-        case("bad repo URL", "Sandbox(#{ repos: [#{ url: \"file:///nonexistent/seer-repo\" }] }).start();", "main.rhai:1:66",
-            "nonexistent/seer-repo"),
-        case("method before start", "let sb = Sandbox(#{});\nsb.exec(\"true\");", "main.rhai:2:4",
-            "this sandbox has not been started: call `.start()` first"),
-        case("exec option misspelt", "let sb = Sandbox(#{}).start();\nsb.exec(\"true\", #{ timout: 5 });", "main.rhai:2:4",
-            "exec options: unknown field `timout`; did you mean `timeout`?"),
-        case("failing command", "let sb = Sandbox(#{}).start();\nsb.exec(\"echo oops >&2; exit 3\");", "main.rhai:2:4",
-            "command `echo oops >&2; exit 3` failed with exit code 3\n--- stderr ---\noops"),
-        case("python exception", "let sb = Sandbox(#{}).start();\n\nsb.exec_python(\"1/0\");", "main.rhai:3:4",
-            "python code failed: ZeroDivisionError: division by zero (exit code 1)\n--- stderr ---\nTraceback"),
-        case("command timeout", "let sb = Sandbox(#{}).start();\nsb.exec(\"sleep 5\", #{ timeout: 0.3 });", "main.rhai:2:4",
-            "command timed out after 0.3s and was killed: sleep 5"),
-        case("sandbox path escapes", "let sb = Sandbox(#{}).start();\nsb.write_file(\"../x\", \"y\");", "main.rhai:2:4",
-            "write_file: path `../x` uses `..`"),
-        case("terminate option misspelt", "let sb = Sandbox(#{}).start();\nsb.terminate(#{ save: true });", "main.rhai:2:4",
-            "terminate options: unknown field `save`; did you mean `save_snapshot`?"),
-        case("missing host file", "let t = read_file(\"task.md\");", "main.rhai:1:9",
-            "read_file: cannot read "),
-        case("syntax error", "let x = 1;\nlet y = ;", "main.rhai:2:9", "Unexpected ';'"),
-        case("unknown function", "\n  foo(1);", "main.rhai:2:3", "Function not found: foo (i64)"),
-        case("error inside nested functions", "fn a() { b() }\nfn b() {\n  let z = 1 / 0;\n}\na();", "main.rhai:3:13",
-            "Division by zero"),
-        case("config error inside a function", "fn mk(g) {\n    Sandbox(#{ gpu: g, gpus: 1 })\n}\nmk(());", "main.rhai:2:5",
-            "unknown field `gpus`"),
-        Case { name: "error inside an imported module", script: "import \"helper\" as h;\nh::boom();",
-            files: &[("helper.rhai", MODULE)], at: "helper.rhai:3:7",
-            msg: "Array index 5 out of bounds" },
-        Case { name: "throw inside nested module functions", script: "import \"helper\" as h;\n\nh::nested();",
-            files: &[("helper.rhai", MODULE)], at: "helper.rhai:9:5", msg: "thrown in module" },
-        case("module not found", "import \"nope\" as n;", "main.rhai:1:8", "Module not found: nope"),
-        case("uncaught throw", "throw \"custom failure\";", "main.rhai:1:1", "custom failure"),
-        case("session not supported yet", "create_notebook_session((), ());", "main.rhai:1:1",
-            "not supported yet: create_notebook_session"),
-        case("from_id of unknown sandbox", "Sandbox::from_id(\"sb-nope\");", "main.rhai:1:10",
-            "Sandbox::from_id: no sandbox `sb-nope`"),
-        case("from_snapshot of unknown snapshot", "Sandbox::from_snapshot(\"snap-nope\", #{}).start();", "main.rhai:1:42",
-            "snapshot `snap-nope` not found"),
+        case(
+            "unknown top-level key",
+            "let sb = Sandbox(#{ gpus: \"A100\" });",
+            "main.rhai:1:10",
+            "Sandbox config: unknown field `gpus`; did you mean `gpu`?",
+        ),
+        case(
+            "unknown key, far from any",
+            "Sandbox(#{ zzz: 1 });",
+            "main.rhai:1:1",
+            "Sandbox config: unknown field `zzz` (valid fields: `backend`, `gpu`",
+        ),
+        case(
+            "list given a string",
+            "\nSandbox(#{ python_packages: \"numpy\" });",
+            "main.rhai:2:1",
+            "field `python_packages`: invalid type: string \"numpy\", expected a sequence",
+        ),
+        case(
+            "string given an int",
+            "Sandbox(#{ gpu: 5 });",
+            "main.rhai:1:1",
+            "field `gpu`: invalid type: integer `5`, expected a string",
+        ),
+        case(
+            "python_version as float",
+            "Sandbox(#{ python_version: 3.11 });",
+            "main.rhai:1:1",
+            "field `python_version`: invalid type: floating point `3.11`, expected a string",
+        ),
+        case(
+            "timeout as string",
+            "Sandbox(#{ timeout: \"10\" });",
+            "main.rhai:1:1",
+            "field `timeout`: invalid type: string \"10\", expected u64",
+        ),
+        case(
+            "env value not a string",
+            "Sandbox(#{ env: #{ A: 1 } });",
+            "main.rhai:1:1",
+            "field `env.A`: invalid type: integer `1`, expected a string",
+        ),
+        case(
+            "nested unknown key in models",
+            "Sandbox(#{ models: [#{ nam: \"gpt2\" }] });",
+            "main.rhai:1:1",
+            "unknown field `nam` in `models[0]`; did you mean `name`?",
+        ),
+        case(
+            "model without name",
+            "Sandbox(#{ models: [#{ hidden: true }] });",
+            "main.rhai:1:1",
+            "field `models[0]`: missing field `name`",
+        ),
+        case(
+            "misspelt enum value",
+            "Sandbox(#{ execution_mode: \"notbook\" });",
+            "main.rhai:1:1",
+            "unknown value `notbook` in `execution_mode`; did you mean `notebook`?",
+        ),
+        case(
+            "backend not supported yet",
+            "Sandbox(#{ backend: \"modal\" });",
+            "main.rhai:1:1",
+            "not supported yet: backend `modal`",
+        ),
+        case(
+            "docker_in_docker not supported",
+            "Sandbox(#{ docker_in_docker: true });",
+            "main.rhai:1:1",
+            "not supported yet: `docker_in_docker`",
+        ),
+        case(
+            "secret name invalid",
+            "Sandbox(#{ secrets: [\"MY KEY\"] });",
+            "main.rhai:1:1",
+            "field `secrets[0]`: `MY KEY` is not an environment variable name",
+        ),
+        case(
+            "local_files entry wrong type",
+            "Sandbox(#{ local_files: [5] });",
+            "main.rhai:1:1",
+            "field `local_files[0]`: a path string or a [local_path, sandbox_path] pair of strings",
+        ),
+        case(
+            "repo install wrong type",
+            "RepoConfig(#{ url: \"a/b\", install: 5 });",
+            "main.rhai:1:1",
+            "RepoConfig: field `install`: `install` must be true, false or a shell command string",
+        ),
+        case(
+            "repo key misspelt",
+            "Sandbox(#{ repos: [#{ uri: \"a/b\" }] });",
+            "main.rhai:1:1",
+            "unknown field `uri` in `repos[0]`; did you mean `url`?",
+        ),
+        case(
+            "ModelConfig key misspelt",
+            "let m = ModelConfig(#{ name: \"x\", hiden: true });",
+            "main.rhai:1:9",
+            "ModelConfig: unknown field `hiden`; did you mean `hidden`?",
+        ),
+        case(
+            "missing local file",
+            "let sb = Sandbox(#{ local_files: [\"nope.txt\"] })\n    .start();",
+            "main.rhai:2:6",
+            "local_files[0]: ",
+        ),
+        case(
+            "missing local dir",
+            "Sandbox(#{ local_dirs: [[\"nope\", \"data\"]] }).start();",
+            "main.rhai:1:46",
+            "is not an existing directory",
+        ),
+        case(
+            "gpu on a machine without one",
+            "Sandbox(#{ gpu: \"A100\" }).start();",
+            "main.rhai:1:27",
+            "gpu: \"A100\" was requested but this machine has no NVIDIA GPU; use `gpu: ()`",
+        ),
+        case(
+            "missing system package",
+            "Sandbox(#{ system_packages: [\"seer-no-such-pkg\"] }).start();",
+            "main.rhai:1:53",
+            "system_packages not installed on this machine: seer-no-such-pkg",
+        ),
+        case(
+            "missing local model dir",
+            "Sandbox(#{ models: [#{ name: \"./no-model\" }] }).start();",
+            "main.rhai:1:49",
+            "no-model",
+        ),
+        Case {
+            name: "model dir without config.json",
+            script: "Sandbox(#{ models: [#{ name: \"./notmodel\" }] }).start();",
+            files: &[("notmodel/readme.txt", "not a model")],
+            at: "main.rhai:1:49",
+            msg: "is not a model directory",
+        },
+        case(
+            "bad repo path",
+            "Sandbox(#{ repos: [#{ url: \"./no-such-repo\" }] }).start();",
+            "main.rhai:1:51",
+            "no-such-repo",
+        ),
+        case(
+            "bad repo URL",
+            "Sandbox(#{ repos: [#{ url: \"file:///nonexistent/seer-repo\" }] }).start();",
+            "main.rhai:1:66",
+            "nonexistent/seer-repo",
+        ),
+        case(
+            "method before start",
+            "let sb = Sandbox(#{});\nsb.exec(\"true\");",
+            "main.rhai:2:4",
+            "this sandbox has not been started: call `.start()` first",
+        ),
+        case(
+            "exec option misspelt",
+            "let sb = Sandbox(#{}).start();\nsb.exec(\"true\", #{ timout: 5 });",
+            "main.rhai:2:4",
+            "exec options: unknown field `timout`; did you mean `timeout`?",
+        ),
+        case(
+            "failing command",
+            "let sb = Sandbox(#{}).start();\nsb.exec(\"echo oops >&2; exit 3\");",
+            "main.rhai:2:4",
+            "command `echo oops >&2; exit 3` failed with exit code 3\n--- stderr ---\noops",
+        ),
+        case(
+            "python exception",
+            "let sb = Sandbox(#{}).start();\n\nsb.exec_python(\"1/0\");",
+            "main.rhai:3:4",
+            "python code failed: ZeroDivisionError: division by zero (exit code 1)\n--- stderr ---\nTraceback",
+        ),
+        case(
+            "command timeout",
+            "let sb = Sandbox(#{}).start();\nsb.exec(\"sleep 5\", #{ timeout: 0.3 });",
+            "main.rhai:2:4",
+            "command timed out after 0.3s and was killed: sleep 5",
+        ),
+        case(
+            "sandbox path escapes",
+            "let sb = Sandbox(#{}).start();\nsb.write_file(\"../x\", \"y\");",
+            "main.rhai:2:4",
+            "write_file: path `../x` uses `..`",
+        ),
+        case(
+            "terminate option misspelt",
+            "let sb = Sandbox(#{}).start();\nsb.terminate(#{ save: true });",
+            "main.rhai:2:4",
+            "terminate options: unknown field `save`; did you mean `save_snapshot`?",
+        ),
+        case(
+            "missing host file",
+            "let t = read_file(\"task.md\");",
+            "main.rhai:1:9",
+            "read_file: cannot read ",
+        ),
+        case(
+            "syntax error",
+            "let x = 1;\nlet y = ;",
+            "main.rhai:2:9",
+            "Unexpected ';'",
+        ),
+        case(
+            "unknown function",
+            "\n  foo(1);",
+            "main.rhai:2:3",
+            "Function not found: foo (i64)",
+        ),
+        case(
+            "error inside nested functions",
+            "fn a() { b() }\nfn b() {\n  let z = 1 / 0;\n}\na();",
+            "main.rhai:3:13",
+            "Division by zero",
+        ),
+        case(
+            "config error inside a function",
+            "fn mk(g) {\n    Sandbox(#{ gpu: g, gpus: 1 })\n}\nmk(());",
+            "main.rhai:2:5",
+            "unknown field `gpus`",
+        ),
+        Case {
+            name: "error inside an imported module",
+            script: "import \"helper\" as h;\nh::boom();",
+            files: &[("helper.rhai", MODULE)],
+            at: "helper.rhai:3:7",
+            msg: "Array index 5 out of bounds",
+        },
+        Case {
+            name: "throw inside nested module functions",
+            script: "import \"helper\" as h;\n\nh::nested();",
+            files: &[("helper.rhai", MODULE)],
+            at: "helper.rhai:9:5",
+            msg: "thrown in module",
+        },
+        case(
+            "module not found",
+            "import \"nope\" as n;",
+            "main.rhai:1:8",
+            "Module not found: nope",
+        ),
+        case(
+            "uncaught throw",
+            "throw \"custom failure\";",
+            "main.rhai:1:1",
+            "custom failure",
+        ),
+        case(
+            "session not supported yet",
+            "create_notebook_session((), ());",
+            "main.rhai:1:1",
+            "not supported yet: create_notebook_session",
+        ),
+        case(
+            "from_id of unknown sandbox",
+            "Sandbox::from_id(\"sb-nope\");",
+            "main.rhai:1:10",
+            "Sandbox::from_id: no sandbox `sb-nope`",
+        ),
+        case(
+            "from_snapshot of unknown snapshot",
+            "Sandbox::from_snapshot(\"snap-nope\", #{}).start();",
+            "main.rhai:1:42",
+            "snapshot `snap-nope` not found",
+        ),
     ]
 }
 
@@ -136,7 +328,13 @@ fn bad_scripts_fail_with_message_and_position() {
             ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases wrong:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases wrong:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -151,7 +349,10 @@ fn missing_script_file_is_a_clear_error() {
 #[test]
 fn check_reports_every_syntax_error() {
     let env = Env::new();
-    env.write("bad.rhai", "let a = ;\nlet b = 2;\nlet c = 3 +;\nprint(a);\n");
+    env.write(
+        "bad.rhai",
+        "let a = ;\nlet b = 2;\nlet c = 3 +;\nprint(a);\n",
+    );
     env.write("good.rhai", "let a = 1;\nprint(a);\n");
     let out = env.cmd().args(["check", "bad.rhai"]).output().unwrap();
     let (_, err) = text(&out);

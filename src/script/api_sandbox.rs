@@ -133,9 +133,18 @@ fn checked(out: ExecOutput, sb: &dyn Sandbox, what: &str) -> RhaiResult<String> 
         return Ok(out.stdout);
     }
     // For Python, the last line of the traceback says what went wrong: lead with it.
-    let last = out.stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let last = out
+        .stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
     let mut msg = if what == "python code" && !last.is_empty() {
-        format!("{what} failed: {} (exit code {})", last.trim(), out.exit_code)
+        format!(
+            "{what} failed: {} (exit code {})",
+            last.trim(),
+            out.exit_code
+        )
     } else {
         format!("{what} failed with exit code {}", out.exit_code)
     };
@@ -185,7 +194,10 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     module.set_native_fn(
         "from_snapshot",
         |ctx: NativeCallContext, id: &str, m: Map| -> RhaiResult<SandboxHandle> {
-            Ok(pending(config_from(m).map_err(|e| at(e, &ctx))?, Some(id.to_string())))
+            Ok(pending(
+                config_from(m).map_err(|e| at(e, &ctx))?,
+                Some(id.to_string()),
+            ))
         },
     );
     module.set_native_fn("from_snapshot", |id: &str| -> RhaiResult<SandboxHandle> {

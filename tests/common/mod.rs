@@ -64,7 +64,11 @@ pub fn text(o: &Output) -> (String, String) {
 /// Asserts success and returns stdout.
 pub fn ok(o: &Output) -> String {
     let (out, err) = text(o);
-    assert!(o.status.success(), "seer failed: {:?}\n--- stdout\n{out}\n--- stderr\n{err}", o.status);
+    assert!(
+        o.status.success(),
+        "seer failed: {:?}\n--- stdout\n{out}\n--- stderr\n{err}",
+        o.status
+    );
     out
 }
 
@@ -72,10 +76,17 @@ pub fn ok(o: &Output) -> String {
 pub fn pids_matching(needle: &str) -> Vec<i32> {
     let mut out = vec![];
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let zombie = stat.rfind(')').map(|i| stat[i + 2..].starts_with('Z')).unwrap_or(false);
+        let zombie = stat
+            .rfind(')')
+            .map(|i| stat[i + 2..].starts_with('Z'))
+            .unwrap_or(false);
         let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
         if !zombie && cmd.contains(needle) {
             out.push(pid);
