@@ -239,7 +239,7 @@ impl LocalSandbox {
             deadline: None,
             watchdog_pid: None,
             script: req.script.clone(),
-            config: serde_json::to_value(cfg)?,
+            config: masked_config(cfg)?,
             env_path: None,
             models: vec![],
             repos: vec![],
@@ -522,6 +522,12 @@ impl LocalSandbox {
             Some(c) => resolve_inside(&self.workspace, c)?,
             None => self.workspace.clone(),
         };
+        if !cwd.is_dir() {
+            bail!(
+                "working directory `{}` does not exist in the sandbox (create it with ensure_dir)",
+                opts.cwd.as_deref().unwrap_or(".")
+            );
+        }
         let (program, args, stdin, label): (PathBuf, Vec<String>, Option<String>, String) =
             match cmd {
                 Command::Shell(c) => ("bash".into(), vec!["-c".into(), c.clone()], None, c.clone()),
@@ -664,6 +670,23 @@ fn site_packages(venv: &Path) -> Result<PathBuf> {
     bail!("no site-packages in {}", venv.display())
 }
 
+/// The config as recorded on disk: hidden models' names are masked, since the record sits
+/// beside the workspace and the sandbox's processes can read it.
+fn masked_config(cfg: &SandboxConfig) -> Result<serde_json::Value> {
+    let mut v = serde_json::to_value(cfg)?;
+    if let Some(models) = v.get_mut("models").and_then(|m| m.as_array_mut()) {
+        for (i, m) in models.iter_mut().enumerate() {
+            if m.get("hidden").and_then(|h| h.as_bool()) == Some(true) {
+                m["name"] = format!("hidden-model-{i}").into();
+                if m.get("base_model").is_some_and(|b| !b.is_null()) {
+                    m["base_model"] = format!("hidden-model-{i}-base").into();
+                }
+            }
+        }
+    }
+    Ok(v)
+}
+
 /// The environment of sandbox processes, and the redactor for its secret values.
 fn build_env(
     cfg: &SandboxConfig,
@@ -775,9 +798,21 @@ impl Sandbox for LocalSandbox {
             .lock()
             .map(|r| r.config.clone())
             .unwrap_or_default();
+        // Repo paths are stored relative to the workspace; a restore re-roots them.
+        let repos: Vec<RepoHandle> = self
+            .repos
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                if let Ok(rel) = Path::new(&r.local_path).strip_prefix(&self.workspace) {
+                    r.local_path = rel.to_string_lossy().to_string();
+                }
+                r
+            })
+            .collect();
         let meta = serde_json::json!({
             "id": id, "description": description, "sandbox_id": self.id,
-            "created_at": now(), "config": config, "repos": self.repos,
+            "created_at": now(), "config": config, "repos": repos,
         });
         std::fs::write(dir.join("meta.json"), serde_json::to_vec_pretty(&meta)?)?;
         tracing::info!(id, sandbox = self.id, "snapshot saved");
