@@ -114,22 +114,20 @@ impl SandboxRecord {
             .map(|(g, _)| g)
             .filter(|g| process::group_alive(*g))
             .collect();
-        if let Some(w) = self.watchdog_pid {
-            if process::pid_alive(w as i32) {
+        if let Some(w) = self.watchdog_pid
+            && process::pid_alive(w as i32) {
                 pids.push(w as i32);
             }
-        }
         pids
     }
 
     /// Ends every process of the sandbox and records why. Safe to call more than once and
     /// from any process (owner, watchdog, `seer gc`).
     pub fn end(&mut self, status: Status, reason: &str) -> Result<()> {
-        if let Some(w) = self.watchdog_pid.take() {
-            if w != std::process::id() {
+        if let Some(w) = self.watchdog_pid.take()
+            && w != std::process::id() {
                 process::kill_pid(w as i32);
             }
-        }
         self.procs().kill_all(Duration::from_secs(1));
         if self.status.is_live() {
             self.status = status;

@@ -17,7 +17,7 @@ use crate::sandbox::{Command, ExecOptions, ExecOutput, Sandbox, SandboxConfig};
 
 enum State {
     Pending {
-        config: SandboxConfig,
+        config: Box<SandboxConfig>,
         snapshot: Option<String>,
     },
     Live(Arc<dyn Sandbox>),
@@ -112,7 +112,7 @@ fn at(mut e: Box<rhai::EvalAltResult>, ctx: &NativeCallContext) -> Box<rhai::Eva
 }
 
 fn pending(config: SandboxConfig, snapshot: Option<String>) -> SandboxHandle {
-    SandboxHandle(Arc::new(Mutex::new(State::Pending { config, snapshot })))
+    SandboxHandle(Arc::new(Mutex::new(State::Pending { config: Box::new(config), snapshot })))
 }
 
 fn run(
@@ -227,7 +227,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
                 }
             };
             let req = StartRequest {
-                config,
+                config: *config,
                 base_dir: hs.script_dir.clone(),
                 snapshot,
                 script: Some(hs.script_path.to_string_lossy().to_string()),
