@@ -20,7 +20,11 @@ fn run(dir: &Path, cache: &Path, script: &str) -> Duration {
         .output()
         .expect("run seer");
     let took = start.elapsed();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     took
 }
 
@@ -38,8 +42,12 @@ fn main() {
     run(dir.path(), &cache, warm_script);
 
     let n = 20;
-    let bare: Vec<_> = (0..n).map(|_| run(dir.path(), &cache, "let x = 1;")).collect();
-    let warm: Vec<_> = (0..n).map(|_| run(dir.path(), &cache, warm_script)).collect();
+    let bare: Vec<_> = (0..n)
+        .map(|_| run(dir.path(), &cache, "let x = 1;"))
+        .collect();
+    let warm: Vec<_> = (0..n)
+        .map(|_| run(dir.path(), &cache, warm_script))
+        .collect();
     let cold: Vec<_> = (0..5)
         .map(|i| {
             let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(i);
@@ -56,7 +64,13 @@ fn main() {
     println!("|---|---|---|---|---|");
     println!("| bare `seer run` (script does nothing) | {n} | {b0:.1} | {b1:.1} | {b2:.1} |");
     println!("| sandbox start + terminate, warm env cache | {n} | {w0:.1} | {w1:.1} | {w2:.1} |");
-    println!("| sandbox start + terminate, cold env (uv cache warm) | 5 | {c0:.1} | {c1:.1} | {c2:.1} |");
+    println!(
+        "| sandbox start + terminate, cold env (uv cache warm) | 5 | {c0:.1} | {c1:.1} | {c2:.1} |"
+    );
     println!();
-    println!("warm start adds {:.1} ms (median) to the bare process start; cold/warm = {:.1}x", w1 - b1, c1 / w1);
+    println!(
+        "warm start adds {:.1} ms (median) to the bare process start; cold/warm = {:.1}x",
+        w1 - b1,
+        c1 / w1
+    );
 }

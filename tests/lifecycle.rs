@@ -171,9 +171,16 @@ fn timeout_watchdog_ends_a_detached_sandbox() {
     wait_for("the watchdog", Duration::from_secs(6), || {
         pids_matching("sleep 41031").is_empty()
     });
-    let all = ok(&env.cmd().args(["ps", "--all"]).output().unwrap());
-    let row = all.lines().find(|l| l.starts_with(&id)).unwrap();
-    assert!(row.contains("timed_out"), "{row}");
+    // The watchdog kills first, then records why.
+    wait_for(
+        "the record to say timed_out",
+        Duration::from_secs(2),
+        || {
+            let all = ok(&env.cmd().args(["ps", "--all"]).output().unwrap());
+            all.lines()
+                .any(|l| l.starts_with(&id) && l.contains("timed_out"))
+        },
+    );
     assert!(
         pids_matching(&format!(
             "__watchdog {}",

@@ -48,9 +48,10 @@ pub fn resolve_inside(root: &Path, p: &str) -> Result<PathBuf> {
 /// Resolves a host path given by a script: relative to the script's folder, `~/` expanded.
 pub fn resolve_host(base: &Path, p: &str) -> PathBuf {
     if let Some(rest) = p.strip_prefix("~/")
-        && let Some(home) = dirs::home_dir() {
-            return home.join(rest);
-        }
+        && let Some(home) = dirs::home_dir()
+    {
+        return home.join(rest);
+    }
     let path = Path::new(p);
     if path.is_absolute() {
         path.to_path_buf()

@@ -115,9 +115,10 @@ impl SandboxRecord {
             .filter(|g| process::group_alive(*g))
             .collect();
         if let Some(w) = self.watchdog_pid
-            && process::pid_alive(w as i32) {
-                pids.push(w as i32);
-            }
+            && process::pid_alive(w as i32)
+        {
+            pids.push(w as i32);
+        }
         pids
     }
 
@@ -125,9 +126,10 @@ impl SandboxRecord {
     /// from any process (owner, watchdog, `seer gc`).
     pub fn end(&mut self, status: Status, reason: &str) -> Result<()> {
         if let Some(w) = self.watchdog_pid.take()
-            && w != std::process::id() {
-                process::kill_pid(w as i32);
-            }
+            && w != std::process::id()
+        {
+            process::kill_pid(w as i32);
+        }
         self.procs().kill_all(Duration::from_secs(1));
         if self.status.is_live() {
             self.status = status;

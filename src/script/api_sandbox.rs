@@ -112,7 +112,10 @@ fn at(mut e: Box<rhai::EvalAltResult>, ctx: &NativeCallContext) -> Box<rhai::Eva
 }
 
 fn pending(config: SandboxConfig, snapshot: Option<String>) -> SandboxHandle {
-    SandboxHandle(Arc::new(Mutex::new(State::Pending { config: Box::new(config), snapshot })))
+    SandboxHandle(Arc::new(Mutex::new(State::Pending {
+        config: Box::new(config),
+        snapshot,
+    })))
 }
 
 fn run(

@@ -137,9 +137,10 @@ pub fn all_parse_errors(engine: &rhai::Engine, source: &str, file: &str) -> Vec<
 /// The name to show for a script file: relative to the current dir when it is inside it.
 pub fn display_path(p: &Path) -> String {
     if let Ok(cwd) = std::env::current_dir()
-        && let Ok(rel) = p.strip_prefix(&cwd) {
-            return rel.to_string_lossy().to_string();
-        }
+        && let Ok(rel) = p.strip_prefix(&cwd)
+    {
+        return rel.to_string_lossy().to_string();
+    }
     p.to_string_lossy().to_string()
 }
 

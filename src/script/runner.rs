@@ -186,10 +186,12 @@ pub fn run(opts: RunOptions) -> Outcome {
     for sb in &owned {
         let info = sb.info();
         let detached = sb.is_detached();
-        if !detached && !sb.is_terminated()
-            && let Err(e) = sb.terminate() {
-                eprintln!("warning: could not terminate sandbox {}: {e:#}", info.id);
-            }
+        if !detached
+            && !sb.is_terminated()
+            && let Err(e) = sb.terminate()
+        {
+            eprintln!("warning: could not terminate sandbox {}: {e:#}", info.id);
+        }
         sandboxes.push(json!({
             "id": info.id, "backend": info.backend, "detached": detached,
             "python_env": info.env.as_ref().map(|e| json!({
