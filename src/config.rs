@@ -33,7 +33,8 @@ pub fn from_dynamic<T: DeserializeOwned>(
     from_json(what, json)
 }
 
-fn strip_position(msg: &str) -> String {
+/// Removes the ` (line L, position C)` rhai appends to its messages.
+pub fn strip_position(msg: &str) -> String {
     match msg.rfind(" (line ") {
         Some(i) if msg.ends_with(')') => msg[..i].to_string(),
         _ => msg.to_string(),

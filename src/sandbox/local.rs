@@ -758,6 +758,11 @@ impl Sandbox for LocalSandbox {
             models: self.models.clone(),
             repos: self.repos.clone(),
             env: Some(self.env.clone()),
+            config: self
+                .record
+                .lock()
+                .map(|r| r.config.clone())
+                .unwrap_or_default(),
         }
     }
 

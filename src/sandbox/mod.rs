@@ -57,6 +57,8 @@ pub struct SandboxInfo {
     pub models: Vec<models::ModelHandle>,
     pub repos: Vec<repos::RepoHandle>,
     pub env: Option<pyenv::PythonEnv>,
+    /// The config as recorded (hidden model names masked, secrets as names only).
+    pub config: serde_json::Value,
 }
 
 /// One started sandbox, whatever machine it runs on.

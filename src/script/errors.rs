@@ -5,6 +5,8 @@ use std::path::Path;
 
 use rhai::{EvalAltResult, ParseError, Position};
 
+use crate::config::strip_position;
+
 /// One located error, ready to print.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Located {
@@ -81,14 +83,6 @@ pub fn locate(err: &EvalAltResult, file: &str, module_file: &dyn Fn(&str) -> Str
         col: pos.position(),
         message,
         trace,
-    }
-}
-
-/// Removes the ` (line L, position C)` rhai appends to messages.
-fn strip_position(msg: &str) -> String {
-    match msg.rfind(" (line ") {
-        Some(i) if msg.ends_with(')') => msg[..i].to_string(),
-        _ => msg.to_string(),
     }
 }
 

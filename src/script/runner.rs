@@ -193,7 +193,7 @@ pub fn run(opts: RunOptions) -> Outcome {
             eprintln!("warning: could not terminate sandbox {}: {e:#}", info.id);
         }
         sandboxes.push(json!({
-            "id": info.id, "backend": info.backend, "detached": detached,
+            "id": info.id, "backend": info.backend, "detached": detached, "config": info.config,
             "python_env": info.env.as_ref().map(|e| json!({
                 "key": e.key, "python_version": e.python_version, "packages": e.packages, "installed": e.installed,
             })),
