@@ -6,6 +6,8 @@
 
 pub mod cli;
 pub mod config;
+pub mod kernel;
+pub mod notebook;
 pub mod paths;
 pub mod sandbox;
 pub mod script;

@@ -634,7 +634,7 @@ impl LocalSandbox {
         }
     }
 
-    fn python(&self) -> PathBuf {
+    fn env_python(&self) -> PathBuf {
         let own = self.private_venv().join("bin/python");
         if own.exists() { own } else { self.env.python() }
     }
@@ -773,6 +773,44 @@ impl Sandbox for LocalSandbox {
         cancel: &CancellationToken,
     ) -> Result<ExecOutput> {
         self.spawn_and_wait(&cmd, &opts, cancel).await
+    }
+
+    fn spawn(&self, program: &str, args: &[String], opts: &ExecOptions, log_name: &str) -> Result<super::Spawned> {
+        if self.is_terminated() {
+            bail!("sandbox {} has been terminated", self.id);
+        }
+        let cwd = match &opts.cwd {
+            Some(c) => resolve_inside(&self.workspace, c)?,
+            None => self.workspace.clone(),
+        };
+        let log_path = self.dir.join("logs").join(format!("{log_name}.log"));
+        let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+        let log2 = log.try_clone()?;
+        let child = tokio::process::Command::new(program)
+            .args(args)
+            .current_dir(&cwd)
+            .env_clear()
+            .envs(&self.proc_env)
+            .envs(&opts.env)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {program}"))?;
+        let pgid = child.id().map(|p| p as i32).ok_or_else(|| anyhow!("{program} exited at once"))?;
+        self.procs.add(pgid, log_name)?;
+        Ok(super::Spawned { child, pgid })
+    }
+
+    fn kill_group(&self, pgid: i32) {
+        process::kill_groups(&[pgid], Duration::from_millis(500));
+        self.procs.remove(pgid);
+    }
+
+    fn python(&self) -> PathBuf {
+        self.env_python()
     }
 
     fn write_file(&self, path: &str, contents: &[u8]) -> Result<()> {

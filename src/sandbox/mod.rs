@@ -47,6 +47,13 @@ pub struct ExecOutput {
     pub exit_code: i32,
 }
 
+/// A long-running process started in a sandbox (a kernel, a server), in its own process
+/// group that the sandbox records and ends on terminate.
+pub struct Spawned {
+    pub child: tokio::process::Child,
+    pub pgid: i32,
+}
+
 /// What a started sandbox reports about itself.
 #[derive(Debug, Clone, Serialize)]
 pub struct SandboxInfo {
@@ -72,6 +79,12 @@ pub trait Sandbox: Send + Sync {
         opts: ExecOptions,
         cancel: &CancellationToken,
     ) -> Result<ExecOutput>;
+    /// Starts a long-running process; its stdout and stderr go to `logs/<log_name>.log`.
+    fn spawn(&self, program: &str, args: &[String], opts: &ExecOptions, log_name: &str) -> Result<Spawned>;
+    /// Ends a process group started by `spawn` and forgets it.
+    fn kill_group(&self, pgid: i32);
+    /// The Python interpreter of the sandbox's env.
+    fn python(&self) -> PathBuf;
     fn write_file(&self, path: &str, contents: &[u8]) -> Result<()>;
     fn read_file(&self, path: &str) -> Result<Vec<u8>>;
     fn ensure_dir(&self, path: &str) -> Result<()>;

@@ -28,6 +28,11 @@ enum State {
 pub struct SandboxHandle(Arc<Mutex<State>>);
 
 impl SandboxHandle {
+    /// The started sandbox, or an error telling the script to start it.
+    pub fn live_sandbox(&self) -> RhaiResult<Arc<dyn Sandbox>> {
+        self.live()
+    }
+
     fn live(&self) -> RhaiResult<Arc<dyn Sandbox>> {
         let state = self
             .0

@@ -1,28 +1,224 @@
-//! Sessions (notebook, local, CLI). They arrive in a later issue; until then each entry
-//! point raises a clear "not supported yet" error.
+//! Sessions: `create_notebook_session(sandbox, workspace[, opts])`,
+//! `create_local_notebook_session(workspace[, opts])` and the methods of a notebook
+//! session. Local and CLI sessions arrive later and say "not supported yet".
 
-use rhai::{Dynamic, Engine};
+use std::sync::Arc;
+use std::time::Duration;
 
-use super::{RhaiResult, not_supported};
+use rhai::{Dynamic, Engine, Map};
+use serde::Deserialize;
 
-pub fn register(engine: &mut Engine) {
-    for name in [
-        "create_notebook_session",
-        "create_local_notebook_session",
-        "create_local_session",
-        "create_cli_session",
-    ] {
-        engine.register_fn(name, move |_: Dynamic| -> RhaiResult<Dynamic> {
+use super::api_sandbox::SandboxHandle;
+use super::{Host, RhaiResult, not_supported, runtime_error};
+use crate::config::from_dynamic;
+use crate::notebook::RunStatus;
+use crate::notebook::session::{CellRun, NotebookSession, SessionOptions, outputs_text};
+use crate::sandbox::config::{ExecutionMode, SandboxConfig};
+use crate::sandbox::local::{LocalSandbox, StartRequest};
+use crate::sandbox::{ExecOptions, Sandbox};
+
+/// The script-side notebook session.
+#[derive(Clone)]
+pub struct SessionHandle {
+    pub session: Arc<NotebookSession>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SessionOpts {
+    #[serde(default)]
+    name: Option<String>,
+    /// Re-execute the code cells of this notebook.
+    #[serde(default)]
+    resume: Option<String>,
+    /// Load this notebook's cells without executing them.
+    #[serde(default)]
+    continue_from: Option<String>,
+    /// Default per-cell timeout, seconds.
+    #[serde(default)]
+    timeout: Option<f64>,
+    /// Only for `create_local_notebook_session`: packages of its env.
+    #[serde(default)]
+    python_packages: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CellOpts {
+    #[serde(default)]
+    hidden: bool,
+    #[serde(default)]
+    timeout: Option<f64>,
+}
+
+fn seconds(field: &str, v: Option<f64>) -> RhaiResult<Option<Duration>> {
+    match v {
+        Some(t) if !(t.is_finite() && t > 0.0) => {
+            Err(runtime_error(format!("field `{field}`: {t} is not a number of seconds > 0")))
+        }
+        Some(t) => Ok(Some(Duration::from_secs_f64(t))),
+        None => Ok(None),
+    }
+}
+
+fn status_name(s: RunStatus) -> &'static str {
+    match s {
+        RunStatus::Ok => "ok",
+        RunStatus::Error => "error",
+        RunStatus::Aborted => "aborted",
+        RunStatus::TimedOut => "timed_out",
+        RunStatus::KernelDied => "kernel_died",
+    }
+}
+
+fn run_to_map(r: &CellRun) -> RhaiResult<Dynamic> {
+    let mut m = Map::new();
+    m.insert("cell_index".into(), r.cell_index.map(|i| Dynamic::from(i as i64)).unwrap_or(Dynamic::UNIT));
+    m.insert("execution_count".into(), r.execution_count.map(Dynamic::from).unwrap_or(Dynamic::UNIT));
+    m.insert("status".into(), status_name(r.status).into());
+    m.insert("ok".into(), (r.status == RunStatus::Ok).into());
+    m.insert("outputs".into(), rhai::serde::to_dynamic(&r.outputs)?);
+    m.insert("text".into(), outputs_text(&r.outputs).into());
+    m.insert("note".into(), r.note.clone().map(Dynamic::from).unwrap_or(Dynamic::UNIT));
+    Ok(m.into())
+}
+
+fn parse_opts<T: for<'de> Deserialize<'de> + Default>(what: &str, m: Option<Map>) -> RhaiResult<T> {
+    match m {
+        Some(m) => from_dynamic(what, &Dynamic::from_map(m)).map_err(|e| runtime_error(e.0)),
+        None => Ok(T::default()),
+    }
+}
+
+fn start_session(host: &Host, sandbox: Arc<dyn Sandbox>, workspace: &Dynamic, o: SessionOpts) -> RhaiResult<SessionHandle> {
+    if !workspace.is_unit() {
+        return Err(not_supported("Workspace contents in sessions"));
+    }
+    let resolve = |p: &Option<String>| p.as_ref().map(|p| crate::sandbox::fsutil::resolve_host(&host.script_dir, p));
+    let opts = SessionOptions {
+        name: o.name.clone().unwrap_or_else(|| "notebook".into()),
+        output_dir: host.run_dir.clone(),
+        init_code: String::new(),
+        kernel: ExecOptions::default(),
+        resume: resolve(&o.resume),
+        continue_from: resolve(&o.continue_from),
+        timeout: seconds("timeout", o.timeout)?,
+    };
+    let cancel = host.cancel.clone();
+    let session = host.block_on(async move { NotebookSession::start(sandbox, opts, &cancel).await })?;
+    Ok(SessionHandle { session })
+}
+
+pub fn register(engine: &mut Engine, host: &Arc<Host>) {
+    engine.register_type_with_name::<SessionHandle>("NotebookSession");
+
+    let h = host.clone();
+    let create = move |sb: &mut SandboxHandle, ws: Dynamic, m: Option<Map>| -> RhaiResult<SessionHandle> {
+        let o: SessionOpts = parse_opts("notebook session options", m)?;
+        if !o.python_packages.is_empty() {
+            return Err(runtime_error(
+                "notebook session options: `python_packages` belongs in the Sandbox config for create_notebook_session",
+            ));
+        }
+        start_session(&h, sb.live_sandbox()?, &ws, o)
+    };
+    let c2 = create.clone();
+    engine.register_fn("create_notebook_session", move |sb: &mut SandboxHandle, ws: Dynamic| c2(sb, ws, None));
+    engine.register_fn("create_notebook_session", move |sb: &mut SandboxHandle, ws: Dynamic, m: Map| create(sb, ws, Some(m)));
+
+    let h = host.clone();
+    let create_local = move |ws: Dynamic, m: Option<Map>| -> RhaiResult<SessionHandle> {
+        let o: SessionOpts = parse_opts("notebook session options", m)?;
+        let config = SandboxConfig {
+            execution_mode: ExecutionMode::Notebook,
+            python_packages: o.python_packages.clone(),
+            ..SandboxConfig::default()
+        };
+        let req = StartRequest {
+            config,
+            base_dir: h.script_dir.clone(),
+            snapshot: None,
+            script: Some(h.script_path.to_string_lossy().to_string()),
+        };
+        let cancel = h.cancel.clone();
+        let sb = h.block_on(async move { LocalSandbox::start(req, &cancel).await })?;
+        let sb: Arc<dyn Sandbox> = sb;
+        h.own(sb.clone());
+        start_session(&h, sb, &ws, o)
+    };
+    let l2 = create_local.clone();
+    engine.register_fn("create_local_notebook_session", move |ws: Dynamic| l2(ws, None));
+    engine.register_fn("create_local_notebook_session", move |ws: Dynamic, m: Map| create_local(ws, Some(m)));
+
+    let h = host.clone();
+    let exec = move |s: &mut SessionHandle, code: &str, m: Option<Map>| -> RhaiResult<CellRun> {
+        let o: CellOpts = parse_opts("exec options", m)?;
+        let timeout = seconds("timeout", o.timeout)?;
+        let session = s.session.clone();
+        let code = code.to_string();
+        let cancel = h.cancel.clone();
+        h.block_on(async move { session.execute(&code, o.hidden, timeout, &cancel).await })
+    };
+    let e = exec.clone();
+    engine.register_fn("exec", move |s: &mut SessionHandle, code: &str| run_to_map(&e(s, code, None)?));
+    let e = exec.clone();
+    engine.register_fn("exec", move |s: &mut SessionHandle, code: &str, m: Map| run_to_map(&e(s, code, Some(m))?));
+    let throwing = move |r: CellRun| -> RhaiResult<Dynamic> {
+        if r.status != RunStatus::Ok {
+            let mut msg = format!("cell failed ({})", status_name(r.status));
+            if let Some(note) = &r.note {
+                msg.push_str(&format!(": {note}"));
+            }
+            msg.push_str(&format!("\n{}", outputs_text(&r.outputs).trim_end()));
+            return Err(runtime_error(msg));
+        }
+        run_to_map(&r)
+    };
+    let e = exec.clone();
+    engine.register_fn("exec_or_throw", move |s: &mut SessionHandle, code: &str| throwing(e(s, code, None)?));
+    engine.register_fn("exec_or_throw", move |s: &mut SessionHandle, code: &str, m: Map| throwing(exec(s, code, Some(m))?));
+
+    engine.register_fn("add_markdown", |s: &mut SessionHandle, text: &str| -> RhaiResult<i64> {
+        s.session.add_markdown(text).map(|i| i as i64).map_err(|e| runtime_error(format!("add_markdown: {e:#}")))
+    });
+    let h = host.clone();
+    engine.register_fn("edit_cell", move |s: &mut SessionHandle, code: &str, index: i64| -> RhaiResult<Dynamic> {
+        let session = s.session.clone();
+        let code = code.to_string();
+        let cancel = h.cancel.clone();
+        let r = h.block_on(async move { session.edit_cell(&code, index, &cancel).await })?;
+        run_to_map(&r)
+    });
+    let h = host.clone();
+    engine.register_fn("interrupt", move |s: &mut SessionHandle| -> RhaiResult<()> {
+        let session = s.session.clone();
+        h.block_on(async move { session.interrupt().await })
+    });
+    let h = host.clone();
+    engine.register_fn("restart", move |s: &mut SessionHandle| -> RhaiResult<()> {
+        let session = s.session.clone();
+        let cancel = h.cancel.clone();
+        h.block_on(async move { session.restart(&cancel).await })
+    });
+    let h = host.clone();
+    engine.register_fn("shutdown", move |s: &mut SessionHandle| -> RhaiResult<()> {
+        let session = s.session.clone();
+        h.block_on(async move { session.shutdown().await })
+    });
+    engine.register_get("notebook_path", |s: &mut SessionHandle| s.session.notebook_path.to_string_lossy().to_string());
+    engine.register_get("session_id", |s: &mut SessionHandle| s.session.id.clone());
+    engine.register_get("name", |s: &mut SessionHandle| s.session.name.clone());
+    engine.register_get("workspace_path", |s: &mut SessionHandle| {
+        s.session.sandbox().info().workspace.to_string_lossy().to_string()
+    });
+    engine.register_get("cell_count", |s: &mut SessionHandle| s.session.cell_count() as i64);
+    engine.register_fn("to_string", |s: &mut SessionHandle| format!("NotebookSession({}, {})", s.session.name, s.session.notebook_path.display()));
+
+    for name in ["create_local_session", "create_cli_session"] {
+        engine.register_fn(name, move |_: Dynamic| -> RhaiResult<Dynamic> { Err(not_supported(name)) });
+        engine.register_fn(name, move |_: Dynamic, _: Dynamic| -> RhaiResult<Dynamic> { Err(not_supported(name)) });
+        engine.register_fn(name, move |_: Dynamic, _: Dynamic, _: Dynamic| -> RhaiResult<Dynamic> {
             Err(not_supported(name))
         });
-        engine.register_fn(name, move |_: Dynamic, _: Dynamic| -> RhaiResult<Dynamic> {
-            Err(not_supported(name))
-        });
-        engine.register_fn(
-            name,
-            move |_: Dynamic, _: Dynamic, _: Dynamic| -> RhaiResult<Dynamic> {
-                Err(not_supported(name))
-            },
-        );
     }
 }

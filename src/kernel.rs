@@ -1,0 +1,431 @@
+//! A Jupyter kernel (ipykernel) running in a sandbox, and the client side of the Jupyter
+//! messaging protocol (ZeroMQ, HMAC-signed and verified by `jupyter-zmq-client`).
+//!
+//! Each socket's receiving half is owned by a task that forwards messages into a channel,
+//! so waiting for a message can be raced against timeouts, kernel death and cancellation
+//! without losing a message half-read.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use jupyter_protocol::{
+    ConnectionInfo, ExecuteRequest, ExecutionState, InterruptRequest, JupyterMessage, JupyterMessageContent as C,
+    KernelInfoRequest, ReplyStatus, ShutdownRequest,
+};
+use jupyter_zmq_client as jz;
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::notebook::RunStatus;
+use crate::notebook::nbformat::{MultiLine, Output};
+use crate::sandbox::{ExecOptions, Sandbox};
+
+/// How long a kernel may take to answer its first kernel_info request.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(90);
+/// After an interrupt, how long the kernel has to go idle before it is declared dead.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
+
+/// One execution's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecResult {
+    pub outputs: Vec<Output>,
+    pub execution_count: Option<i64>,
+    pub status: RunStatus,
+}
+
+struct Sockets {
+    iopub: jz::ClientIoPubConnection,
+    shell: jz::ClientShellConnection,
+    control: jz::ClientControlConnection,
+}
+
+/// Sends interrupt requests; usable while an execution holds the kernel.
+#[derive(Clone)]
+pub struct Interrupter(Arc<tokio::sync::Mutex<jz::DealerSendConnection>>);
+
+impl Interrupter {
+    pub async fn interrupt(&self) -> Result<()> {
+        self.0.lock().await.send(InterruptRequest {}.into()).await.context("sending interrupt_request")
+    }
+
+    async fn send(&self, m: JupyterMessage) -> Result<()> {
+        self.0.lock().await.send(m).await.context("sending on the control channel")
+    }
+}
+
+pub struct Kernel {
+    sandbox: Arc<dyn Sandbox>,
+    pgid: i32,
+    shell_tx: jz::DealerSendConnection,
+    control_tx: Interrupter,
+    shell_rx: mpsc::UnboundedReceiver<JupyterMessage>,
+    iopub_rx: mpsc::UnboundedReceiver<JupyterMessage>,
+    died: watch::Receiver<Option<String>>,
+    tasks: Vec<JoinHandle<()>>,
+    conn_file: PathBuf,
+    log_name: String,
+}
+
+impl Drop for Kernel {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn forward<S: zeromq::SocketRecv + Send + 'static>(
+    mut conn: jz::Connection<S>,
+    tx: mpsc::UnboundedSender<JupyterMessage>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match conn.read().await {
+                Ok(m) => {
+                    if tx.send(m).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    if tx.is_closed() {
+                        return;
+                    }
+                    tracing::debug!("kernel socket read: {e}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+    })
+}
+
+fn is_reply_to(m: &JupyterMessage, id: &str) -> bool {
+    m.parent_header.as_ref().is_some_and(|h| h.msg_id == id)
+}
+
+/// A MIME bundle as nbformat stores it (text split into lines is left to the writer).
+fn bundle(media: &jupyter_protocol::Media) -> BTreeMap<String, Value> {
+    match jupyter_protocol::media::serialize_media_for_notebook(media, serde_json::value::Serializer) {
+        Ok(Value::Object(m)) => m.into_iter().collect(),
+        _ => BTreeMap::new(),
+    }
+}
+
+fn push_output(outputs: &mut Vec<Output>, content: &C) {
+    match content {
+        C::StreamContent(s) => {
+            let name = match s.name {
+                jupyter_protocol::Stdio::Stdout => "stdout",
+                jupyter_protocol::Stdio::Stderr => "stderr",
+            };
+            // Consecutive chunks of one stream are one output, as Jupyter shows them.
+            if let Some(Output::Stream { name: last, text }) = outputs.last_mut() {
+                if last == name {
+                    *text = MultiLine::Text(format!("{}{}", text.text(), s.text));
+                    return;
+                }
+            }
+            outputs.push(Output::Stream { name: name.into(), text: MultiLine::Text(s.text.clone()) });
+        }
+        C::ExecuteResult(r) => outputs.push(Output::ExecuteResult {
+            execution_count: Some(r.execution_count.value() as i64),
+            data: bundle(&r.data),
+            metadata: r.metadata.clone().into_iter().collect(),
+        }),
+        C::DisplayData(d) => outputs.push(Output::DisplayData {
+            data: bundle(&d.data),
+            metadata: d.metadata.clone().into_iter().collect(),
+        }),
+        C::ErrorOutput(e) => outputs.push(Output::Error {
+            ename: e.ename.clone(),
+            evalue: e.evalue.clone(),
+            traceback: e.traceback.clone(),
+        }),
+        C::ClearOutput(_) => outputs.clear(),
+        _ => {}
+    }
+}
+
+impl Kernel {
+    /// Starts `python -m ipykernel_launcher` in the sandbox and waits until it answers.
+    pub async fn start(sandbox: Arc<dyn Sandbox>, opts: ExecOptions, cancel: &CancellationToken) -> Result<Self> {
+        let info = sandbox.info();
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let (ports, listeners) = jz::peek_ports_with_listeners(ip, 5).await.context("finding free ports for the kernel")?;
+        let key = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        let conn = ConnectionInfo {
+            transport: jupyter_protocol::connection_info::Transport::TCP,
+            ip: ip.to_string(),
+            stdin_port: ports[0],
+            control_port: ports[1],
+            hb_port: ports[2],
+            shell_port: ports[3],
+            iopub_port: ports[4],
+            signature_scheme: "hmac-sha256".into(),
+            key,
+            kernel_name: Some("python3".into()),
+        };
+        let kid = &uuid::Uuid::new_v4().simple().to_string()[..8];
+        let conn_file = info.dir.join("tmp").join(format!("kernel-{kid}.json"));
+        std::fs::create_dir_all(conn_file.parent().unwrap_or(&info.dir))?;
+        std::fs::write(&conn_file, serde_json::to_vec(&conn)?).context("writing the kernel connection file")?;
+        let log_name = format!("kernel-{kid}");
+        let python = sandbox.python().to_string_lossy().to_string();
+        let args: Vec<String> = vec![
+            "-m".into(),
+            "ipykernel_launcher".into(),
+            "-f".into(),
+            conn_file.to_string_lossy().to_string(),
+            "--HistoryManager.enabled=False".into(),
+        ];
+        let spawned = sandbox.spawn(&python, &args, &opts, &log_name)?;
+        drop(listeners);
+        let pgid = spawned.pgid;
+        let (died_tx, died) = watch::channel(None);
+        let mut child = spawned.child;
+        let waiter = tokio::spawn(async move {
+            let status = child.wait().await.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+            let _ = died_tx.send(Some(status));
+        });
+        // The kernel binds its ports a moment after it starts; until then a connection can
+        // be refused or reset, so connecting is retried.
+        let started = Instant::now();
+        let mut kernel = loop {
+            match Self::connect(&sandbox, &conn).await {
+                Ok(parts) => break Self::assemble(&sandbox, parts, pgid, died, waiter, conn_file, log_name),
+                Err(e) if started.elapsed() < STARTUP_TIMEOUT && died.borrow().is_none() && !cancel.is_cancelled() => {
+                    tracing::debug!("connecting to the kernel: {e}; retrying");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => {
+                    sandbox.kill_group(pgid);
+                    return Err(e.context("connecting to the kernel"));
+                }
+            }
+        };
+        if let Err(e) = kernel.wait_ready(cancel).await {
+            kernel.kill();
+            return Err(e);
+        }
+        Ok(kernel)
+    }
+
+    async fn connect(_sandbox: &Arc<dyn Sandbox>, conn: &ConnectionInfo) -> Result<Sockets> {
+        let session = uuid::Uuid::new_v4().to_string();
+        let iopub = jz::create_client_iopub_connection(conn, "", &session).await?;
+        let shell =
+            jz::create_client_shell_connection_with_identity(conn, &session, jz::peer_identity_for_session(&session)?)
+                .await?;
+        let control = jz::create_client_control_connection(conn, &session).await?;
+        Ok(Sockets { iopub, shell, control })
+    }
+
+    fn assemble(
+        sandbox: &Arc<dyn Sandbox>,
+        parts: Sockets,
+        pgid: i32,
+        died: watch::Receiver<Option<String>>,
+        waiter: JoinHandle<()>,
+        conn_file: PathBuf,
+        log_name: String,
+    ) -> Self {
+        let Sockets { iopub, shell, control } = parts;
+        let (shell_tx, shell_recv) = shell.split();
+        let (control_tx, control_recv) = control.split();
+        let (stx, shell_rx) = mpsc::unbounded_channel();
+        let (itx, iopub_rx) = mpsc::unbounded_channel();
+        let (ctx, mut control_rx) = mpsc::unbounded_channel::<JupyterMessage>();
+        let drain = tokio::spawn(async move { while control_rx.recv().await.is_some() {} });
+        let tasks = vec![waiter, forward(shell_recv, stx), forward(iopub, itx), forward(control_recv, ctx), drain];
+        Self {
+            sandbox: sandbox.clone(),
+            pgid,
+            shell_tx,
+            control_tx: Interrupter(Arc::new(tokio::sync::Mutex::new(control_tx))),
+            shell_rx,
+            iopub_rx,
+            died,
+            tasks,
+            conn_file,
+            log_name,
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let path = self.sandbox.info().dir.join("logs").join(format!("{}.log", self.log_name));
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.contains("running over TCP without encryption")).collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// kernel_info requests until one is answered, then one iopub message, so that the
+    /// iopub subscription is known to be live before the first execution.
+    async fn wait_ready(&mut self, cancel: &CancellationToken) -> Result<()> {
+        let started = Instant::now();
+        loop {
+            if started.elapsed() > STARTUP_TIMEOUT {
+                bail!("the kernel did not answer within {}s; its log:\n{}", STARTUP_TIMEOUT.as_secs(), self.log_tail());
+            }
+            let req: JupyterMessage = KernelInfoRequest {}.into();
+            let id = req.header.msg_id.clone();
+            self.shell_tx.send(req).await?;
+            let deadline = tokio::time::sleep(Duration::from_millis(500));
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    m = self.shell_rx.recv() => match m {
+                        Some(m) if is_reply_to(&m, &id) => {
+                            // Drain iopub until the status of our request arrives (or a moment passes).
+                            let until = Instant::now() + Duration::from_millis(500);
+                            while let Ok(Some(m)) = tokio::time::timeout_at(until.into(), self.iopub_rx.recv()).await {
+                                if is_reply_to(&m, &id) { break; }
+                            }
+                            return Ok(());
+                        }
+                        Some(_) => continue,
+                        None => bail!("the kernel's shell channel closed"),
+                    },
+                    _ = self.died.changed() => {
+                        let status = self.died.borrow().clone().unwrap_or_default();
+                        bail!("the kernel exited while starting ({status}); is ipykernel installed in the sandbox env? (execution_mode: \"notebook\" adds it) Its log:\n{}", self.log_tail());
+                    }
+                    _ = cancel.cancelled() => bail!("cancelled"),
+                    _ = &mut deadline => break,
+                }
+            }
+        }
+    }
+
+    pub fn is_dead(&self) -> bool {
+        self.died.borrow().is_some()
+    }
+
+    pub fn pgid(&self) -> i32 {
+        self.pgid
+    }
+
+    pub fn interrupter(&self) -> Interrupter {
+        self.control_tx.clone()
+    }
+
+    pub async fn interrupt(&self) -> Result<()> {
+        self.control_tx.interrupt().await
+    }
+
+    /// Runs code to completion (or timeout, death, cancellation).
+    pub async fn execute(
+        &mut self,
+        code: &str,
+        hidden: bool,
+        timeout: Option<Duration>,
+        cancel: &CancellationToken,
+    ) -> Result<ExecResult> {
+        if self.is_dead() {
+            bail!("the kernel is not running");
+        }
+        // Forget anything left over from an earlier, abandoned request.
+        while self.iopub_rx.try_recv().is_ok() {}
+        while self.shell_rx.try_recv().is_ok() {}
+        let req: JupyterMessage = ExecuteRequest {
+            code: code.to_string(),
+            silent: false,
+            store_history: !hidden,
+            user_expressions: None,
+            allow_stdin: false,
+            stop_on_error: true,
+        }
+        .into();
+        let id = req.header.msg_id.clone();
+        self.shell_tx.send(req).await.context("sending execute_request")?;
+        let mut outputs = vec![];
+        let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+        let mut wake = timeout.map(|t| Instant::now() + t).unwrap_or(far);
+        let mut interrupted = false;
+        let mut cancelled = false;
+        loop {
+            tokio::select! {
+                m = self.iopub_rx.recv() => {
+                    let Some(m) = m else { bail!("the kernel's iopub channel closed") };
+                    if !is_reply_to(&m, &id) { continue; }
+                    if let C::Status(s) = &m.content {
+                        if s.execution_state == ExecutionState::Idle { break; }
+                    } else {
+                        push_output(&mut outputs, &m.content);
+                    }
+                }
+                _ = self.died.changed() => {
+                    return Ok(ExecResult { outputs, execution_count: None, status: RunStatus::KernelDied });
+                }
+                _ = tokio::time::sleep_until(wake.into()) => {
+                    if interrupted {
+                        // It did not stop: end it, the caller restarts.
+                        self.kill();
+                        return Ok(ExecResult { outputs, execution_count: None, status: RunStatus::KernelDied });
+                    }
+                    self.interrupt().await?;
+                    interrupted = true;
+                    wake = Instant::now() + INTERRUPT_GRACE;
+                }
+                _ = cancel.cancelled(), if !cancelled => {
+                    cancelled = true;
+                    if !interrupted {
+                        self.interrupt().await?;
+                        interrupted = true;
+                        wake = Instant::now() + Duration::from_secs(2);
+                    }
+                }
+            }
+        }
+        if cancelled {
+            bail!("cancelled");
+        }
+        let reply = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match self.shell_rx.recv().await {
+                    Some(m) if is_reply_to(&m, &id) => return Some(m),
+                    Some(_) => continue,
+                    None => return None,
+                }
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(|| anyhow!("the kernel sent no execute_reply"))?;
+        let (status, count) = match &reply.content {
+            C::ExecuteReply(r) => {
+                let count = (!hidden).then_some(r.execution_count.value() as i64);
+                let status = match r.status {
+                    ReplyStatus::Ok => RunStatus::Ok,
+                    ReplyStatus::Error if interrupted => RunStatus::TimedOut,
+                    ReplyStatus::Error => RunStatus::Error,
+                    ReplyStatus::Aborted => RunStatus::Aborted,
+                };
+                (status, count)
+            }
+            other => bail!("unexpected reply to execute_request: {}", other.message_type()),
+        };
+        // A result's execution_count is the cell's.
+        Ok(ExecResult { outputs, execution_count: count, status })
+    }
+
+    /// Asks the kernel to exit, then ends its process group.
+    pub async fn shutdown(mut self) {
+        if !self.is_dead() {
+            let _ = self.control_tx.send(ShutdownRequest { restart: false }.into()).await;
+            let _ = tokio::time::timeout(Duration::from_millis(1000), self.died.changed()).await;
+        }
+        self.kill();
+    }
+
+    /// Ends the kernel's process group at once.
+    pub fn kill(&mut self) {
+        self.sandbox.kill_group(self.pgid);
+        let _ = std::fs::remove_file(&self.conn_file);
+    }
+}

@@ -1,0 +1,385 @@
+//! A notebook session: one kernel in a sandbox and the .ipynb it fills. Every visible
+//! execution becomes a code cell; the notebook is rewritten atomically after each cell
+//! from per-cell JSON fragments kept in memory, so the cost of a cell does not grow with
+//! the notebook. A kernel that dies is restarted (workspace init re-run) and the loss of
+//! state is said plainly in the result.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use tokio_util::sync::CancellationToken;
+
+use super::RunStatus;
+use super::nbformat::{Cell, MultiLine, Notebook, Output, bundle_text, new_cell_id};
+use crate::kernel::{Interrupter, Kernel};
+use crate::sandbox::{ExecOptions, Sandbox};
+
+/// The result of running one cell.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellRun {
+    /// Index of the cell in the notebook; `None` for hidden executions.
+    pub cell_index: Option<usize>,
+    pub execution_count: Option<i64>,
+    pub outputs: Vec<Output>,
+    pub status: RunStatus,
+    pub note: Option<String>,
+}
+
+/// How a session starts.
+#[derive(Debug, Clone, Default)]
+pub struct SessionOptions {
+    pub name: String,
+    /// Where `<name>.ipynb` is written.
+    pub output_dir: PathBuf,
+    /// Hidden code run in every new kernel (workspace setup, model loading).
+    pub init_code: String,
+    /// Environment and working directory of the kernel process.
+    pub kernel: ExecOptions,
+    /// Load this notebook's cells and re-execute its code cells.
+    pub resume: Option<PathBuf>,
+    /// Load this notebook's cells without executing them.
+    pub continue_from: Option<PathBuf>,
+    /// Default per-cell timeout.
+    pub timeout: Option<Duration>,
+}
+
+struct Doc {
+    meta: Notebook,
+    cells: Vec<Cell>,
+    fragments: Vec<String>,
+}
+
+impl Doc {
+    fn set(&mut self, i: usize, cell: Cell) -> Result<()> {
+        let frag = serde_json::to_string(&cell)?;
+        if i == self.cells.len() {
+            self.cells.push(cell);
+            self.fragments.push(frag);
+        } else {
+            self.cells[i] = cell;
+            self.fragments[i] = frag;
+        }
+        Ok(())
+    }
+
+    fn render(&self) -> Result<String> {
+        let mut out = String::with_capacity(self.fragments.iter().map(|f| f.len() + 2).sum::<usize>() + 512);
+        out.push_str("{\n \"cells\": [\n");
+        for (i, f) in self.fragments.iter().enumerate() {
+            if i > 0 {
+                out.push_str(",\n");
+            }
+            out.push_str("  ");
+            out.push_str(f);
+        }
+        out.push_str("\n ],\n \"metadata\": ");
+        out.push_str(&serde_json::to_string(&self.meta.metadata)?);
+        out.push_str(&format!(
+            ",\n \"nbformat\": {},\n \"nbformat_minor\": {}\n}}\n",
+            self.meta.nbformat, self.meta.nbformat_minor
+        ));
+        Ok(out)
+    }
+}
+
+pub struct NotebookSession {
+    pub id: String,
+    pub name: String,
+    pub notebook_path: PathBuf,
+    sandbox: Arc<dyn Sandbox>,
+    opts: SessionOptions,
+    kernel: tokio::sync::Mutex<Option<Kernel>>,
+    interrupter: std::sync::Mutex<Option<Interrupter>>,
+    doc: std::sync::Mutex<Doc>,
+}
+
+/// Loads and checks a notebook to resume from.
+pub fn load_notebook(path: &Path) -> Result<Notebook> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read notebook {}", path.display()))?;
+    let nb: Notebook = serde_json::from_str(&text)
+        .map_err(|e| anyhow!("{} is not a valid nbformat 4 notebook: {e}", path.display()))?;
+    if nb.nbformat != 4 {
+        bail!("{} is nbformat {}; only nbformat 4 notebooks can be resumed", path.display(), nb.nbformat);
+    }
+    Ok(nb)
+}
+
+/// Text of outputs for people and agents: streams, plain text of results, errors with
+/// ANSI codes removed, images as `[image/png WxH]`-style placeholders.
+pub fn outputs_text(outputs: &[Output]) -> String {
+    let mut out = String::new();
+    for o in outputs {
+        match o {
+            Output::Stream { text, .. } => out.push_str(&text.text()),
+            Output::ExecuteResult { data, .. } | Output::DisplayData { data, .. } => {
+                if let Some(t) = data.get("text/plain") {
+                    out.push_str(&bundle_text(t));
+                    out.push('\n');
+                }
+                for mime in data.keys().filter(|k| k.starts_with("image/")) {
+                    out.push_str(&format!("[{mime}]\n"));
+                }
+            }
+            Output::Error { ename, evalue, traceback } => {
+                if traceback.is_empty() {
+                    out.push_str(&format!("{ename}: {evalue}\n"));
+                } else {
+                    out.push_str(&strip_ansi(&traceback.join("\n")));
+                    out.push('\n');
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Removes ANSI escape sequences (colours in tracebacks).
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for d in chars.by_ref() {
+                    if ('@'..='~').contains(&d) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl NotebookSession {
+    pub async fn start(sandbox: Arc<dyn Sandbox>, opts: SessionOptions, cancel: &CancellationToken) -> Result<Arc<Self>> {
+        let python_version = sandbox.info().env.map(|e| e.python_version).unwrap_or_else(|| "3".into());
+        let (mut meta, loaded) = match (&opts.resume, &opts.continue_from) {
+            (Some(_), Some(_)) => bail!("give either `resume` or `continue_from`, not both"),
+            (Some(p), None) | (None, Some(p)) => {
+                let nb = load_notebook(p)?;
+                (Notebook { cells: vec![], ..nb.clone() }, nb.cells)
+            }
+            (None, None) => (Notebook::new_python(&python_version), vec![]),
+        };
+        meta.nbformat = 4;
+        meta.nbformat_minor = 5;
+        std::fs::create_dir_all(&opts.output_dir)
+            .with_context(|| format!("creating {}", opts.output_dir.display()))?;
+        let mut notebook_path = opts.output_dir.join(format!("{}.ipynb", opts.name));
+        let mut n = 2;
+        while notebook_path.exists() {
+            notebook_path = opts.output_dir.join(format!("{}-{n}.ipynb", opts.name));
+            n += 1;
+        }
+        let session = Arc::new(Self {
+            id: format!("nb-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+            name: opts.name.clone(),
+            notebook_path,
+            sandbox,
+            opts,
+            kernel: tokio::sync::Mutex::new(None),
+            interrupter: std::sync::Mutex::new(None),
+            doc: std::sync::Mutex::new(Doc { meta, cells: vec![], fragments: vec![] }),
+        });
+        session.write()?;
+        {
+            let mut guard = session.kernel.lock().await;
+            session.new_kernel(&mut guard, cancel).await?;
+        }
+        let resume = session.opts.resume.is_some();
+        for cell in loaded {
+            let is_code = matches!(cell, Cell::Code { .. });
+            let source = cell.source();
+            let index = session.push_cell(cell)?;
+            if resume && is_code {
+                let run = session.run_in_cell(index, &source, session.opts.timeout, cancel).await?;
+                if run.status != RunStatus::Ok {
+                    tracing::warn!(cell = index, "resumed cell did not run cleanly: {:?}", run.status);
+                }
+            }
+        }
+        Ok(session)
+    }
+
+    fn doc(&self) -> Result<std::sync::MutexGuard<'_, Doc>> {
+        self.doc.lock().map_err(|_| anyhow!("notebook state poisoned"))
+    }
+
+    /// Rewrites the notebook file atomically.
+    fn write(&self) -> Result<()> {
+        let text = self.doc()?.render()?;
+        let tmp = self.notebook_path.with_extension("ipynb.tmp");
+        std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &self.notebook_path).with_context(|| format!("writing {}", self.notebook_path.display()))
+    }
+
+    fn push_cell(&self, cell: Cell) -> Result<usize> {
+        let i = {
+            let mut doc = self.doc()?;
+            let i = doc.cells.len();
+            doc.set(i, cell)?;
+            i
+        };
+        self.write()?;
+        Ok(i)
+    }
+
+    /// Starts a kernel and runs the init code in it (hidden).
+    async fn new_kernel(&self, slot: &mut Option<Kernel>, cancel: &CancellationToken) -> Result<()> {
+        if let Some(old) = slot.take() {
+            old.shutdown().await;
+        }
+        let mut kernel = Kernel::start(self.sandbox.clone(), self.opts.kernel.clone(), cancel).await?;
+        if !self.opts.init_code.trim().is_empty() {
+            let r = kernel.execute(&self.opts.init_code, true, None, cancel).await?;
+            if r.status != RunStatus::Ok {
+                kernel.kill();
+                bail!("the workspace setup code failed in the kernel:\n{}", outputs_text(&r.outputs));
+            }
+        }
+        if let Ok(mut i) = self.interrupter.lock() {
+            *i = Some(kernel.interrupter());
+        }
+        *slot = Some(kernel);
+        Ok(())
+    }
+
+    /// Runs code in the kernel, restarting it first if it died since the last call, and
+    /// after a death during this run.
+    async fn run(&self, code: &str, hidden: bool, timeout: Option<Duration>, cancel: &CancellationToken) -> Result<(crate::kernel::ExecResult, Option<String>)> {
+        let mut guard = self.kernel.lock().await;
+        let mut note = None;
+        if guard.as_ref().is_none_or(|k| k.is_dead()) {
+            self.new_kernel(&mut guard, cancel).await?;
+            note = Some("The kernel had died and was restarted before this cell: all earlier variables, imports and loaded models are gone (the workspace setup ran again).".to_string());
+        }
+        let kernel = guard.as_mut().ok_or_else(|| anyhow!("no kernel"))?;
+        let result = kernel.execute(code, hidden, timeout.or(self.opts.timeout), cancel).await?;
+        if result.status == RunStatus::KernelDied {
+            self.new_kernel(&mut guard, cancel).await?;
+            note = Some("The kernel died while running this cell (it crashed, ran out of memory, or ignored an interrupt after a timeout). It was restarted: all earlier variables, imports and loaded models are gone (the workspace setup ran again).".to_string());
+        }
+        Ok((result, note))
+    }
+
+    async fn run_in_cell(&self, index: usize, code: &str, timeout: Option<Duration>, cancel: &CancellationToken) -> Result<CellRun> {
+        let (r, note) = self.run(code, false, timeout, cancel).await?;
+        let cell = Cell::Code {
+            id: self.cell_id(index),
+            metadata: Default::default(),
+            source: MultiLine::from_text(code),
+            execution_count: r.execution_count,
+            outputs: r.outputs.clone(),
+        };
+        self.doc()?.set(index, cell)?;
+        self.write()?;
+        Ok(CellRun { cell_index: Some(index), execution_count: r.execution_count, outputs: r.outputs, status: r.status, note })
+    }
+
+    fn cell_id(&self, index: usize) -> String {
+        let doc = self.doc.lock();
+        match doc.as_ref().ok().and_then(|d| d.cells.get(index)) {
+            Some(Cell::Code { id, .. } | Cell::Markdown { id, .. } | Cell::Raw { id, .. }) => id.clone(),
+            None => new_cell_id(),
+        }
+    }
+
+    /// Runs code; a visible execution is appended to the notebook as a code cell.
+    pub async fn execute(&self, code: &str, hidden: bool, timeout: Option<Duration>, cancel: &CancellationToken) -> Result<CellRun> {
+        if hidden {
+            let (r, note) = self.run(code, true, timeout, cancel).await?;
+            return Ok(CellRun { cell_index: None, execution_count: None, outputs: r.outputs, status: r.status, note });
+        }
+        let index = self.push_cell(Cell::Code {
+            id: new_cell_id(),
+            metadata: Default::default(),
+            source: MultiLine::from_text(code),
+            execution_count: None,
+            outputs: vec![],
+        })?;
+        self.run_in_cell(index, code, timeout, cancel).await
+    }
+
+    pub fn add_markdown(&self, content: &str) -> Result<usize> {
+        self.push_cell(Cell::Markdown { id: new_cell_id(), metadata: Default::default(), source: MultiLine::from_text(content) })
+    }
+
+    /// Replaces a code cell's source and runs it again; negative indices count from the end.
+    pub async fn edit_cell(&self, code: &str, index: i64, cancel: &CancellationToken) -> Result<CellRun> {
+        let i = {
+            let doc = self.doc()?;
+            let n = doc.cells.len() as i64;
+            let i = if index < 0 { n + index } else { index };
+            if i < 0 || i >= n {
+                bail!("cell_index {index} is out of range: the notebook has {n} cells");
+            }
+            if !matches!(doc.cells[i as usize], Cell::Code { .. }) {
+                bail!("cell {i} is a markdown cell; edit_cell only edits code cells");
+            }
+            i as usize
+        };
+        self.run_in_cell(i, code, None, cancel).await
+    }
+
+    /// Interrupts the running cell, if any.
+    pub async fn interrupt(&self) -> Result<()> {
+        let i = self.interrupter.lock().ok().and_then(|g| g.clone());
+        match i {
+            Some(i) => i.interrupt().await,
+            None => bail!("no kernel is running"),
+        }
+    }
+
+    /// A fresh kernel (all state lost), with the workspace set up again.
+    pub async fn restart(&self, cancel: &CancellationToken) -> Result<()> {
+        let mut guard = self.kernel.lock().await;
+        self.new_kernel(&mut guard, cancel).await
+    }
+
+    /// Ends the kernel; the notebook stays on disk.
+    pub async fn shutdown(&self) -> Result<()> {
+        let mut guard = self.kernel.lock().await;
+        if let Some(k) = guard.take() {
+            k.shutdown().await;
+        }
+        self.write()
+    }
+
+    pub fn sandbox(&self) -> &Arc<dyn Sandbox> {
+        &self.sandbox
+    }
+
+    pub fn cell_count(&self) -> usize {
+        self.doc.lock().map(|d| d.cells.len()).unwrap_or(0)
+    }
+
+    pub fn kernel_pgid(&self) -> Option<i32> {
+        self.kernel.try_lock().ok().and_then(|g| g.as_ref().map(|k| k.pgid()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ansi_codes_are_stripped() {
+        assert_eq!(strip_ansi("\u{1b}[0;31mZeroDivisionError\u{1b}[0m: x"), "ZeroDivisionError: x");
+    }
+
+    #[test]
+    fn rendered_notebook_parses_back() {
+        let mut doc = Doc { meta: Notebook::new_python("3.11"), cells: vec![], fragments: vec![] };
+        doc.set(0, Cell::Markdown { id: "a".into(), metadata: Default::default(), source: MultiLine::from_text("# hi") }).unwrap();
+        doc.set(1, Cell::Code { id: "b".into(), metadata: Default::default(), source: MultiLine::from_text("1+1"), execution_count: Some(1), outputs: vec![] }).unwrap();
+        let nb: Notebook = serde_json::from_str(&doc.render().unwrap()).unwrap();
+        assert_eq!(nb.cells, doc.cells);
+        assert_eq!(nb.nbformat, 4);
+    }
+}
