@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use jupyter_protocol::{
-    ConnectionInfo, ExecuteRequest, ExecutionState, InterruptRequest, JupyterMessage, JupyterMessageContent as C,
-    KernelInfoRequest, ReplyStatus, ShutdownRequest,
+    ConnectionInfo, ExecuteRequest, ExecutionState, InterruptRequest, JupyterMessage,
+    JupyterMessageContent as C, KernelInfoRequest, ReplyStatus, ShutdownRequest,
 };
 use jupyter_zmq_client as jz;
 use serde_json::Value;
@@ -51,11 +51,21 @@ pub struct Interrupter(Arc<tokio::sync::Mutex<jz::DealerSendConnection>>);
 
 impl Interrupter {
     pub async fn interrupt(&self) -> Result<()> {
-        self.0.lock().await.send(InterruptRequest {}.into()).await.context("sending interrupt_request")
+        self.0
+            .lock()
+            .await
+            .send(InterruptRequest {}.into())
+            .await
+            .context("sending interrupt_request")
     }
 
     async fn send(&self, m: JupyterMessage) -> Result<()> {
-        self.0.lock().await.send(m).await.context("sending on the control channel")
+        self.0
+            .lock()
+            .await
+            .send(m)
+            .await
+            .context("sending on the control channel")
     }
 }
 
@@ -110,7 +120,10 @@ fn is_reply_to(m: &JupyterMessage, id: &str) -> bool {
 
 /// A MIME bundle as nbformat stores it (text split into lines is left to the writer).
 fn bundle(media: &jupyter_protocol::Media) -> BTreeMap<String, Value> {
-    match jupyter_protocol::media::serialize_media_for_notebook(media, serde_json::value::Serializer) {
+    match jupyter_protocol::media::serialize_media_for_notebook(
+        media,
+        serde_json::value::Serializer,
+    ) {
         Ok(Value::Object(m)) => m.into_iter().collect(),
         _ => BTreeMap::new(),
     }
@@ -130,7 +143,10 @@ fn push_output(outputs: &mut Vec<Output>, content: &C) {
                     return;
                 }
             }
-            outputs.push(Output::Stream { name: name.into(), text: MultiLine::Text(s.text.clone()) });
+            outputs.push(Output::Stream {
+                name: name.into(),
+                text: MultiLine::Text(s.text.clone()),
+            });
         }
         C::ExecuteResult(r) => outputs.push(Output::ExecuteResult {
             execution_count: Some(r.execution_count.value() as i64),
@@ -153,11 +169,21 @@ fn push_output(outputs: &mut Vec<Output>, content: &C) {
 
 impl Kernel {
     /// Starts `python -m ipykernel_launcher` in the sandbox and waits until it answers.
-    pub async fn start(sandbox: Arc<dyn Sandbox>, opts: ExecOptions, cancel: &CancellationToken) -> Result<Self> {
+    pub async fn start(
+        sandbox: Arc<dyn Sandbox>,
+        opts: ExecOptions,
+        cancel: &CancellationToken,
+    ) -> Result<Self> {
         let info = sandbox.info();
         let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        let (ports, listeners) = jz::peek_ports_with_listeners(ip, 5).await.context("finding free ports for the kernel")?;
-        let key = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        let (ports, listeners) = jz::peek_ports_with_listeners(ip, 5)
+            .await
+            .context("finding free ports for the kernel")?;
+        let key = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
         let conn = ConnectionInfo {
             transport: jupyter_protocol::connection_info::Transport::TCP,
             ip: ip.to_string(),
@@ -173,7 +199,8 @@ impl Kernel {
         let kid = &uuid::Uuid::new_v4().simple().to_string()[..8];
         let conn_file = info.dir.join("tmp").join(format!("kernel-{kid}.json"));
         std::fs::create_dir_all(conn_file.parent().unwrap_or(&info.dir))?;
-        std::fs::write(&conn_file, serde_json::to_vec(&conn)?).context("writing the kernel connection file")?;
+        std::fs::write(&conn_file, serde_json::to_vec(&conn)?)
+            .context("writing the kernel connection file")?;
         let log_name = format!("kernel-{kid}");
         let python = sandbox.python().to_string_lossy().to_string();
         let args: Vec<String> = vec![
@@ -189,16 +216,44 @@ impl Kernel {
         let (died_tx, died) = watch::channel(None);
         let mut child = spawned.child;
         let waiter = tokio::spawn(async move {
-            let status = child.wait().await.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+            let status = child
+                .wait()
+                .await
+                .map(|s| s.to_string())
+                .unwrap_or_else(|e| e.to_string());
             let _ = died_tx.send(Some(status));
         });
         // The kernel binds its ports a moment after it starts; until then a connection can
         // be refused or reset, so connecting is retried.
         let started = Instant::now();
+        let mut died_watch = died.clone();
         let mut kernel = loop {
-            match Self::connect(&sandbox, &conn).await {
-                Ok(parts) => break Self::assemble(&sandbox, parts, pgid, died, waiter, conn_file, log_name),
-                Err(e) if started.elapsed() < STARTUP_TIMEOUT && died.borrow().is_none() && !cancel.is_cancelled() => {
+            let attempt = tokio::select! {
+                r = Self::connect(&sandbox, &conn) => r,
+                _ = died_watch.changed() => {
+                    let status = died_watch.borrow().clone().unwrap_or_default();
+                    let log = std::fs::read_to_string(info.dir.join("logs").join(format!("{log_name}.log"))).unwrap_or_default();
+                    let tail: Vec<&str> = log.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
+                    sandbox.kill_group(pgid);
+                    bail!(
+                        "the kernel exited while starting ({status}); is ipykernel installed in the sandbox env? (execution_mode: \"notebook\" adds it) Its log:\n{}",
+                        tail.join("\n")
+                    );
+                }
+                _ = cancel.cancelled() => {
+                    sandbox.kill_group(pgid);
+                    bail!("cancelled");
+                }
+            };
+            match attempt {
+                Ok(parts) => {
+                    break Self::assemble(&sandbox, parts, pgid, died, waiter, conn_file, log_name);
+                }
+                Err(e)
+                    if started.elapsed() < STARTUP_TIMEOUT
+                        && died.borrow().is_none()
+                        && !cancel.is_cancelled() =>
+                {
                     tracing::debug!("connecting to the kernel: {e}; retrying");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
@@ -218,11 +273,18 @@ impl Kernel {
     async fn connect(_sandbox: &Arc<dyn Sandbox>, conn: &ConnectionInfo) -> Result<Sockets> {
         let session = uuid::Uuid::new_v4().to_string();
         let iopub = jz::create_client_iopub_connection(conn, "", &session).await?;
-        let shell =
-            jz::create_client_shell_connection_with_identity(conn, &session, jz::peer_identity_for_session(&session)?)
-                .await?;
+        let shell = jz::create_client_shell_connection_with_identity(
+            conn,
+            &session,
+            jz::peer_identity_for_session(&session)?,
+        )
+        .await?;
         let control = jz::create_client_control_connection(conn, &session).await?;
-        Ok(Sockets { iopub, shell, control })
+        Ok(Sockets {
+            iopub,
+            shell,
+            control,
+        })
     }
 
     fn assemble(
@@ -234,14 +296,24 @@ impl Kernel {
         conn_file: PathBuf,
         log_name: String,
     ) -> Self {
-        let Sockets { iopub, shell, control } = parts;
+        let Sockets {
+            iopub,
+            shell,
+            control,
+        } = parts;
         let (shell_tx, shell_recv) = shell.split();
         let (control_tx, control_recv) = control.split();
         let (stx, shell_rx) = mpsc::unbounded_channel();
         let (itx, iopub_rx) = mpsc::unbounded_channel();
         let (ctx, mut control_rx) = mpsc::unbounded_channel::<JupyterMessage>();
         let drain = tokio::spawn(async move { while control_rx.recv().await.is_some() {} });
-        let tasks = vec![waiter, forward(shell_recv, stx), forward(iopub, itx), forward(control_recv, ctx), drain];
+        let tasks = vec![
+            waiter,
+            forward(shell_recv, stx),
+            forward(iopub, itx),
+            forward(control_recv, ctx),
+            drain,
+        ];
         Self {
             sandbox: sandbox.clone(),
             pgid,
@@ -257,9 +329,17 @@ impl Kernel {
     }
 
     fn log_tail(&self) -> String {
-        let path = self.sandbox.info().dir.join("logs").join(format!("{}.log", self.log_name));
+        let path = self
+            .sandbox
+            .info()
+            .dir
+            .join("logs")
+            .join(format!("{}.log", self.log_name));
         let text = std::fs::read_to_string(path).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().filter(|l| !l.contains("running over TCP without encryption")).collect();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.contains("running over TCP without encryption"))
+            .collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
@@ -269,7 +349,11 @@ impl Kernel {
         let started = Instant::now();
         loop {
             if started.elapsed() > STARTUP_TIMEOUT {
-                bail!("the kernel did not answer within {}s; its log:\n{}", STARTUP_TIMEOUT.as_secs(), self.log_tail());
+                bail!(
+                    "the kernel did not answer within {}s; its log:\n{}",
+                    STARTUP_TIMEOUT.as_secs(),
+                    self.log_tail()
+                );
             }
             let req: JupyterMessage = KernelInfoRequest {}.into();
             let id = req.header.msg_id.clone();
@@ -341,7 +425,10 @@ impl Kernel {
         }
         .into();
         let id = req.header.msg_id.clone();
-        self.shell_tx.send(req).await.context("sending execute_request")?;
+        self.shell_tx
+            .send(req)
+            .await
+            .context("sending execute_request")?;
         let mut outputs = vec![];
         let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
         let mut wake = timeout.map(|t| Instant::now() + t).unwrap_or(far);
@@ -408,16 +495,26 @@ impl Kernel {
                 };
                 (status, count)
             }
-            other => bail!("unexpected reply to execute_request: {}", other.message_type()),
+            other => bail!(
+                "unexpected reply to execute_request: {}",
+                other.message_type()
+            ),
         };
         // A result's execution_count is the cell's.
-        Ok(ExecResult { outputs, execution_count: count, status })
+        Ok(ExecResult {
+            outputs,
+            execution_count: count,
+            status,
+        })
     }
 
     /// Asks the kernel to exit, then ends its process group.
     pub async fn shutdown(mut self) {
         if !self.is_dead() {
-            let _ = self.control_tx.send(ShutdownRequest { restart: false }.into()).await;
+            let _ = self
+                .control_tx
+                .send(ShutdownRequest { restart: false }.into())
+                .await;
             let _ = tokio::time::timeout(Duration::from_millis(1000), self.died.changed()).await;
         }
         self.kill();

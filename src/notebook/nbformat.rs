@@ -109,7 +109,9 @@ pub enum Cell {
 impl Cell {
     pub fn source(&self) -> String {
         match self {
-            Cell::Code { source, .. } | Cell::Markdown { source, .. } | Cell::Raw { source, .. } => source.text(),
+            Cell::Code { source, .. }
+            | Cell::Markdown { source, .. }
+            | Cell::Raw { source, .. } => source.text(),
         }
     }
 }
@@ -137,7 +139,12 @@ impl Notebook {
                 "file_extension": ".py", "codemirror_mode": {"name": "ipython", "version": 3},
                 "pygments_lexer": "ipython3", "nbconvert_exporter": "python"}),
         );
-        Self { cells: vec![], metadata, nbformat: 4, nbformat_minor: 5 }
+        Self {
+            cells: vec![],
+            metadata,
+            nbformat: 4,
+            nbformat_minor: 5,
+        }
     }
 }
 
@@ -164,6 +171,9 @@ mod tests {
         assert_eq!(nb.cells[1].source(), "# T");
         let again: Notebook = serde_json::from_str(&serde_json::to_string(&nb).unwrap()).unwrap();
         assert_eq!(again, nb);
-        assert_eq!(MultiLine::from_text("a\nb"), MultiLine::Lines(vec!["a\n".into(), "b".into()]));
+        assert_eq!(
+            MultiLine::from_text("a\nb"),
+            MultiLine::Lines(vec!["a\n".into(), "b".into()])
+        );
     }
 }

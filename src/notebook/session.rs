@@ -65,7 +65,8 @@ impl Doc {
     }
 
     fn render(&self) -> Result<String> {
-        let mut out = String::with_capacity(self.fragments.iter().map(|f| f.len() + 2).sum::<usize>() + 512);
+        let mut out =
+            String::with_capacity(self.fragments.iter().map(|f| f.len() + 2).sum::<usize>() + 512);
         out.push_str("{\n \"cells\": [\n");
         for (i, f) in self.fragments.iter().enumerate() {
             if i > 0 {
@@ -97,11 +98,16 @@ pub struct NotebookSession {
 
 /// Loads and checks a notebook to resume from.
 pub fn load_notebook(path: &Path) -> Result<Notebook> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read notebook {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read notebook {}", path.display()))?;
     let nb: Notebook = serde_json::from_str(&text)
         .map_err(|e| anyhow!("{} is not a valid nbformat 4 notebook: {e}", path.display()))?;
     if nb.nbformat != 4 {
-        bail!("{} is nbformat {}; only nbformat 4 notebooks can be resumed", path.display(), nb.nbformat);
+        bail!(
+            "{} is nbformat {}; only nbformat 4 notebooks can be resumed",
+            path.display(),
+            nb.nbformat
+        );
     }
     Ok(nb)
 }
@@ -122,7 +128,11 @@ pub fn outputs_text(outputs: &[Output]) -> String {
                     out.push_str(&format!("[{mime}]\n"));
                 }
             }
-            Output::Error { ename, evalue, traceback } => {
+            Output::Error {
+                ename,
+                evalue,
+                traceback,
+            } => {
                 if traceback.is_empty() {
                     out.push_str(&format!("{ename}: {evalue}\n"));
                 } else {
@@ -157,13 +167,27 @@ pub fn strip_ansi(s: &str) -> String {
 }
 
 impl NotebookSession {
-    pub async fn start(sandbox: Arc<dyn Sandbox>, opts: SessionOptions, cancel: &CancellationToken) -> Result<Arc<Self>> {
-        let python_version = sandbox.info().env.map(|e| e.python_version).unwrap_or_else(|| "3".into());
+    pub async fn start(
+        sandbox: Arc<dyn Sandbox>,
+        opts: SessionOptions,
+        cancel: &CancellationToken,
+    ) -> Result<Arc<Self>> {
+        let python_version = sandbox
+            .info()
+            .env
+            .map(|e| e.python_version)
+            .unwrap_or_else(|| "3".into());
         let (mut meta, loaded) = match (&opts.resume, &opts.continue_from) {
             (Some(_), Some(_)) => bail!("give either `resume` or `continue_from`, not both"),
             (Some(p), None) | (None, Some(p)) => {
                 let nb = load_notebook(p)?;
-                (Notebook { cells: vec![], ..nb.clone() }, nb.cells)
+                (
+                    Notebook {
+                        cells: vec![],
+                        ..nb.clone()
+                    },
+                    nb.cells,
+                )
             }
             (None, None) => (Notebook::new_python(&python_version), vec![]),
         };
@@ -185,7 +209,11 @@ impl NotebookSession {
             opts,
             kernel: tokio::sync::Mutex::new(None),
             interrupter: std::sync::Mutex::new(None),
-            doc: std::sync::Mutex::new(Doc { meta, cells: vec![], fragments: vec![] }),
+            doc: std::sync::Mutex::new(Doc {
+                meta,
+                cells: vec![],
+                fragments: vec![],
+            }),
         });
         session.write()?;
         {
@@ -198,9 +226,15 @@ impl NotebookSession {
             let source = cell.source();
             let index = session.push_cell(cell)?;
             if resume && is_code {
-                let run = session.run_in_cell(index, &source, session.opts.timeout, cancel).await?;
+                let run = session
+                    .run_in_cell(index, &source, session.opts.timeout, cancel)
+                    .await?;
                 if run.status != RunStatus::Ok {
-                    tracing::warn!(cell = index, "resumed cell did not run cleanly: {:?}", run.status);
+                    tracing::warn!(
+                        cell = index,
+                        "resumed cell did not run cleanly: {:?}",
+                        run.status
+                    );
                 }
             }
         }
@@ -208,7 +242,9 @@ impl NotebookSession {
     }
 
     fn doc(&self) -> Result<std::sync::MutexGuard<'_, Doc>> {
-        self.doc.lock().map_err(|_| anyhow!("notebook state poisoned"))
+        self.doc
+            .lock()
+            .map_err(|_| anyhow!("notebook state poisoned"))
     }
 
     /// Rewrites the notebook file atomically.
@@ -216,7 +252,8 @@ impl NotebookSession {
         let text = self.doc()?.render()?;
         let tmp = self.notebook_path.with_extension("ipynb.tmp");
         std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &self.notebook_path).with_context(|| format!("writing {}", self.notebook_path.display()))
+        std::fs::rename(&tmp, &self.notebook_path)
+            .with_context(|| format!("writing {}", self.notebook_path.display()))
     }
 
     fn push_cell(&self, cell: Cell) -> Result<usize> {
@@ -231,16 +268,26 @@ impl NotebookSession {
     }
 
     /// Starts a kernel and runs the init code in it (hidden).
-    async fn new_kernel(&self, slot: &mut Option<Kernel>, cancel: &CancellationToken) -> Result<()> {
+    async fn new_kernel(
+        &self,
+        slot: &mut Option<Kernel>,
+        cancel: &CancellationToken,
+    ) -> Result<()> {
         if let Some(old) = slot.take() {
             old.shutdown().await;
         }
-        let mut kernel = Kernel::start(self.sandbox.clone(), self.opts.kernel.clone(), cancel).await?;
+        let mut kernel =
+            Kernel::start(self.sandbox.clone(), self.opts.kernel.clone(), cancel).await?;
         if !self.opts.init_code.trim().is_empty() {
-            let r = kernel.execute(&self.opts.init_code, true, None, cancel).await?;
+            let r = kernel
+                .execute(&self.opts.init_code, true, None, cancel)
+                .await?;
             if r.status != RunStatus::Ok {
                 kernel.kill();
-                bail!("the workspace setup code failed in the kernel:\n{}", outputs_text(&r.outputs));
+                bail!(
+                    "the workspace setup code failed in the kernel:\n{}",
+                    outputs_text(&r.outputs)
+                );
             }
         }
         if let Ok(mut i) = self.interrupter.lock() {
@@ -252,7 +299,13 @@ impl NotebookSession {
 
     /// Runs code in the kernel, restarting it first if it died since the last call, and
     /// after a death during this run.
-    async fn run(&self, code: &str, hidden: bool, timeout: Option<Duration>, cancel: &CancellationToken) -> Result<(crate::kernel::ExecResult, Option<String>)> {
+    async fn run(
+        &self,
+        code: &str,
+        hidden: bool,
+        timeout: Option<Duration>,
+        cancel: &CancellationToken,
+    ) -> Result<(crate::kernel::ExecResult, Option<String>)> {
         let mut guard = self.kernel.lock().await;
         let mut note = None;
         if guard.as_ref().is_none_or(|k| k.is_dead()) {
@@ -260,7 +313,9 @@ impl NotebookSession {
             note = Some("The kernel had died and was restarted before this cell: all earlier variables, imports and loaded models are gone (the workspace setup ran again).".to_string());
         }
         let kernel = guard.as_mut().ok_or_else(|| anyhow!("no kernel"))?;
-        let result = kernel.execute(code, hidden, timeout.or(self.opts.timeout), cancel).await?;
+        let result = kernel
+            .execute(code, hidden, timeout.or(self.opts.timeout), cancel)
+            .await?;
         if result.status == RunStatus::KernelDied {
             self.new_kernel(&mut guard, cancel).await?;
             note = Some("The kernel died while running this cell (it crashed, ran out of memory, or ignored an interrupt after a timeout). It was restarted: all earlier variables, imports and loaded models are gone (the workspace setup ran again).".to_string());
@@ -268,7 +323,13 @@ impl NotebookSession {
         Ok((result, note))
     }
 
-    async fn run_in_cell(&self, index: usize, code: &str, timeout: Option<Duration>, cancel: &CancellationToken) -> Result<CellRun> {
+    async fn run_in_cell(
+        &self,
+        index: usize,
+        code: &str,
+        timeout: Option<Duration>,
+        cancel: &CancellationToken,
+    ) -> Result<CellRun> {
         let (r, note) = self.run(code, false, timeout, cancel).await?;
         let cell = Cell::Code {
             id: self.cell_id(index),
@@ -279,22 +340,42 @@ impl NotebookSession {
         };
         self.doc()?.set(index, cell)?;
         self.write()?;
-        Ok(CellRun { cell_index: Some(index), execution_count: r.execution_count, outputs: r.outputs, status: r.status, note })
+        Ok(CellRun {
+            cell_index: Some(index),
+            execution_count: r.execution_count,
+            outputs: r.outputs,
+            status: r.status,
+            note,
+        })
     }
 
     fn cell_id(&self, index: usize) -> String {
         let doc = self.doc.lock();
         match doc.as_ref().ok().and_then(|d| d.cells.get(index)) {
-            Some(Cell::Code { id, .. } | Cell::Markdown { id, .. } | Cell::Raw { id, .. }) => id.clone(),
+            Some(Cell::Code { id, .. } | Cell::Markdown { id, .. } | Cell::Raw { id, .. }) => {
+                id.clone()
+            }
             None => new_cell_id(),
         }
     }
 
     /// Runs code; a visible execution is appended to the notebook as a code cell.
-    pub async fn execute(&self, code: &str, hidden: bool, timeout: Option<Duration>, cancel: &CancellationToken) -> Result<CellRun> {
+    pub async fn execute(
+        &self,
+        code: &str,
+        hidden: bool,
+        timeout: Option<Duration>,
+        cancel: &CancellationToken,
+    ) -> Result<CellRun> {
         if hidden {
             let (r, note) = self.run(code, true, timeout, cancel).await?;
-            return Ok(CellRun { cell_index: None, execution_count: None, outputs: r.outputs, status: r.status, note });
+            return Ok(CellRun {
+                cell_index: None,
+                execution_count: None,
+                outputs: r.outputs,
+                status: r.status,
+                note,
+            });
         }
         let index = self.push_cell(Cell::Code {
             id: new_cell_id(),
@@ -307,11 +388,20 @@ impl NotebookSession {
     }
 
     pub fn add_markdown(&self, content: &str) -> Result<usize> {
-        self.push_cell(Cell::Markdown { id: new_cell_id(), metadata: Default::default(), source: MultiLine::from_text(content) })
+        self.push_cell(Cell::Markdown {
+            id: new_cell_id(),
+            metadata: Default::default(),
+            source: MultiLine::from_text(content),
+        })
     }
 
     /// Replaces a code cell's source and runs it again; negative indices count from the end.
-    pub async fn edit_cell(&self, code: &str, index: i64, cancel: &CancellationToken) -> Result<CellRun> {
+    pub async fn edit_cell(
+        &self,
+        code: &str,
+        index: i64,
+        cancel: &CancellationToken,
+    ) -> Result<CellRun> {
         let i = {
             let doc = self.doc()?;
             let n = doc.cells.len() as i64;
@@ -360,7 +450,10 @@ impl NotebookSession {
     }
 
     pub fn kernel_pgid(&self) -> Option<i32> {
-        self.kernel.try_lock().ok().and_then(|g| g.as_ref().map(|k| k.pgid()))
+        self.kernel
+            .try_lock()
+            .ok()
+            .and_then(|g| g.as_ref().map(|k| k.pgid()))
     }
 }
 
@@ -370,14 +463,39 @@ mod tests {
 
     #[test]
     fn ansi_codes_are_stripped() {
-        assert_eq!(strip_ansi("\u{1b}[0;31mZeroDivisionError\u{1b}[0m: x"), "ZeroDivisionError: x");
+        assert_eq!(
+            strip_ansi("\u{1b}[0;31mZeroDivisionError\u{1b}[0m: x"),
+            "ZeroDivisionError: x"
+        );
     }
 
     #[test]
     fn rendered_notebook_parses_back() {
-        let mut doc = Doc { meta: Notebook::new_python("3.11"), cells: vec![], fragments: vec![] };
-        doc.set(0, Cell::Markdown { id: "a".into(), metadata: Default::default(), source: MultiLine::from_text("# hi") }).unwrap();
-        doc.set(1, Cell::Code { id: "b".into(), metadata: Default::default(), source: MultiLine::from_text("1+1"), execution_count: Some(1), outputs: vec![] }).unwrap();
+        let mut doc = Doc {
+            meta: Notebook::new_python("3.11"),
+            cells: vec![],
+            fragments: vec![],
+        };
+        doc.set(
+            0,
+            Cell::Markdown {
+                id: "a".into(),
+                metadata: Default::default(),
+                source: MultiLine::from_text("# hi"),
+            },
+        )
+        .unwrap();
+        doc.set(
+            1,
+            Cell::Code {
+                id: "b".into(),
+                metadata: Default::default(),
+                source: MultiLine::from_text("1+1"),
+                execution_count: Some(1),
+                outputs: vec![],
+            },
+        )
+        .unwrap();
         let nb: Notebook = serde_json::from_str(&doc.render().unwrap()).unwrap();
         assert_eq!(nb.cells, doc.cells);
         assert_eq!(nb.nbformat, 4);

@@ -775,7 +775,13 @@ impl Sandbox for LocalSandbox {
         self.spawn_and_wait(&cmd, &opts, cancel).await
     }
 
-    fn spawn(&self, program: &str, args: &[String], opts: &ExecOptions, log_name: &str) -> Result<super::Spawned> {
+    fn spawn(
+        &self,
+        program: &str,
+        args: &[String],
+        opts: &ExecOptions,
+        log_name: &str,
+    ) -> Result<super::Spawned> {
         if self.is_terminated() {
             bail!("sandbox {} has been terminated", self.id);
         }
@@ -784,7 +790,8 @@ impl Sandbox for LocalSandbox {
             None => self.workspace.clone(),
         };
         let log_path = self.dir.join("logs").join(format!("{log_name}.log"));
-        let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+        let log = std::fs::File::create(&log_path)
+            .with_context(|| format!("creating {}", log_path.display()))?;
         let log2 = log.try_clone()?;
         let child = tokio::process::Command::new(program)
             .args(args)
@@ -799,7 +806,10 @@ impl Sandbox for LocalSandbox {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {program}"))?;
-        let pgid = child.id().map(|p| p as i32).ok_or_else(|| anyhow!("{program} exited at once"))?;
+        let pgid = child
+            .id()
+            .map(|p| p as i32)
+            .ok_or_else(|| anyhow!("{program} exited at once"))?;
         self.procs.add(pgid, log_name)?;
         Ok(super::Spawned { child, pgid })
     }

@@ -80,7 +80,13 @@ pub trait Sandbox: Send + Sync {
         cancel: &CancellationToken,
     ) -> Result<ExecOutput>;
     /// Starts a long-running process; its stdout and stderr go to `logs/<log_name>.log`.
-    fn spawn(&self, program: &str, args: &[String], opts: &ExecOptions, log_name: &str) -> Result<Spawned>;
+    fn spawn(
+        &self,
+        program: &str,
+        args: &[String],
+        opts: &ExecOptions,
+        log_name: &str,
+    ) -> Result<Spawned>;
     /// Ends a process group started by `spawn` and forgets it.
     fn kill_group(&self, pgid: i32);
     /// The Python interpreter of the sandbox's env.

@@ -53,9 +53,9 @@ struct CellOpts {
 
 fn seconds(field: &str, v: Option<f64>) -> RhaiResult<Option<Duration>> {
     match v {
-        Some(t) if !(t.is_finite() && t > 0.0) => {
-            Err(runtime_error(format!("field `{field}`: {t} is not a number of seconds > 0")))
-        }
+        Some(t) if !(t.is_finite() && t > 0.0) => Err(runtime_error(format!(
+            "field `{field}`: {t} is not a number of seconds > 0"
+        ))),
         Some(t) => Ok(Some(Duration::from_secs_f64(t))),
         None => Ok(None),
     }
@@ -73,13 +73,26 @@ fn status_name(s: RunStatus) -> &'static str {
 
 fn run_to_map(r: &CellRun) -> RhaiResult<Dynamic> {
     let mut m = Map::new();
-    m.insert("cell_index".into(), r.cell_index.map(|i| Dynamic::from(i as i64)).unwrap_or(Dynamic::UNIT));
-    m.insert("execution_count".into(), r.execution_count.map(Dynamic::from).unwrap_or(Dynamic::UNIT));
+    m.insert(
+        "cell_index".into(),
+        r.cell_index
+            .map(|i| Dynamic::from(i as i64))
+            .unwrap_or(Dynamic::UNIT),
+    );
+    m.insert(
+        "execution_count".into(),
+        r.execution_count
+            .map(Dynamic::from)
+            .unwrap_or(Dynamic::UNIT),
+    );
     m.insert("status".into(), status_name(r.status).into());
     m.insert("ok".into(), (r.status == RunStatus::Ok).into());
     m.insert("outputs".into(), rhai::serde::to_dynamic(&r.outputs)?);
     m.insert("text".into(), outputs_text(&r.outputs).into());
-    m.insert("note".into(), r.note.clone().map(Dynamic::from).unwrap_or(Dynamic::UNIT));
+    m.insert(
+        "note".into(),
+        r.note.clone().map(Dynamic::from).unwrap_or(Dynamic::UNIT),
+    );
     Ok(m.into())
 }
 
@@ -90,11 +103,19 @@ fn parse_opts<T: for<'de> Deserialize<'de> + Default>(what: &str, m: Option<Map>
     }
 }
 
-fn start_session(host: &Host, sandbox: Arc<dyn Sandbox>, workspace: &Dynamic, o: SessionOpts) -> RhaiResult<SessionHandle> {
+fn start_session(
+    host: &Host,
+    sandbox: Arc<dyn Sandbox>,
+    workspace: &Dynamic,
+    o: SessionOpts,
+) -> RhaiResult<SessionHandle> {
     if !workspace.is_unit() {
         return Err(not_supported("Workspace contents in sessions"));
     }
-    let resolve = |p: &Option<String>| p.as_ref().map(|p| crate::sandbox::fsutil::resolve_host(&host.script_dir, p));
+    let resolve = |p: &Option<String>| {
+        p.as_ref()
+            .map(|p| crate::sandbox::fsutil::resolve_host(&host.script_dir, p))
+    };
     let opts = SessionOptions {
         name: o.name.clone().unwrap_or_else(|| "notebook".into()),
         output_dir: host.run_dir.clone(),
@@ -105,7 +126,8 @@ fn start_session(host: &Host, sandbox: Arc<dyn Sandbox>, workspace: &Dynamic, o:
         timeout: seconds("timeout", o.timeout)?,
     };
     let cancel = host.cancel.clone();
-    let session = host.block_on(async move { NotebookSession::start(sandbox, opts, &cancel).await })?;
+    let session =
+        host.block_on(async move { NotebookSession::start(sandbox, opts, &cancel).await })?;
     Ok(SessionHandle { session })
 }
 
@@ -113,7 +135,10 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     engine.register_type_with_name::<SessionHandle>("NotebookSession");
 
     let h = host.clone();
-    let create = move |sb: &mut SandboxHandle, ws: Dynamic, m: Option<Map>| -> RhaiResult<SessionHandle> {
+    let create = move |sb: &mut SandboxHandle,
+                       ws: Dynamic,
+                       m: Option<Map>|
+          -> RhaiResult<SessionHandle> {
         let o: SessionOpts = parse_opts("notebook session options", m)?;
         if !o.python_packages.is_empty() {
             return Err(runtime_error(
@@ -123,8 +148,14 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         start_session(&h, sb.live_sandbox()?, &ws, o)
     };
     let c2 = create.clone();
-    engine.register_fn("create_notebook_session", move |sb: &mut SandboxHandle, ws: Dynamic| c2(sb, ws, None));
-    engine.register_fn("create_notebook_session", move |sb: &mut SandboxHandle, ws: Dynamic, m: Map| create(sb, ws, Some(m)));
+    engine.register_fn(
+        "create_notebook_session",
+        move |sb: &mut SandboxHandle, ws: Dynamic| c2(sb, ws, None),
+    );
+    engine.register_fn(
+        "create_notebook_session",
+        move |sb: &mut SandboxHandle, ws: Dynamic, m: Map| create(sb, ws, Some(m)),
+    );
 
     let h = host.clone();
     let create_local = move |ws: Dynamic, m: Option<Map>| -> RhaiResult<SessionHandle> {
@@ -147,8 +178,13 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         start_session(&h, sb, &ws, o)
     };
     let l2 = create_local.clone();
-    engine.register_fn("create_local_notebook_session", move |ws: Dynamic| l2(ws, None));
-    engine.register_fn("create_local_notebook_session", move |ws: Dynamic, m: Map| create_local(ws, Some(m)));
+    engine.register_fn("create_local_notebook_session", move |ws: Dynamic| {
+        l2(ws, None)
+    });
+    engine.register_fn(
+        "create_local_notebook_session",
+        move |ws: Dynamic, m: Map| create_local(ws, Some(m)),
+    );
 
     let h = host.clone();
     let exec = move |s: &mut SessionHandle, code: &str, m: Option<Map>| -> RhaiResult<CellRun> {
@@ -160,9 +196,13 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         h.block_on(async move { session.execute(&code, o.hidden, timeout, &cancel).await })
     };
     let e = exec.clone();
-    engine.register_fn("exec", move |s: &mut SessionHandle, code: &str| run_to_map(&e(s, code, None)?));
+    engine.register_fn("exec", move |s: &mut SessionHandle, code: &str| {
+        run_to_map(&e(s, code, None)?)
+    });
     let e = exec.clone();
-    engine.register_fn("exec", move |s: &mut SessionHandle, code: &str, m: Map| run_to_map(&e(s, code, Some(m))?));
+    engine.register_fn("exec", move |s: &mut SessionHandle, code: &str, m: Map| {
+        run_to_map(&e(s, code, Some(m))?)
+    });
     let throwing = move |r: CellRun| -> RhaiResult<Dynamic> {
         if r.status != RunStatus::Ok {
             let mut msg = format!("cell failed ({})", status_name(r.status));
@@ -175,25 +215,42 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         run_to_map(&r)
     };
     let e = exec.clone();
-    engine.register_fn("exec_or_throw", move |s: &mut SessionHandle, code: &str| throwing(e(s, code, None)?));
-    engine.register_fn("exec_or_throw", move |s: &mut SessionHandle, code: &str, m: Map| throwing(exec(s, code, Some(m))?));
+    engine.register_fn("exec_or_throw", move |s: &mut SessionHandle, code: &str| {
+        throwing(e(s, code, None)?)
+    });
+    engine.register_fn(
+        "exec_or_throw",
+        move |s: &mut SessionHandle, code: &str, m: Map| throwing(exec(s, code, Some(m))?),
+    );
 
-    engine.register_fn("add_markdown", |s: &mut SessionHandle, text: &str| -> RhaiResult<i64> {
-        s.session.add_markdown(text).map(|i| i as i64).map_err(|e| runtime_error(format!("add_markdown: {e:#}")))
-    });
+    engine.register_fn(
+        "add_markdown",
+        |s: &mut SessionHandle, text: &str| -> RhaiResult<i64> {
+            s.session
+                .add_markdown(text)
+                .map(|i| i as i64)
+                .map_err(|e| runtime_error(format!("add_markdown: {e:#}")))
+        },
+    );
     let h = host.clone();
-    engine.register_fn("edit_cell", move |s: &mut SessionHandle, code: &str, index: i64| -> RhaiResult<Dynamic> {
-        let session = s.session.clone();
-        let code = code.to_string();
-        let cancel = h.cancel.clone();
-        let r = h.block_on(async move { session.edit_cell(&code, index, &cancel).await })?;
-        run_to_map(&r)
-    });
+    engine.register_fn(
+        "edit_cell",
+        move |s: &mut SessionHandle, code: &str, index: i64| -> RhaiResult<Dynamic> {
+            let session = s.session.clone();
+            let code = code.to_string();
+            let cancel = h.cancel.clone();
+            let r = h.block_on(async move { session.edit_cell(&code, index, &cancel).await })?;
+            run_to_map(&r)
+        },
+    );
     let h = host.clone();
-    engine.register_fn("interrupt", move |s: &mut SessionHandle| -> RhaiResult<()> {
-        let session = s.session.clone();
-        h.block_on(async move { session.interrupt().await })
-    });
+    engine.register_fn(
+        "interrupt",
+        move |s: &mut SessionHandle| -> RhaiResult<()> {
+            let session = s.session.clone();
+            h.block_on(async move { session.interrupt().await })
+        },
+    );
     let h = host.clone();
     engine.register_fn("restart", move |s: &mut SessionHandle| -> RhaiResult<()> {
         let session = s.session.clone();
@@ -205,20 +262,42 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         let session = s.session.clone();
         h.block_on(async move { session.shutdown().await })
     });
-    engine.register_get("notebook_path", |s: &mut SessionHandle| s.session.notebook_path.to_string_lossy().to_string());
+    engine.register_get("notebook_path", |s: &mut SessionHandle| {
+        s.session.notebook_path.to_string_lossy().to_string()
+    });
     engine.register_get("session_id", |s: &mut SessionHandle| s.session.id.clone());
     engine.register_get("name", |s: &mut SessionHandle| s.session.name.clone());
     engine.register_get("workspace_path", |s: &mut SessionHandle| {
-        s.session.sandbox().info().workspace.to_string_lossy().to_string()
+        s.session
+            .sandbox()
+            .info()
+            .workspace
+            .to_string_lossy()
+            .to_string()
     });
-    engine.register_get("cell_count", |s: &mut SessionHandle| s.session.cell_count() as i64);
-    engine.register_fn("to_string", |s: &mut SessionHandle| format!("NotebookSession({}, {})", s.session.name, s.session.notebook_path.display()));
+    engine.register_get("cell_count", |s: &mut SessionHandle| {
+        s.session.cell_count() as i64
+    });
+    engine.register_fn("to_string", |s: &mut SessionHandle| {
+        format!(
+            "NotebookSession({}, {})",
+            s.session.name,
+            s.session.notebook_path.display()
+        )
+    });
 
     for name in ["create_local_session", "create_cli_session"] {
-        engine.register_fn(name, move |_: Dynamic| -> RhaiResult<Dynamic> { Err(not_supported(name)) });
-        engine.register_fn(name, move |_: Dynamic, _: Dynamic| -> RhaiResult<Dynamic> { Err(not_supported(name)) });
-        engine.register_fn(name, move |_: Dynamic, _: Dynamic, _: Dynamic| -> RhaiResult<Dynamic> {
+        engine.register_fn(name, move |_: Dynamic| -> RhaiResult<Dynamic> {
             Err(not_supported(name))
         });
+        engine.register_fn(name, move |_: Dynamic, _: Dynamic| -> RhaiResult<Dynamic> {
+            Err(not_supported(name))
+        });
+        engine.register_fn(
+            name,
+            move |_: Dynamic, _: Dynamic, _: Dynamic| -> RhaiResult<Dynamic> {
+                Err(not_supported(name))
+            },
+        );
     }
 }

@@ -94,3 +94,76 @@ pub fn pids_matching(needle: &str) -> Vec<i32> {
     }
     out
 }
+
+/// A Python with `nbformat`, made once per machine under the target dir.
+pub fn nbformat_python() -> PathBuf {
+    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("nbformat-venv");
+    let python = venv.join("bin/python");
+    static ONCE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _g = ONCE.lock().unwrap_or_else(|e| e.into_inner());
+    if !python.exists() {
+        let uv = which_uv();
+        let st = Command::new(&uv)
+            .args(["venv", "-q"])
+            .arg(&venv)
+            .status()
+            .expect("uv venv");
+        assert!(st.success());
+        let st = Command::new(&uv)
+            .args(["pip", "install", "-q", "--python"])
+            .arg(&python)
+            .arg("nbformat")
+            .status()
+            .expect("uv pip install nbformat");
+        assert!(st.success(), "installing nbformat from PyPI failed");
+    }
+    python
+}
+
+/// uv: on PATH, or the copy seer installed into the shared test cache.
+pub fn which_uv() -> PathBuf {
+    let cached = shared_cache().join("uv/bin/uv");
+    if cached.exists() {
+        return cached;
+    }
+    std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("uv"))
+                .find(|p| p.is_file())
+        })
+        .expect("uv is needed by the tests (.ci/run installs it)")
+}
+
+/// Validates every .ipynb under `dir` with Python's `nbformat.validate`; returns how many.
+pub fn validate_notebooks(dir: &Path) -> usize {
+    let mut found = vec![];
+    fn walk(d: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out)
+            } else if p.extension().is_some_and(|x| x == "ipynb") {
+                out.push(p)
+            }
+        }
+    }
+    walk(dir, &mut found);
+    for nb in &found {
+        let out = Command::new(nbformat_python())
+            .args([
+                "-c",
+                "import nbformat, sys; nbformat.validate(nbformat.read(sys.argv[1], as_version=4))",
+            ])
+            .arg(nb)
+            .output()
+            .expect("python");
+        assert!(
+            out.status.success(),
+            "{} is not valid nbformat: {}",
+            nb.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    found.len()
+}
