@@ -137,11 +137,11 @@ fn push_output(outputs: &mut Vec<Output>, content: &C) {
                 jupyter_protocol::Stdio::Stderr => "stderr",
             };
             // Consecutive chunks of one stream are one output, as Jupyter shows them.
-            if let Some(Output::Stream { name: last, text }) = outputs.last_mut() {
-                if last == name {
-                    *text = MultiLine::Text(format!("{}{}", text.text(), s.text));
-                    return;
-                }
+            if let Some(Output::Stream { name: last, text }) = outputs.last_mut()
+                && last == name
+            {
+                *text = MultiLine::Text(format!("{}{}", text.text(), s.text));
+                return;
             }
             outputs.push(Output::Stream {
                 name: name.into(),
