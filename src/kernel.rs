@@ -229,7 +229,16 @@ impl Kernel {
         let mut died_watch = died.clone();
         let mut kernel = loop {
             let attempt = tokio::select! {
-                r = Self::connect(&sandbox, &conn) => r,
+                r = async {
+                    // zeromq's connect does not wait for a port that is not bound yet:
+                    // wait until the kernel listens on each port we use.
+                    for port in [conn.shell_port, conn.iopub_port, conn.control_port] {
+                        while tokio::net::TcpStream::connect((ip, port)).await.is_err() {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                    Self::connect(&sandbox, &conn).await
+                } => r,
                 _ = died_watch.changed() => {
                     let status = died_watch.borrow().clone().unwrap_or_default();
                     let log = std::fs::read_to_string(info.dir.join("logs").join(format!("{log_name}.log"))).unwrap_or_default();

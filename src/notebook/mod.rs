@@ -2,6 +2,7 @@
 //! and scripts use (execute, markdown, edit, interrupt, restart, resume).
 
 pub mod nbformat;
+pub mod notebook_server;
 pub mod session;
 
 /// How an execution ended.

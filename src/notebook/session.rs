@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::RunStatus;
 use super::nbformat::{Cell, MultiLine, Notebook, Output, bundle_text, new_cell_id};
+use super::notebook_server::{CellRun as ToolCellRun, NotebookTools, ServerOptions, serve_http};
 use crate::kernel::{Interrupter, Kernel};
 use crate::sandbox::{ExecOptions, Sandbox};
 
@@ -94,6 +95,9 @@ pub struct NotebookSession {
     kernel: tokio::sync::Mutex<Option<Kernel>>,
     interrupter: std::sync::Mutex<Option<Interrupter>>,
     doc: std::sync::Mutex<Doc>,
+    /// Cancels what agents run through the MCP server (a child of the run's token).
+    cancel: CancellationToken,
+    http: tokio::sync::OnceCell<super::notebook_server::HttpServer>,
 }
 
 /// Loads and checks a notebook to resume from.
@@ -214,6 +218,8 @@ impl NotebookSession {
                 cells: vec![],
                 fragments: vec![],
             }),
+            cancel: cancel.child_token(),
+            http: tokio::sync::OnceCell::new(),
         });
         session.write()?;
         {
@@ -441,6 +447,25 @@ impl NotebookSession {
         self.write()
     }
 
+    /// The session's MCP server over streamable HTTP on 127.0.0.1 with a bearer token,
+    /// started on first use; returns its `.mcp.json`-shaped config under `server_name`.
+    pub async fn mcp_config(self: &Arc<Self>, server_name: &str) -> Result<serde_json::Value> {
+        let me = self.clone();
+        let server = self
+            .http
+            .get_or_try_init(|| async move {
+                let tools: Arc<dyn NotebookTools> = Arc::new(SessionTools(me.clone()));
+                serve_http(tools, ServerOptions::default(), me.cancel.clone()).await
+            })
+            .await?;
+        Ok(server.mcp_config(server_name))
+    }
+
+    /// The session's tools as an MCP server object (for in-process and stdio serving).
+    pub fn tools(self: &Arc<Self>) -> Arc<dyn NotebookTools> {
+        Arc::new(SessionTools(self.clone()))
+    }
+
     pub fn sandbox(&self) -> &Arc<dyn Sandbox> {
         &self.sandbox
     }
@@ -454,6 +479,45 @@ impl NotebookSession {
             .try_lock()
             .ok()
             .and_then(|g| g.as_ref().map(|k| k.pgid()))
+    }
+}
+
+/// The notebook MCP server's view of a session.
+struct SessionTools(Arc<NotebookSession>);
+
+fn tool_run(r: CellRun) -> ToolCellRun {
+    ToolCellRun {
+        cell_index: r.cell_index.unwrap_or(0),
+        execution_count: r.execution_count,
+        outputs: r.outputs,
+        status: r.status,
+        note: r.note,
+    }
+}
+
+#[async_trait::async_trait]
+impl NotebookTools for SessionTools {
+    async fn execute_code(&self, code: String) -> Result<ToolCellRun> {
+        Ok(tool_run(
+            self.0.execute(&code, false, None, &self.0.cancel).await?,
+        ))
+    }
+    async fn add_markdown(&self, content: String) -> Result<usize> {
+        self.0.add_markdown(&content)
+    }
+    async fn edit_cell(&self, code: String, cell_index: i64) -> Result<ToolCellRun> {
+        Ok(tool_run(
+            self.0.edit_cell(&code, cell_index, &self.0.cancel).await?,
+        ))
+    }
+    async fn interrupt(&self) -> Result<()> {
+        self.0.interrupt().await
+    }
+    async fn restart(&self) -> Result<()> {
+        self.0.restart(&self.0.cancel).await
+    }
+    async fn shutdown(&self) -> Result<()> {
+        self.0.shutdown().await
     }
 }
 

@@ -474,7 +474,7 @@ impl LocalSandbox {
         use std::os::unix::process::CommandExt;
         let deadline = now() + timeout as f64;
         self.update_record(|r| r.deadline = Some(deadline))?;
-        let exe = std::env::current_exe().context("finding the seer binary for the watchdog")?;
+        let exe = seer_exe()?;
         let log = std::fs::File::create(self.dir.join("logs/watchdog.log"))?;
         let mut child = std::process::Command::new(exe)
             .arg("__watchdog")
@@ -915,6 +915,23 @@ impl Sandbox for LocalSandbox {
     fn redact(&self, text: &str) -> String {
         self.redactor.redact(text)
     }
+}
+
+/// The `seer` binary that runs `seer __watchdog`: `$SEER_BIN`, else this process when it is
+/// `seer` itself. Never any other executable: a program that embeds the library (a test,
+/// a bench) would otherwise start copies of itself.
+fn seer_exe() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("SEER_BIN").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    let me = std::env::current_exe().context("finding the seer binary for the watchdog")?;
+    if me.file_name().is_some_and(|n| n == "seer") {
+        return Ok(me);
+    }
+    bail!(
+        "cannot find the seer binary to run the sandbox's timeout watchdog ({} is not seer): set SEER_BIN, or use `timeout: 0`",
+        me.display()
+    )
 }
 
 /// Makes a file executable (used by tests and repo fixtures).

@@ -275,6 +275,15 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
             .to_string_lossy()
             .to_string()
     });
+    let h = host.clone();
+    engine.register_get(
+        "mcp_config",
+        move |s: &mut SessionHandle| -> RhaiResult<Dynamic> {
+            let session = s.session.clone();
+            let cfg = h.block_on(async move { session.mcp_config("notebooks").await })?;
+            rhai::serde::to_dynamic(cfg)
+        },
+    );
     engine.register_get("cell_count", |s: &mut SessionHandle| {
         s.session.cell_count() as i64
     });

@@ -167,3 +167,31 @@ pub fn validate_notebooks(dir: &Path) -> usize {
     }
     found.len()
 }
+
+/// A Python with the official `mcp` SDK from PyPI, made once per machine.
+pub fn mcp_python() -> PathBuf {
+    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mcp-client-venv");
+    let python = venv.join("bin/python");
+    static ONCE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _g = ONCE.lock().unwrap_or_else(|e| e.into_inner());
+    if !python.exists() {
+        let uv = which_uv();
+        let st = Command::new(&uv)
+            .args(["venv", "-q"])
+            .arg(&venv)
+            .status()
+            .expect("uv venv");
+        assert!(st.success());
+        let st = Command::new(&uv)
+            .args(["pip", "install", "-q", "--python"])
+            .arg(&python)
+            .arg("mcp")
+            .status()
+            .expect("uv");
+        assert!(
+            st.success(),
+            "installing the `mcp` package from PyPI failed"
+        );
+    }
+    python
+}

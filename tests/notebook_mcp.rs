@@ -1,0 +1,99 @@
+//! A real notebook session's MCP server (streamable HTTP, bearer token) driven by the
+//! official Python MCP SDK.
+
+mod common;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::{Env, mcp_python, validate_notebooks};
+
+#[test]
+fn python_mcp_client_drives_a_real_session() {
+    let python = mcp_python();
+    let env = Env::new();
+    env.write(
+        "main.rhai",
+        "let sb = Sandbox(#{ execution_mode: \"notebook\" }).start();\nlet s = create_notebook_session(sb, (), #{ name: \"agent\" });\nprint(to_json(s.mcp_config));\nprint(s.notebook_path);\nsleep(120);\n",
+    );
+    let mut seer = env
+        .cmd()
+        .args(["run", "main.rhai"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(seer.stdout.take().unwrap()).lines();
+    let config = lines.next().unwrap().unwrap();
+    let notebook = env.path().join(lines.next().unwrap().unwrap());
+    let cfg: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(cfg["notebooks"]["type"], "http");
+    assert!(
+        cfg["notebooks"]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:")
+    );
+
+    let out = Command::new(&python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/mcp_session_client.py"
+        ))
+        .arg(&config)
+        .output()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(seer.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    seer.wait().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got["no_token"], 401);
+    assert_eq!(
+        got["tools"],
+        serde_json::json!([
+            "add_markdown",
+            "edit_cell",
+            "execute_code",
+            "interrupt_kernel",
+            "restart_kernel",
+            "shutdown_session"
+        ])
+    );
+    let calc = got["calc"]["content"][0]["text"].as_str().unwrap();
+    assert!(calc.contains("42"), "{calc}");
+    assert_eq!(got["calc"]["isError"], false);
+    assert_eq!(got["img"]["content"][1]["type"], "image");
+    assert_eq!(got["img"]["content"][1]["mimeType"], "image/png");
+    let err = got["err"]["content"][0]["text"].as_str().unwrap();
+    assert!(
+        err.contains("ZeroDivisionError") && !err.contains('\u{1b}'),
+        "{err}"
+    );
+    let edit = got["edit"]["content"][0]["text"].as_str().unwrap();
+    assert!(edit.contains("43"), "{edit}");
+
+    // The agent's work is in the notebook, which stays on disk after Ctrl-C.
+    let nb: serde_json::Value = serde_json::from_slice(&std::fs::read(&notebook).unwrap()).unwrap();
+    let sources: Vec<String> = nb["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            c["source"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l.as_str().unwrap())
+                .collect()
+        })
+        .collect();
+    assert_eq!(sources[0], "x + 1");
+    assert_eq!(sources[3], "# Found 42");
+    assert_eq!(validate_notebooks(&env.path().join("outputs")), 1);
+}
