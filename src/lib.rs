@@ -12,3 +12,4 @@ pub mod paths;
 pub mod sandbox;
 pub mod script;
 pub mod secrets;
+pub mod workspace;

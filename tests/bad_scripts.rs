@@ -282,12 +282,8 @@ fn cases() -> Vec<Case> {
             "main.rhai:1:1",
             "custom failure",
         ),
-        case(
-            "session not supported yet",
-            "create_notebook_session((), ());",
-            "main.rhai:1:1",
-            "not supported yet: create_notebook_session",
-        ),
+        case("session kinds not supported yet", "create_cli_session((), ());", "main.rhai:1:1",
+            "not supported yet: create_cli_session"),
         case(
             "from_id of unknown sandbox",
             "Sandbox::from_id(\"sb-nope\");",

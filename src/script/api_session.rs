@@ -9,18 +9,24 @@ use rhai::{Dynamic, Engine, Map};
 use serde::Deserialize;
 
 use super::api_sandbox::SandboxHandle;
+use super::api_workspace::WorkspaceHandle;
 use super::{Host, RhaiResult, not_supported, runtime_error};
 use crate::config::from_dynamic;
 use crate::notebook::RunStatus;
 use crate::notebook::session::{CellRun, NotebookSession, SessionOptions, outputs_text};
 use crate::sandbox::config::{ExecutionMode, SandboxConfig};
 use crate::sandbox::local::{LocalSandbox, StartRequest};
+use crate::sandbox::models::ModelConfig;
 use crate::sandbox::{ExecOptions, Sandbox};
+use crate::workspace::{self, InitOptions, ModelSpec, WorkspaceConfig};
 
 /// The script-side notebook session.
 #[derive(Clone)]
 pub struct SessionHandle {
     pub session: Arc<NotebookSession>,
+    /// Markdown for the agent's prompt: loaded models and library docs.
+    pub model_info_text: String,
+    pub library_docs: String,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -109,9 +115,34 @@ fn start_session(
     workspace: &Dynamic,
     o: SessionOpts,
 ) -> RhaiResult<SessionHandle> {
-    if !workspace.is_unit() {
-        return Err(not_supported("Workspace contents in sessions"));
-    }
+    let ws: WorkspaceConfig = if workspace.is_unit() {
+        WorkspaceConfig::default()
+    } else if let Some(w) = workspace.clone().try_cast::<WorkspaceHandle>() {
+        (*w.0).clone()
+    } else {
+        return Err(runtime_error(format!(
+            "the second argument must be a Workspace(#{{...}}) or (), not {}",
+            workspace.type_name()
+        )));
+    };
+    let info = sandbox.info();
+    let prepare = || -> anyhow::Result<(String, String)> {
+        let cfgs: Vec<ModelConfig> =
+            serde_json::from_value(info.config.get("models").cloned().unwrap_or_default())
+                .unwrap_or_default();
+        let specs = ModelSpec::from_resolved(&info.models, &cfgs)?;
+        workspace::check_conflicts(&ws, &specs)?;
+        let installed = workspace::install(
+            &ws,
+            &info.dir.join("libraries"),
+            &info.workspace,
+            &host.script_dir,
+        )?;
+        let cuda = info.config.get("gpu").is_some_and(|g| !g.is_null());
+        let init = workspace::init_code(&ws, &installed, &specs, InitOptions { cuda });
+        Ok((init, workspace::model_info_text(&specs, &ws)))
+    };
+    let (init_code, model_info_text) = prepare().map_err(|e| runtime_error(format!("{e:#}")))?;
     let resolve = |p: &Option<String>| {
         p.as_ref()
             .map(|p| crate::sandbox::fsutil::resolve_host(&host.script_dir, p))
@@ -119,7 +150,7 @@ fn start_session(
     let opts = SessionOptions {
         name: o.name.clone().unwrap_or_else(|| "notebook".into()),
         output_dir: host.run_dir.clone(),
-        init_code: String::new(),
+        init_code,
         kernel: ExecOptions::default(),
         resume: resolve(&o.resume),
         continue_from: resolve(&o.continue_from),
@@ -128,7 +159,11 @@ fn start_session(
     let cancel = host.cancel.clone();
     let session =
         host.block_on(async move { NotebookSession::start(sandbox, opts, &cancel).await })?;
-    Ok(SessionHandle { session })
+    Ok(SessionHandle {
+        session,
+        model_info_text,
+        library_docs: workspace::library_docs(&ws),
+    })
 }
 
 pub fn register(engine: &mut Engine, host: &Arc<Host>) {
@@ -284,6 +319,12 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
             rhai::serde::to_dynamic(cfg)
         },
     );
+    engine.register_get("model_info_text", |s: &mut SessionHandle| {
+        s.model_info_text.clone()
+    });
+    engine.register_get("library_docs", |s: &mut SessionHandle| {
+        s.library_docs.clone()
+    });
     engine.register_get("cell_count", |s: &mut SessionHandle| {
         s.session.cell_count() as i64
     });

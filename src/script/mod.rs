@@ -94,7 +94,7 @@ pub fn build_engine(host: &Arc<Host>) -> Engine {
     });
     api_util::register(&mut engine, host);
     api_sandbox::register(&mut engine, host);
-    api_workspace::register(&mut engine);
+    api_workspace::register(&mut engine, host);
     api_session::register(&mut engine, host);
     api_agent::register(&mut engine);
     engine

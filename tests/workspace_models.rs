@@ -1,0 +1,114 @@
+//! A notebook session with a workspace: libraries importable in the kernel, skills on disk,
+//! custom init code, and tiny random models (plain, PEFT, hidden) preloaded before the
+//! first cell. Needs torch + transformers + peft from PyPI (installed by the sandbox env).
+
+mod common;
+use common::{Env, ok, text, validate_notebooks};
+
+const TORCH_ENV: &str =
+    "python_packages: [\"torch\", \"transformers\", \"peft\"], execution_mode: \"notebook\"";
+
+#[test]
+fn libraries_skills_and_models_are_ready_in_the_kernel() {
+    let env = Env::new();
+    // Tiny models, made offline in a sandbox with the same packages.
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/make_tiny_model.py"
+    );
+    let models = env.path().join("models");
+    let out = env.run(
+        &format!(
+            "let sb = Sandbox(#{{ {TORCH_ENV} }}).start();\nsb.exec(\"python {fixture} {}\");",
+            models.display()
+        ),
+        &[],
+    );
+    ok(&out);
+    env.write(
+        "helpers.py",
+        "\"\"\"Helpers for probing.\"\"\"\n\ndef double(x):\n    return 2 * x\n",
+    );
+    env.write(
+        "skills/probe/SKILL.md",
+        "---\nname: probe\ndescription: How to probe a model\n---\nUse hooks.\n",
+    );
+    let out = env.run(
+        &format!(
+            r#"
+let sb = Sandbox(#{{ {TORCH_ENV},
+    models: [
+        #{{ name: "./models/base" }},
+        #{{ name: "./models/lora", is_peft: true, base_model: "./models/base", var_name: "tuned" }},
+        #{{ name: "./models/base", var_name: "secret", hidden: true }},
+    ] }}).start();
+let ws = Workspace(#{{
+    libraries: [Library::from_file("helpers.py"), Library::from_code("consts", "ANSWER = 42")],
+    skill_dirs: ["skills"],
+    custom_init_code: "import helpers as h",
+}});
+print(ws.get_library_docs().contains("Helpers for probing."));
+let s = create_notebook_session(sb, ws, #{{ name: "models" }});
+print(s.exec("h.double(consts.ANSWER)").text);
+print(s.exec("import torch; type(model).__name__ + ' ' + str(tokenizer is not None) + ' ' + str(model(torch.tensor([[1, 2, 3]])).logits.shape[-1])").text);
+print(s.exec("type(tuned).__name__").text);
+print(s.exec("secret.config._name_or_path").text);
+print(s.model_info_text.contains("`tuned`"));
+print(s.model_info_text.contains("hidden-model-2"));
+print(file_exists(s.workspace_path + "/.claude/skills/probe/SKILL.md"));
+"#
+        ),
+        &[],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}\n{stdout}");
+    let lines: Vec<&str> = stdout.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines[0], "true");
+    assert_eq!(lines[1], "84");
+    assert_eq!(lines[2], "'LlamaForCausalLM True 1000'");
+    assert_eq!(lines[3], "'LlamaForCausalLM'", "PEFT merged by default");
+    assert_eq!(lines[4], "'hidden-model-2'");
+    assert_eq!(lines[5], "true");
+    assert_eq!(lines[6], "true");
+    assert_eq!(lines[7], "true");
+    assert!(!stdout.contains("secret\""), "{stdout}");
+    assert_eq!(validate_notebooks(&env.path().join("outputs")), 1);
+}
+
+#[test]
+fn workspace_errors_are_clear() {
+    let env = Env::new();
+    env.write("bad name.py", "x = 1\n");
+    env.write("broken.py", "raise RuntimeError('broken library')\n");
+    let cases = [
+        (
+            "Library::from_file(\"missing.py\");",
+            "Library::from_file: ",
+        ),
+        (
+            "Library::from_directory(\"nowhere\");",
+            "Library::from_directory: ",
+        ),
+        (
+            "Workspace(#{ libaries: [] });",
+            "unknown field `libaries`; did you mean `libraries`?",
+        ),
+        (
+            "let sb = Sandbox(#{ execution_mode: \"notebook\" }).start();\ncreate_notebook_session(sb, Workspace(#{ libraries: [Library::from_file(\"broken.py\")] }));",
+            "broken library",
+        ),
+        (
+            "let sb = Sandbox(#{ execution_mode: \"notebook\" }).start();\ncreate_notebook_session(sb, 5);",
+            "must be a Workspace",
+        ),
+    ];
+    for (code, want) in cases {
+        let out = env.run(code, &[]);
+        let (_, err) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{code}: {err}");
+        assert!(
+            err.contains("error: main.rhai:") && err.contains(want),
+            "{code}: {err}"
+        );
+    }
+}
