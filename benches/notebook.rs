@@ -6,7 +6,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use seer::kernel::Kernel;
+use seer::notebook::notebook_server::{ServerOptions, connect_in_process, serve_http};
 use seer::notebook::session::{NotebookSession, SessionOptions};
 use seer::sandbox::config::{ExecutionMode, SandboxConfig};
 use seer::sandbox::local::{LocalSandbox, StartRequest};
@@ -89,6 +94,29 @@ fn main() -> anyhow::Result<()> {
             session.execute(&format!("{i}+1"), false, None, &cancel).await?;
             seer_times.push(ms(t.elapsed()));
         }
+
+        // MCP execute_code round trips, in-process and over streamable HTTP.
+        let args = |i: usize| serde_json::json!({"code": format!("{i}+1")}).as_object().cloned().unwrap_or_default();
+        let client = connect_in_process(session.tools(), ServerOptions::default()).await?;
+        let mut mcp_inproc = vec![];
+        for i in 0..CELLS {
+            let t = Instant::now();
+            client.call_tool(CallToolRequestParams::new("execute_code").with_arguments(args(i))).await?;
+            mcp_inproc.push(ms(t.elapsed()));
+        }
+        client.cancel().await?;
+        let http = serve_http(session.tools(), ServerOptions::default(), cancel.child_token()).await?;
+        let transport = StreamableHttpClientTransport::from_config(
+            StreamableHttpClientTransportConfig::with_uri(http.url.clone()).auth_header(http.token.clone()),
+        );
+        let client = ().serve(transport).await?;
+        let mut mcp_http = vec![];
+        for i in 0..CELLS {
+            let t = Instant::now();
+            client.call_tool(CallToolRequestParams::new("execute_code").with_arguments(args(i))).await?;
+            mcp_http.push(ms(t.elapsed()));
+        }
+        client.cancel().await?;
         session.shutdown().await?;
 
         let out = sb.exec(seer::sandbox::Command::Python(PYTHON_REFERENCE.into()), ExecOptions::default(), &cancel).await?;
@@ -104,6 +132,10 @@ fn main() -> anyhow::Result<()> {
         println!("|---|---|---|---|---|---|---|");
         println!("| seer NotebookSession.execute (writes the .ipynb each cell) | {CELLS} | {sm:.2} | {sp:.2} | {sf:.2} | {sl:.2} | {:.2} |", sl / sf);
         println!("| Python jupyter_client execute_interactive | {CELLS} | {pm:.2} | {pp:.2} | {pf:.2} | {pl:.2} | {:.2} |", pl / pf);
+        let (im, ip, _, _) = summary(&mcp_inproc);
+        let (hm, hp, _, _) = summary(&mcp_http);
+        println!("| MCP execute_code, in-process client | {CELLS} | {im:.2} | {ip:.2} | | | |");
+        println!("| MCP execute_code, streamable HTTP + bearer token | {CELLS} | {hm:.2} | {hp:.2} | | | |");
         println!();
         println!("seer/jupyter_client median ratio: {:.2}", sm / pm);
         println!("kernel start (median of 3): {:.0} ms; session start (median of 3): {:.0} ms; session - kernel: {:.0} ms",

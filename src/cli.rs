@@ -54,9 +54,56 @@ enum Cmd {
     },
     /// End sandboxes whose seer process is gone.
     Gc,
+    /// Serve MCP tools over stdio (for MCP clients such as Claude Desktop or Claude Code).
+    Mcp {
+        #[command(subcommand)]
+        server: McpServer,
+    },
     /// Internal: end a sandbox at its deadline.
     #[command(name = "__watchdog", hide = true)]
     Watchdog { dir: PathBuf },
+}
+
+#[derive(Subcommand, Debug)]
+enum McpServer {
+    /// A new notebook session on a live sandbox (see `seer ps`; start it with
+    /// `execution_mode: "notebook"` and `detach()` it), served over stdio.
+    Notebook {
+        /// The sandbox id.
+        sandbox: String,
+        /// Notebook name; the .ipynb goes to `--output-dir`.
+        #[arg(long, default_value = "mcp")]
+        name: String,
+        #[arg(long, default_value = "outputs", env = "SEER_OUTPUT_DIR")]
+        output_dir: PathBuf,
+    },
+}
+
+/// `seer mcp notebook SANDBOX`: stdout carries the protocol, so logs go to stderr.
+fn mcp_notebook(sandbox: &str, name: &str, output_dir: PathBuf) -> anyhow::Result<()> {
+    use crate::notebook::notebook_server::{ServerOptions, serve_stdio};
+    use crate::notebook::session::{NotebookSession, SessionOptions};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let sb: std::sync::Arc<dyn crate::sandbox::Sandbox> =
+            crate::sandbox::local::LocalSandbox::attach(sandbox)?;
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let opts = SessionOptions {
+            name: name.to_string(),
+            output_dir,
+            ..Default::default()
+        };
+        let session = NotebookSession::start(sb, opts, &cancel).await?;
+        eprintln!(
+            "seer: serving notebook {} over stdio",
+            session.notebook_path.display()
+        );
+        let served = serve_stdio(session.tools(), ServerOptions::default()).await;
+        session.shutdown().await?;
+        served
+    })
 }
 
 fn init_tracing(verbose: u8) {
@@ -176,6 +223,20 @@ pub fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Cmd::Mcp {
+            server:
+                McpServer::Notebook {
+                    sandbox,
+                    name,
+                    output_dir,
+                },
+        } => match mcp_notebook(&sandbox, &name, output_dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Cmd::Watchdog { dir } => match watchdog::run(&dir) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

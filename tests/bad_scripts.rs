@@ -282,8 +282,12 @@ fn cases() -> Vec<Case> {
             "main.rhai:1:1",
             "custom failure",
         ),
-        case("session kinds not supported yet", "create_cli_session((), ());", "main.rhai:1:1",
-            "not supported yet: create_cli_session"),
+        case(
+            "session kinds not supported yet",
+            "create_cli_session((), ());",
+            "main.rhai:1:1",
+            "not supported yet: create_cli_session",
+        ),
         case(
             "from_id of unknown sandbox",
             "Sandbox::from_id(\"sb-nope\");",

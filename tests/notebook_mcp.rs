@@ -97,3 +97,39 @@ fn python_mcp_client_drives_a_real_session() {
     assert_eq!(sources[3], "# Found 42");
     assert_eq!(validate_notebooks(&env.path().join("outputs")), 1);
 }
+
+#[test]
+fn seer_mcp_notebook_serves_a_live_sandbox_over_stdio() {
+    let python = mcp_python();
+    let env = Env::new();
+    let out = env.run("let sb = Sandbox(#{ execution_mode: \"notebook\", timeout: 300 }).start();\nsb.detach();\nprint(sb.id);", &[]);
+    let id = common::ok(&out).trim().to_string();
+    let out = Command::new(&python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/mcp_stdio_client.py"
+        ))
+        .arg(env!("CARGO_BIN_EXE_seer"))
+        .arg(&id)
+        .env("SEER_HOME", &env.home)
+        .env("SEER_CACHE_DIR", common::shared_cache())
+        .current_dir(env.path())
+        .output()
+        .unwrap();
+    common::ok(&env.run(&format!("Sandbox::from_id(\"{id}\").terminate();"), &[]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        got["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "execute_code")
+    );
+    assert!(got["text"].as_str().unwrap().contains("42"), "{got}");
+    assert_eq!(validate_notebooks(&env.path().join("outputs")), 1);
+}
