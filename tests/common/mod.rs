@@ -95,9 +95,9 @@ pub fn pids_matching(needle: &str) -> Vec<i32> {
     out
 }
 
-/// A Python with `nbformat`, made once per machine under the target dir.
-pub fn nbformat_python() -> PathBuf {
-    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("nbformat-venv");
+/// A Python venv with one package from PyPI, made once per machine under the target dir.
+fn python_with(venv_name: &str, package: &str) -> PathBuf {
+    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(venv_name);
     let python = venv.join("bin/python");
     static ONCE: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _g = ONCE.lock().unwrap_or_else(|e| e.into_inner());
@@ -112,12 +112,22 @@ pub fn nbformat_python() -> PathBuf {
         let st = Command::new(&uv)
             .args(["pip", "install", "-q", "--python"])
             .arg(&python)
-            .arg("nbformat")
+            .arg(package)
             .status()
-            .expect("uv pip install nbformat");
-        assert!(st.success(), "installing nbformat from PyPI failed");
+            .expect("uv pip install");
+        assert!(st.success(), "installing `{package}` from PyPI failed");
     }
     python
+}
+
+/// A Python with `nbformat`.
+pub fn nbformat_python() -> PathBuf {
+    python_with("nbformat-venv", "nbformat")
+}
+
+/// A Python with the official `mcp` SDK.
+pub fn mcp_python() -> PathBuf {
+    python_with("mcp-client-venv", "mcp")
 }
 
 /// uv: on PATH, or the copy seer installed into the shared test cache.
@@ -166,32 +176,4 @@ pub fn validate_notebooks(dir: &Path) -> usize {
         );
     }
     found.len()
-}
-
-/// A Python with the official `mcp` SDK from PyPI, made once per machine.
-pub fn mcp_python() -> PathBuf {
-    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mcp-client-venv");
-    let python = venv.join("bin/python");
-    static ONCE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _g = ONCE.lock().unwrap_or_else(|e| e.into_inner());
-    if !python.exists() {
-        let uv = which_uv();
-        let st = Command::new(&uv)
-            .args(["venv", "-q"])
-            .arg(&venv)
-            .status()
-            .expect("uv venv");
-        assert!(st.success());
-        let st = Command::new(&uv)
-            .args(["pip", "install", "-q", "--python"])
-            .arg(&python)
-            .arg("mcp")
-            .status()
-            .expect("uv");
-        assert!(
-            st.success(),
-            "installing the `mcp` package from PyPI failed"
-        );
-    }
-    python
 }
