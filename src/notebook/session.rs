@@ -28,6 +28,9 @@ pub struct CellRun {
     pub note: Option<String>,
 }
 
+/// A cell still running after this long is written to the notebook as running.
+const SHOW_RUNNING_AFTER: Duration = Duration::from_millis(200);
+
 /// How a session starts.
 #[derive(Debug, Clone, Default)]
 pub struct SessionOptions {
@@ -50,6 +53,8 @@ struct Doc {
     meta: Notebook,
     cells: Vec<Cell>,
     fragments: Vec<String>,
+    /// The notebook metadata as JSON, serialized once.
+    meta_json: String,
 }
 
 impl Doc {
@@ -77,7 +82,11 @@ impl Doc {
             out.push_str(f);
         }
         out.push_str("\n ],\n \"metadata\": ");
-        out.push_str(&serde_json::to_string(&self.meta.metadata)?);
+        if self.meta_json.is_empty() {
+            out.push_str(&serde_json::to_string(&self.meta.metadata)?);
+        } else {
+            out.push_str(&self.meta_json);
+        }
         out.push_str(&format!(
             ",\n \"nbformat\": {},\n \"nbformat_minor\": {}\n}}\n",
             self.meta.nbformat, self.meta.nbformat_minor
@@ -214,6 +223,7 @@ impl NotebookSession {
             kernel: tokio::sync::Mutex::new(None),
             interrupter: std::sync::Mutex::new(None),
             doc: std::sync::Mutex::new(Doc {
+                meta_json: serde_json::to_string(&meta.metadata)?,
                 meta,
                 cells: vec![],
                 fragments: vec![],
@@ -262,14 +272,18 @@ impl NotebookSession {
             .with_context(|| format!("writing {}", self.notebook_path.display()))
     }
 
+    /// Appends a cell and rewrites the notebook.
     fn push_cell(&self, cell: Cell) -> Result<usize> {
-        let i = {
-            let mut doc = self.doc()?;
-            let i = doc.cells.len();
-            doc.set(i, cell)?;
-            i
-        };
+        let i = self.append_cell(cell)?;
         self.write()?;
+        Ok(i)
+    }
+
+    /// Appends a cell without writing (the caller writes soon after).
+    fn append_cell(&self, cell: Cell) -> Result<usize> {
+        let mut doc = self.doc()?;
+        let i = doc.cells.len();
+        doc.set(i, cell)?;
         Ok(i)
     }
 
@@ -336,7 +350,17 @@ impl NotebookSession {
         timeout: Option<Duration>,
         cancel: &CancellationToken,
     ) -> Result<CellRun> {
-        let (r, note) = self.run(code, false, timeout, cancel).await?;
+        // A quick cell is written once, when it is done; a cell still running after
+        // `SHOW_RUNNING_AFTER` is written as running first, so a reader sees it.
+        let run = self.run(code, false, timeout, cancel);
+        tokio::pin!(run);
+        let (r, note) = tokio::select! {
+            r = &mut run => r?,
+            _ = tokio::time::sleep(SHOW_RUNNING_AFTER) => {
+                self.write()?;
+                run.await?
+            }
+        };
         let cell = Cell::Code {
             id: self.cell_id(index),
             metadata: Default::default(),
@@ -383,7 +407,7 @@ impl NotebookSession {
                 note,
             });
         }
-        let index = self.push_cell(Cell::Code {
+        let index = self.append_cell(Cell::Code {
             id: new_cell_id(),
             metadata: Default::default(),
             source: MultiLine::from_text(code),
@@ -539,6 +563,7 @@ mod tests {
             meta: Notebook::new_python("3.11"),
             cells: vec![],
             fragments: vec![],
+            meta_json: String::new(),
         };
         doc.set(
             0,
