@@ -4,6 +4,7 @@
 //! line, `script` runs Rhai scripts against the API, `sandbox` provisions the environments
 //! those scripts ask for.
 
+pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod kernel;

@@ -133,3 +133,75 @@ fn seer_mcp_notebook_serves_a_live_sandbox_over_stdio() {
     assert!(got["text"].as_str().unwrap().contains("42"), "{got}");
     assert_eq!(validate_notebooks(&env.path().join("outputs")), 1);
 }
+
+#[test]
+fn agent_mcp_client_reaches_http_and_stdio_servers() {
+    use seer::agent::mcp_client::{McpConnections, ToolPart};
+    let env = Env::new();
+    // An HTTP server (a session in a running seer) and a sandbox for a stdio server.
+    env.write(
+        "main.rhai",
+        "let sb = Sandbox(#{ execution_mode: \"notebook\", timeout: 300 }).start();\nsb.detach();\nlet s = create_notebook_session(sb, ());\nprint(to_json(s.mcp_config));\nprint(sb.id);\nsleep(120);\n",
+    );
+    let mut seer = env
+        .cmd()
+        .args(["run", "main.rhai"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(seer.stdout.take().unwrap()).lines();
+    let http: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let id = lines.next().unwrap().unwrap();
+    let config = serde_json::json!({
+        "nb": http["notebooks"],
+        "cli": {"type": "stdio", "command": env!("CARGO_BIN_EXE_seer"), "args": ["mcp", "notebook", id],
+                "env": {"SEER_HOME": env.home.to_string_lossy(), "SEER_CACHE_DIR": common::shared_cache().to_string_lossy()}},
+    });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let result = rt.block_on(async {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let mut conns = McpConnections::connect(&config, env.path(), &cancel)
+            .await
+            .unwrap();
+        let names: Vec<String> = conns.tools().iter().map(|t| t.qualified.clone()).collect();
+        let a = conns
+            .call(
+                "nb__execute_code",
+                serde_json::json!({"code": "7 * 6"}),
+                &cancel,
+            )
+            .await;
+        let b = conns
+            .call(
+                "cli__execute_code",
+                serde_json::json!({"code": "'stdio'"}),
+                &cancel,
+            )
+            .await;
+        let unknown = conns.call("nb__nope", serde_json::json!({}), &cancel).await;
+        conns.close().await;
+        (names, a, b, unknown)
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(seer.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    seer.wait().unwrap();
+    common::ok(&env.run(&format!("Sandbox::from_id(\"{id}\").terminate();"), &[]));
+    let (names, a, b, unknown) = result;
+    assert!(
+        names.contains(&"nb__execute_code".to_string())
+            && names.contains(&"cli__edit_cell".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        !a.is_error && matches!(&a.parts[0], ToolPart::Text(t) if t.contains("42")),
+        "{a:?}"
+    );
+    assert!(!b.is_error && b.text().contains("'stdio'"), "{b:?}");
+    assert!(
+        unknown.is_error && unknown.text().starts_with("unknown tool `nb__nope`"),
+        "{unknown:?}"
+    );
+}

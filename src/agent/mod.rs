@@ -1,0 +1,5 @@
+//! The agent harness: connections to MCP servers (this module), providers and the loop
+//! (arriving with the agent issue).
+
+pub mod mcp_client;
+pub mod providers;

@@ -1,0 +1,387 @@
+//! Anthropic Messages API provider: request body construction and the
+//! streaming event decoder (`message_start`, `content_block_start`,
+//! `content_block_delta`, `content_block_stop`, `message_delta`,
+//! `message_stop`, `ping`, `error`).
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, anyhow};
+use async_trait::async_trait;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::retry::{self, ApiKey, AttemptError, Call, StreamDecoder};
+use super::sse::SseEvent;
+use super::{
+    Block, Provider, ProviderConfig, Request, Response, ResultPart, Role, StopReason, StreamEvent,
+    Usage, join_url, model_for,
+};
+
+/// API version header value.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// Talks to the Anthropic Messages API.
+#[derive(Debug)]
+pub struct AnthropicProvider {
+    config: ProviderConfig,
+    key: ApiKey,
+    client: reqwest::Client,
+}
+
+impl AnthropicProvider {
+    /// Creates the provider.
+    pub fn new(config: ProviderConfig, key: ApiKey, client: reqwest::Client) -> Self {
+        Self {
+            config,
+            key,
+            client,
+        }
+    }
+
+    fn headers(&self) -> anyhow::Result<HeaderMap> {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-api-key",
+            retry::header_value(self.key.expose(), "the API key")?,
+        );
+        h.insert(
+            "anthropic-version",
+            HeaderValue::from_static(ANTHROPIC_VERSION),
+        );
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert("accept", HeaderValue::from_static("text/event-stream"));
+        Ok(h)
+    }
+}
+
+fn block_json(block: &Block) -> Option<Value> {
+    Some(match block {
+        Block::Text(t) => json!({"type": "text", "text": t}),
+        Block::Thinking { text, signature } => match signature {
+            Some(sig) => json!({"type": "thinking", "thinking": text, "signature": sig}),
+            None => {
+                tracing::debug!("dropping unsigned thinking block from anthropic request");
+                return None;
+            }
+        },
+        Block::ToolUse { id, name, input } => {
+            json!({"type": "tool_use", "id": id, "name": name, "input": input})
+        }
+        Block::ToolResult {
+            tool_use_id,
+            content,
+            is_error,
+        } => {
+            let parts: Vec<Value> = content
+                .iter()
+                .map(|p| match p {
+                    ResultPart::Text(t) => json!({"type": "text", "text": t}),
+                    ResultPart::Image {
+                        media_type,
+                        data_base64,
+                    } => json!({"type": "image", "source": {
+                        "type": "base64", "media_type": media_type, "data": data_base64}}),
+                })
+                .collect();
+            json!({"type": "tool_result", "tool_use_id": tool_use_id,
+                   "content": parts, "is_error": is_error})
+        }
+    })
+}
+
+/// The JSON body for `req`.
+pub(crate) fn body(req: &Request, config: &ProviderConfig) -> Value {
+    let messages: Vec<Value> = req
+        .messages
+        .iter()
+        .map(|m| {
+            let role = match m.role {
+                Role::User => "user",
+                Role::Assistant => "assistant",
+            };
+            let content: Vec<Value> = m.content.iter().filter_map(block_json).collect();
+            json!({"role": role, "content": content})
+        })
+        .collect();
+    let mut body = json!({
+        "model": model_for(req, config),
+        "max_tokens": req.max_tokens,
+        "messages": messages,
+        "stream": true,
+    });
+    if !req.system.is_empty() {
+        body["system"] = json!(req.system);
+    }
+    if !req.tools.is_empty() {
+        body["tools"] = req
+            .tools
+            .iter()
+            .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.input_schema}))
+            .collect();
+    }
+    if let Some(t) = req.temperature {
+        body["temperature"] = json!(t);
+    }
+    body
+}
+
+#[async_trait]
+impl Provider for AnthropicProvider {
+    fn name(&self) -> &str {
+        "anthropic"
+    }
+
+    async fn stream(
+        &self,
+        req: &Request,
+        on_event: &mut (dyn FnMut(StreamEvent) + Send),
+        cancel: &CancellationToken,
+    ) -> anyhow::Result<Response> {
+        let body = self.request_body(req);
+        let call = Call {
+            provider: self.name(),
+            config: &self.config,
+            key: &self.key,
+            client: &self.client,
+            url: join_url(&self.config.base_url, "v1/messages"),
+            headers: self.headers()?,
+            body: &body,
+        };
+        let resp = retry::run(
+            call,
+            &|| Box::new(Decoder::default()) as Box<dyn StreamDecoder>,
+            on_event,
+            cancel,
+        )
+        .await?;
+        on_event(StreamEvent::Done(resp.clone()));
+        Ok(resp)
+    }
+
+    fn request_body(&self, req: &Request) -> Value {
+        body(req, &self.config)
+    }
+}
+
+#[derive(Debug)]
+enum Partial {
+    Text(String),
+    Thinking(String, Option<String>),
+    ToolUse {
+        id: String,
+        name: String,
+        json: String,
+        input: Option<Value>,
+    },
+}
+
+/// Decodes one Anthropic event stream.
+#[derive(Debug, Default)]
+pub(crate) struct Decoder {
+    blocks: BTreeMap<u64, Partial>,
+    usage: Usage,
+    stop_reason: Option<String>,
+    raw: Vec<Value>,
+    done: bool,
+}
+
+fn u(v: &Value, key: &str) -> Option<u64> {
+    v.get(key).and_then(Value::as_u64)
+}
+
+fn fatal(e: anyhow::Error) -> AttemptError {
+    AttemptError::Fatal(e)
+}
+
+impl Decoder {
+    fn usage_from(&mut self, usage: &Value) {
+        if let Some(n) = u(usage, "input_tokens") {
+            self.usage.input_tokens = n;
+        }
+        if let Some(n) = u(usage, "output_tokens") {
+            self.usage.output_tokens = n;
+        }
+        if let Some(n) = u(usage, "cache_read_input_tokens") {
+            self.usage.cache_read_tokens = n;
+        }
+        if let Some(n) = u(usage, "cache_creation_input_tokens") {
+            self.usage.cache_write_tokens = n;
+        }
+    }
+}
+
+impl StreamDecoder for Decoder {
+    fn event(
+        &mut self,
+        ev: &SseEvent,
+        on_event: &mut (dyn FnMut(StreamEvent) + Send),
+    ) -> Result<(), AttemptError> {
+        let v: Value = serde_json::from_str(&ev.data)
+            .with_context(|| format!("anthropic: invalid JSON in {:?} event", ev.event))
+            .map_err(AttemptError::retryable)?;
+        let ty = v
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or(ev.event.as_str())
+            .to_string();
+        self.raw.push(v.clone());
+        let index = u(&v, "index").unwrap_or(0);
+        match ty.as_str() {
+            "message_start" => {
+                if let Some(usage) = v.pointer("/message/usage") {
+                    self.usage_from(usage);
+                }
+            }
+            "content_block_start" => {
+                let cb = v.get("content_block").cloned().unwrap_or(Value::Null);
+                let s = |k: &str| cb.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                let partial = match cb.get("type").and_then(Value::as_str) {
+                    Some("text") => Partial::Text(s("text")),
+                    Some("thinking") => Partial::Thinking(
+                        s("thinking"),
+                        cb.get("signature")
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
+                    ),
+                    Some("tool_use") => {
+                        let (id, name) = (s("id"), s("name"));
+                        on_event(StreamEvent::ToolUseStart {
+                            id: id.clone(),
+                            name: name.clone(),
+                        });
+                        Partial::ToolUse {
+                            id,
+                            name,
+                            json: String::new(),
+                            input: None,
+                        }
+                    }
+                    other => {
+                        tracing::debug!(?other, "anthropic: ignoring content block type");
+                        return Ok(());
+                    }
+                };
+                self.blocks.insert(index, partial);
+            }
+            "content_block_delta" => {
+                let d = v.get("delta").cloned().unwrap_or(Value::Null);
+                let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                let block = self.blocks.get_mut(&index);
+                match (d.get("type").and_then(Value::as_str), block) {
+                    (Some("text_delta"), Some(Partial::Text(t))) => {
+                        let text = s("text");
+                        t.push_str(&text);
+                        on_event(StreamEvent::TextDelta(text));
+                    }
+                    (Some("thinking_delta"), Some(Partial::Thinking(t, _))) => {
+                        let text = s("thinking");
+                        t.push_str(&text);
+                        on_event(StreamEvent::ThinkingDelta(text));
+                    }
+                    (Some("signature_delta"), Some(Partial::Thinking(_, sig))) => {
+                        sig.get_or_insert_with(String::new)
+                            .push_str(&s("signature"));
+                    }
+                    (Some("input_json_delta"), Some(Partial::ToolUse { json, .. })) => {
+                        json.push_str(&s("partial_json"));
+                    }
+                    (ty, _) => tracing::debug!(?ty, index, "anthropic: ignoring delta"),
+                }
+            }
+            "content_block_stop" => {
+                if let Some(Partial::ToolUse {
+                    json, input, name, ..
+                }) = self.blocks.get_mut(&index)
+                {
+                    let parsed = if json.trim().is_empty() {
+                        Value::Object(Default::default())
+                    } else {
+                        serde_json::from_str(json)
+                            .with_context(|| {
+                                format!("anthropic: tool {name:?} input is not valid JSON")
+                            })
+                            .map_err(fatal)?
+                    };
+                    *input = Some(parsed);
+                }
+            }
+            "message_delta" => {
+                if let Some(r) = v.pointer("/delta/stop_reason").and_then(Value::as_str) {
+                    self.stop_reason = Some(r.to_string());
+                }
+                if let Some(usage) = v.get("usage") {
+                    self.usage_from(usage);
+                }
+            }
+            "message_stop" => self.done = true,
+            "ping" => {}
+            "error" => {
+                let etype = v
+                    .pointer("/error/type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("error");
+                let msg = v
+                    .pointer("/error/message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let err = anyhow!("anthropic: stream error {etype}: {msg}");
+                return Err(match etype {
+                    "overloaded_error" | "api_error" | "rate_limit_error" => {
+                        AttemptError::retryable(err)
+                    }
+                    _ => AttemptError::Fatal(err),
+                });
+            }
+            other => tracing::debug!(other, "anthropic: ignoring event"),
+        }
+        Ok(())
+    }
+
+    fn finished(&self) -> bool {
+        self.done
+    }
+
+    fn into_response(self: Box<Self>) -> Result<Response, AttemptError> {
+        if !self.done {
+            return Err(AttemptError::retryable(anyhow!(
+                "anthropic: stream ended before message_stop"
+            )));
+        }
+        let mut content = Vec::new();
+        for (_, b) in self.blocks {
+            content.push(match b {
+                Partial::Text(t) => Block::Text(t),
+                Partial::Thinking(text, signature) => Block::Thinking { text, signature },
+                Partial::ToolUse {
+                    id,
+                    name,
+                    json,
+                    input,
+                } => {
+                    let input = match input {
+                        Some(i) => i,
+                        None if json.trim().is_empty() => Value::Object(Default::default()),
+                        None => serde_json::from_str(&json)
+                            .context("anthropic: tool input is not valid JSON")
+                            .map_err(fatal)?,
+                    };
+                    Block::ToolUse { id, name, input }
+                }
+            });
+        }
+        let stop_reason = match self.stop_reason.as_deref() {
+            Some("end_turn") => StopReason::EndTurn,
+            Some("tool_use") => StopReason::ToolUse,
+            Some("max_tokens") => StopReason::MaxTokens,
+            Some(other) => StopReason::Other(other.to_string()),
+            None => StopReason::Other("unknown".to_string()),
+        };
+        Ok(Response {
+            content,
+            stop_reason,
+            usage: self.usage,
+            raw: Value::Array(self.raw),
+        })
+    }
+}
