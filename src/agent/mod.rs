@@ -3,3 +3,4 @@
 
 pub mod mcp_client;
 pub mod providers;
+pub mod run;

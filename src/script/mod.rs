@@ -96,6 +96,6 @@ pub fn build_engine(host: &Arc<Host>) -> Engine {
     api_sandbox::register(&mut engine, host);
     api_workspace::register(&mut engine, host);
     api_session::register(&mut engine, host);
-    api_agent::register(&mut engine);
+    api_agent::register(&mut engine, host);
     engine
 }

@@ -1,0 +1,359 @@
+//! The agent loop: send the conversation and the tools of every MCP server to the
+//! provider, run the tool calls it asks for, feed the results back, until the model ends
+//! its turn, `max_turns` is reached, or the run is cancelled. Every request and response
+//! goes to a JSONL transcript as it happens.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::mcp_client::{McpConnections, ToolOutput, ToolPart};
+use super::providers::{
+    Block, Message, Provider, Request, ResultPart, Role, StopReason, StreamEvent, ToolSpec, Usage,
+};
+
+const DEFAULT_SYSTEM: &str = "You are a careful research agent. Use the tools to investigate; \
+state what you found and how confident you are.";
+
+fn sixty() -> u32 {
+    60
+}
+fn max_tokens() -> u32 {
+    8192
+}
+fn anthropic() -> String {
+    "anthropic".into()
+}
+
+/// `run_agent`'s options, as a script gives them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    pub prompt: String,
+    #[serde(default)]
+    pub mcp_config: Value,
+    #[serde(default = "anthropic")]
+    pub provider: String,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub base_url: Option<String>,
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    #[serde(default = "sixty")]
+    pub max_turns: u32,
+    #[serde(default = "max_tokens")]
+    pub max_tokens: u32,
+    #[serde(default)]
+    pub system_prompt: Option<String>,
+    /// Appended to the prompt as the user's first message.
+    #[serde(default)]
+    pub user_message: Option<String>,
+    /// Names the transcript file.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentResult {
+    pub final_text: String,
+    pub turns: u32,
+    pub usage: Usage,
+    pub stop_reason: String,
+    pub transcript: PathBuf,
+}
+
+/// Appends one JSON object per line; flushed after each.
+struct Transcript {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl Transcript {
+    fn create(path: &Path) -> Result<Self> {
+        if let Some(p) = path.parent() {
+            std::fs::create_dir_all(p)?;
+        }
+        let file =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(Self {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn write(&mut self, event: Value) -> Result<()> {
+        let mut line = serde_json::to_string(&event)?;
+        line.push('\n');
+        self.file
+            .write_all(line.as_bytes())
+            .with_context(|| format!("writing {}", self.path.display()))
+    }
+}
+
+/// Every tool call answered exactly once, in order, right after the assistant turn that
+/// made it: providers reject any other history.
+pub fn check_history(messages: &[Message]) -> Result<()> {
+    for (i, m) in messages.iter().enumerate() {
+        let calls: Vec<&str> = m
+            .content
+            .iter()
+            .filter_map(|b| match b {
+                Block::ToolUse { id, .. } => Some(id.as_str()),
+                _ => None,
+            })
+            .collect();
+        if calls.is_empty() {
+            continue;
+        }
+        let Some(next) = messages.get(i + 1) else {
+            bail!("history: the tool calls of message {i} have no results");
+        };
+        let answers: Vec<&str> = next
+            .content
+            .iter()
+            .filter_map(|b| match b {
+                Block::ToolResult { tool_use_id, .. } => Some(tool_use_id.as_str()),
+                _ => None,
+            })
+            .collect();
+        let unique: HashSet<&&str> = answers.iter().collect();
+        if answers != calls || unique.len() != answers.len() {
+            bail!(
+                "history: message {i} calls tools {calls:?} but message {} answers {answers:?}",
+                i + 1
+            );
+        }
+    }
+    Ok(())
+}
+
+fn result_parts(out: &ToolOutput) -> Vec<ResultPart> {
+    out.parts
+        .iter()
+        .map(|p| match p {
+            ToolPart::Text(t) => ResultPart::Text(t.clone()),
+            ToolPart::Image { mime_type, data } => ResultPart::Image {
+                media_type: mime_type.clone(),
+                data_base64: data.clone(),
+            },
+        })
+        .collect()
+}
+
+fn stop_name(s: &StopReason) -> String {
+    match s {
+        StopReason::EndTurn => "end_turn".into(),
+        StopReason::ToolUse => "tool_use".into(),
+        StopReason::MaxTokens => "max_tokens".into(),
+        StopReason::Other(o) => o.clone(),
+    }
+}
+
+fn shorten(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n).collect::<String>())
+    }
+}
+
+/// Runs the loop. `on_event` receives `#{type: text|tool_call|tool_result|usage|done, ...}`
+/// maps as JSON values while the agent runs; an error from it stops the run.
+pub async fn run(
+    cfg: &AgentConfig,
+    provider: &dyn Provider,
+    base_dir: &Path,
+    transcript_path: &Path,
+    on_event: &mut (dyn FnMut(Value) -> Result<()> + Send),
+    cancel: &CancellationToken,
+) -> Result<AgentResult> {
+    let mut transcript = Transcript::create(transcript_path)?;
+    let mut conns = if cfg.mcp_config.is_null() {
+        McpConnections::connect(&json!({}), base_dir, cancel).await?
+    } else {
+        McpConnections::connect(&cfg.mcp_config, base_dir, cancel).await?
+    };
+    let result = run_loop(cfg, provider, &conns, &mut transcript, on_event, cancel).await;
+    conns.close().await;
+    if let Err(e) = &result {
+        let _ = transcript.write(json!({"type": "error", "message": format!("{e:#}")}));
+    }
+    result
+}
+
+async fn run_loop(
+    cfg: &AgentConfig,
+    provider: &dyn Provider,
+    conns: &McpConnections,
+    transcript: &mut Transcript,
+    on_event: &mut (dyn FnMut(Value) -> Result<()> + Send),
+    cancel: &CancellationToken,
+) -> Result<AgentResult> {
+    let tools: Vec<ToolSpec> = conns
+        .tools()
+        .iter()
+        .map(|t| ToolSpec {
+            name: t.qualified.clone(),
+            description: t.description.clone(),
+            input_schema: t.input_schema.clone(),
+        })
+        .collect();
+    let mut prompt = cfg.prompt.clone();
+    if let Some(u) = &cfg.user_message {
+        prompt.push_str("\n\n");
+        prompt.push_str(u);
+    }
+    let mut messages = vec![Message {
+        role: Role::User,
+        content: vec![Block::Text(prompt)],
+    }];
+    let mut usage = Usage::default();
+    let mut final_text = String::new();
+    let mut stop = String::from("max_turns");
+    let mut turns = 0;
+    transcript.write(json!({"type": "start", "provider": provider.name(), "model": cfg.model, "tools": tools.iter().map(|t| &t.name).collect::<Vec<_>>()}))?;
+    while turns < cfg.max_turns {
+        if cancel.is_cancelled() {
+            bail!("cancelled");
+        }
+        turns += 1;
+        check_history(&messages)?;
+        let req = Request {
+            model: cfg.model.clone().unwrap_or_default(),
+            system: cfg
+                .system_prompt
+                .clone()
+                .unwrap_or_else(|| DEFAULT_SYSTEM.into()),
+            messages: messages.clone(),
+            tools: tools.clone(),
+            max_tokens: cfg.max_tokens,
+            temperature: None,
+        };
+        transcript.write(
+            json!({"type": "request", "turn": turns, "body": provider.request_body(&req)}),
+        )?;
+        let mut ignore = |_: StreamEvent| {};
+        let resp = provider.stream(&req, &mut ignore, cancel).await?;
+        transcript.write(json!({"type": "response", "turn": turns, "stop_reason": stop_name(&resp.stop_reason), "raw": resp.raw}))?;
+        usage.input_tokens += resp.usage.input_tokens;
+        usage.output_tokens += resp.usage.output_tokens;
+        usage.cache_read_tokens += resp.usage.cache_read_tokens;
+        usage.cache_write_tokens += resp.usage.cache_write_tokens;
+        on_event(
+            json!({"type": "usage", "turn": turns, "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}),
+        )?;
+        let mut results = vec![];
+        let mut text = String::new();
+        for block in &resp.content {
+            match block {
+                Block::Text(t) => {
+                    text.push_str(t);
+                    on_event(json!({"type": "text", "text": t}))?;
+                }
+                Block::Thinking { text: t, .. } => {
+                    on_event(json!({"type": "thinking", "text": t}))?
+                }
+                Block::ToolUse { id, name, input } => {
+                    on_event(json!({"type": "tool_call", "id": id, "name": name, "input": input}))?;
+                    tracing::info!(tool = name, "-> {}", shorten(&input.to_string(), 200));
+                    let out = conns.call(name, input.clone(), cancel).await;
+                    transcript.write(json!({"type": "tool_result", "turn": turns, "id": id, "name": name, "is_error": out.is_error, "text": out.text()}))?;
+                    on_event(
+                        json!({"type": "tool_result", "id": id, "name": name, "is_error": out.is_error, "text": out.text()}),
+                    )?;
+                    results.push(Block::ToolResult {
+                        tool_use_id: id.clone(),
+                        content: result_parts(&out),
+                        is_error: out.is_error,
+                    });
+                }
+                Block::ToolResult { .. } => {}
+            }
+        }
+        messages.push(Message {
+            role: Role::Assistant,
+            content: resp.content.clone(),
+        });
+        if !text.is_empty() {
+            final_text = text;
+        }
+        if results.is_empty() {
+            stop = stop_name(&resp.stop_reason);
+            break;
+        }
+        messages.push(Message {
+            role: Role::User,
+            content: results,
+        });
+    }
+    let result = AgentResult {
+        final_text,
+        turns,
+        usage,
+        stop_reason: stop,
+        transcript: transcript.path.clone(),
+    };
+    transcript.write(
+        json!({"type": "done", "turns": result.turns, "stop_reason": result.stop_reason,
+        "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}),
+    )?;
+    on_event(json!({"type": "done", "turns": result.turns, "stop_reason": result.stop_reason}))?;
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(id: &str) -> Block {
+        Block::ToolUse {
+            id: id.into(),
+            name: "t".into(),
+            input: json!({}),
+        }
+    }
+    fn answer(id: &str) -> Block {
+        Block::ToolResult {
+            tool_use_id: id.into(),
+            content: vec![],
+            is_error: false,
+        }
+    }
+    fn msg(role: Role, content: Vec<Block>) -> Message {
+        Message { role, content }
+    }
+
+    #[test]
+    fn history_invariants() {
+        let ok = vec![
+            msg(Role::User, vec![Block::Text("hi".into())]),
+            msg(Role::Assistant, vec![call("a"), call("b")]),
+            msg(Role::User, vec![answer("a"), answer("b")]),
+        ];
+        assert!(check_history(&ok).is_ok());
+        let unanswered = vec![msg(Role::Assistant, vec![call("a")])];
+        assert!(
+            check_history(&unanswered)
+                .unwrap_err()
+                .to_string()
+                .contains("have no results")
+        );
+        let wrong_order = vec![
+            msg(Role::Assistant, vec![call("a"), call("b")]),
+            msg(Role::User, vec![answer("b"), answer("a")]),
+        ];
+        assert!(check_history(&wrong_order).is_err());
+        let twice = vec![
+            msg(Role::Assistant, vec![call("a")]),
+            msg(Role::User, vec![answer("a"), answer("a")]),
+        ];
+        assert!(check_history(&twice).is_err());
+    }
+}
