@@ -237,7 +237,7 @@ impl Kernel {
                             tokio::time::sleep(Duration::from_millis(20)).await;
                         }
                     }
-                    Self::connect(&sandbox, &conn).await
+                    Self::connect(&conn).await
                 } => r,
                 _ = died_watch.changed() => {
                     let status = died_watch.borrow().clone().unwrap_or_default();
@@ -279,7 +279,7 @@ impl Kernel {
         Ok(kernel)
     }
 
-    async fn connect(_sandbox: &Arc<dyn Sandbox>, conn: &ConnectionInfo) -> Result<Sockets> {
+    async fn connect(conn: &ConnectionInfo) -> Result<Sockets> {
         let session = uuid::Uuid::new_v4().to_string();
         let iopub = jz::create_client_iopub_connection(conn, "", &session).await?;
         let shell = jz::create_client_shell_connection_with_identity(
@@ -396,10 +396,6 @@ impl Kernel {
 
     pub fn is_dead(&self) -> bool {
         self.died.borrow().is_some()
-    }
-
-    pub fn pgid(&self) -> i32 {
-        self.pgid
     }
 
     pub fn interrupter(&self) -> Interrupter {

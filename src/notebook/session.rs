@@ -497,13 +497,6 @@ impl NotebookSession {
     pub fn cell_count(&self) -> usize {
         self.doc.lock().map(|d| d.cells.len()).unwrap_or(0)
     }
-
-    pub fn kernel_pgid(&self) -> Option<i32> {
-        self.kernel
-            .try_lock()
-            .ok()
-            .and_then(|g| g.as_ref().map(|k| k.pgid()))
-    }
 }
 
 /// The notebook MCP server's view of a session.

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -932,12 +931,4 @@ fn seer_exe() -> Result<PathBuf> {
         "cannot find the seer binary to run the sandbox's timeout watchdog ({} is not seer): set SEER_BIN, or use `timeout: 0`",
         me.display()
     )
-}
-
-/// Makes a file executable (used by tests and repo fixtures).
-pub fn make_executable(p: &Path) -> Result<()> {
-    let mut perm = std::fs::metadata(p)?.permissions();
-    perm.set_mode(perm.mode() | 0o111);
-    std::fs::set_permissions(p, perm)?;
-    Ok(())
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use rhai::{Array, Dynamic, Engine, Map, Module, NativeCallContext};
 use serde::Deserialize;
 
-use super::{Host, RhaiResult, runtime_error};
+use super::{Host, RhaiResult, at_call, runtime_error};
 use crate::config::from_dynamic;
 use crate::sandbox::local::{LocalSandbox, StartRequest};
 use crate::sandbox::models::ModelConfig;
@@ -109,13 +109,6 @@ fn config_from(m: Map) -> RhaiResult<SandboxConfig> {
     Ok(cfg)
 }
 
-fn at(mut e: Box<rhai::EvalAltResult>, ctx: &NativeCallContext) -> Box<rhai::EvalAltResult> {
-    if e.position().is_none() {
-        e.set_position(ctx.call_position());
-    }
-    e
-}
-
 fn pending(config: SandboxConfig, snapshot: Option<String>) -> SandboxHandle {
     SandboxHandle(Arc::new(Mutex::new(State::Pending {
         config: Box::new(config),
@@ -203,7 +196,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         "from_snapshot",
         |ctx: NativeCallContext, id: &str, m: Map| -> RhaiResult<SandboxHandle> {
             Ok(pending(
-                config_from(m).map_err(|e| at(e, &ctx))?,
+                config_from(m).map_err(|e| at_call(e, &ctx))?,
                 Some(id.to_string()),
             ))
         },
@@ -215,7 +208,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         "from_id",
         |ctx: NativeCallContext, id: &str| -> RhaiResult<SandboxHandle> {
             let sb = LocalSandbox::attach(id)
-                .map_err(|e| at(runtime_error(format!("Sandbox::from_id: {e:#}")), &ctx))?;
+                .map_err(|e| at_call(runtime_error(format!("Sandbox::from_id: {e:#}")), &ctx))?;
             Ok(SandboxHandle(Arc::new(Mutex::new(State::Live(sb)))))
         },
     );

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use rhai::{Dynamic, Engine, Module, NativeCallContext};
 
-use super::{Host, RhaiResult, runtime_error};
+use super::{Host, RhaiResult, at_call, runtime_error};
 use crate::config::from_dynamic;
 use crate::workspace::{Library, Skill, WorkspaceConfig, library_docs};
 
@@ -14,20 +14,12 @@ use crate::workspace::{Library, Skill, WorkspaceConfig, library_docs};
 #[derive(Clone)]
 pub struct WorkspaceHandle(pub Arc<WorkspaceConfig>);
 
-fn at(e: Box<rhai::EvalAltResult>, ctx: &NativeCallContext) -> Box<rhai::EvalAltResult> {
-    let mut e = e;
-    if e.position().is_none() {
-        e.set_position(ctx.call_position());
-    }
-    e
-}
-
 fn to_map<T: serde::Serialize>(
     what: &str,
     r: anyhow::Result<T>,
     ctx: &NativeCallContext,
 ) -> RhaiResult<Dynamic> {
-    let v = r.map_err(|e| at(runtime_error(format!("{what}: {e:#}")), ctx))?;
+    let v = r.map_err(|e| at_call(runtime_error(format!("{what}: {e:#}")), ctx))?;
     rhai::serde::to_dynamic(v)
 }
 

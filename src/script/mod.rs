@@ -61,6 +61,15 @@ pub fn runtime_error(msg: impl Into<String>) -> Box<EvalAltResult> {
     ))
 }
 
+/// Gives an error the position of the native call in `ctx` when it has none: rhai
+/// does not fill it in for namespaced calls such as `Sandbox::from_id(..)`.
+pub fn at_call(mut e: Box<EvalAltResult>, ctx: &rhai::NativeCallContext) -> Box<EvalAltResult> {
+    if e.position().is_none() {
+        e.set_position(ctx.call_position());
+    }
+    e
+}
+
 pub fn terminated() -> Box<EvalAltResult> {
     Box::new(EvalAltResult::ErrorTerminated(
         Dynamic::from("cancelled"),

@@ -148,15 +148,8 @@ impl Provider for AnthropicProvider {
             headers: self.headers()?,
             body: &body,
         };
-        let resp = retry::run(
-            call,
-            &|| Box::new(Decoder::default()) as Box<dyn StreamDecoder>,
-            on_event,
-            cancel,
-        )
-        .await?;
-        on_event(StreamEvent::Done(resp.clone()));
-        Ok(resp)
+        let new_decoder = || Box::new(Decoder::default()) as Box<dyn StreamDecoder>;
+        retry::run(call, &new_decoder, on_event, cancel).await
     }
 
     fn request_body(&self, req: &Request) -> Value {

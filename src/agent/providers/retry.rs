@@ -144,7 +144,8 @@ pub(crate) struct Call<'a> {
     pub body: &'a serde_json::Value,
 }
 
-/// Runs the call with retries, timeout and cancellation.
+/// Runs the call with retries, timeout and cancellation; sends `StreamEvent::Done` once
+/// with the final response.
 pub(crate) async fn run(
     call: Call<'_>,
     new_decoder: &(dyn Fn() -> Box<dyn StreamDecoder> + Sync),
@@ -170,7 +171,10 @@ pub(crate) async fn run(
                     call.config.timeout
                 ));
             }
-            Ok(Ok(resp)) => return Ok(resp),
+            Ok(Ok(resp)) => {
+                on_event(StreamEvent::Done(resp.clone()));
+                return Ok(resp);
+            }
             Ok(Err(AttemptError::Fatal(e))) => return Err(e),
             Ok(Err(AttemptError::Retryable { error, retry_after })) => (error, retry_after),
         };
