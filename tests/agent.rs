@@ -3,114 +3,26 @@
 //! real in a notebook session reached over MCP. The test checks what seer sent.
 
 mod common;
-use std::sync::{Arc, Mutex};
-
+use common::fake_anthropic::{FakeAnthropic, text_turn, tool_turn};
 use common::{Env, ok, text};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn sse(events: &[Value]) -> String {
-    events
-        .iter()
-        .map(|e| {
-            format!(
-                "event: {}\ndata: {}\n\n",
-                e["type"].as_str().unwrap_or(""),
-                e
-            )
-        })
-        .collect()
-}
-
-fn start(input: u64) -> Value {
-    json!({"type": "message_start", "message": {"id": "msg", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
-        "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": input, "output_tokens": 1}}})
-}
-
-fn tool_turn() -> String {
-    sse(&[
-        start(100),
-        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
-        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Let me compute."}}),
-        json!({"type": "content_block_stop", "index": 0}),
-        json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "notebooks__execute_code", "input": {}}}),
-        json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"code\": \"6 "}}),
-        json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "* 7\"}"}}),
-        json!({"type": "content_block_stop", "index": 1}),
-        json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": 20}}),
-        json!({"type": "message_stop"}),
-    ])
-}
-
-fn text_turn() -> String {
-    sse(&[
-        start(200),
-        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
-        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "The answer is 42."}}),
-        json!({"type": "content_block_stop", "index": 0}),
-        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 7}}),
-        json!({"type": "message_stop"}),
-    ])
-}
-
-/// (request head, JSON body) of every request.
-type Seen = Arc<Mutex<Vec<(String, Value)>>>;
-
-async fn serve(listener: tokio::net::TcpListener, turns: Vec<String>, seen: Seen) {
-    for turn in turns {
-        let Ok((mut sock, _)) = listener.accept().await else {
-            return;
-        };
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 8192];
-        let (head, body) = loop {
-            let n = sock.read(&mut chunk).await.unwrap_or(0);
-            if n == 0 {
-                return;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-            let text = String::from_utf8_lossy(&buf).to_string();
-            if let Some(i) = text.find("\r\n\r\n") {
-                let head = text[..i].to_string();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length:")
-                            .map(|v| v.trim().parse().unwrap_or(0))
-                    })
-                    .unwrap_or(0);
-                if buf.len() >= i + 4 + len {
-                    break (
-                        head,
-                        serde_json::from_slice::<Value>(&buf[i + 4..i + 4 + len])
-                            .unwrap_or(Value::Null),
-                    );
-                }
-            }
-        };
-        seen.lock().unwrap().push((head, body));
-        let resp = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n{turn}"
-        );
-        let _ = sock.write_all(resp.as_bytes()).await;
-        let _ = sock.shutdown().await;
-    }
-}
 
 #[test]
 fn run_agent_drives_a_notebook_through_mcp_against_an_anthropic_wire_fake() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let seen: Seen = Arc::default();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    rt.spawn(serve(
-        listener,
-        vec![tool_turn(), text_turn()],
-        seen.clone(),
-    ));
+    let fake = FakeAnthropic::start(vec![
+        tool_turn(
+            "Let me compute.",
+            &[(
+                "toolu_1",
+                "notebooks__execute_code",
+                json!({"code": "6 * 7"}),
+            )],
+            100,
+            20,
+        ),
+        text_turn("The answer is 42.", 200, 7),
+    ]);
+    let url = fake.url.clone();
 
     let env = Env::new();
     env.write(
@@ -153,7 +65,7 @@ print(to_json(#{ final: r.final_text, turns: r.turns, stop: r.stop_reason, event
         ])
     );
 
-    let seen = seen.lock().unwrap().clone();
+    let seen = fake.requests();
     assert_eq!(seen.len(), 2);
     let (head, first) = &seen[0];
     assert!(head.starts_with("POST /v1/messages HTTP/1.1"), "{head}");

@@ -2,6 +2,8 @@
 //! written into a temp dir, with its own state dir and a cache shared by all tests.
 #![allow(dead_code)]
 
+pub mod fake_anthropic;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
