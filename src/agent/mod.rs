@@ -1,6 +1,8 @@
 //! The agent harness: connections to MCP servers (this module), providers and the loop
-//! (arriving with the agent issue).
+//! and the loop.
 
+pub mod live_log;
 pub mod mcp_client;
+pub mod pricing;
 pub mod providers;
 pub mod run;
