@@ -483,15 +483,18 @@ fn run_agent_survives_429_500_529_and_a_cut_stream_then_times_out_on_a_silent_se
 }
 
 fn walk_find(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            if let Some(found) = std::panic::catch_unwind(|| walk_find(&p, name)).ok() {
-                return found;
+    fn find(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
+        for e in std::fs::read_dir(dir).ok()? {
+            let p = e.ok()?.path();
+            if p.is_dir() {
+                if let Some(found) = find(&p, name) {
+                    return Some(found);
+                }
+            } else if p.file_name()? == name {
+                return Some(p);
             }
-        } else if p.file_name().unwrap() == name {
-            return p;
         }
+        None
     }
-    panic!("{name} not under {}", dir.display());
+    find(dir, name).unwrap_or_else(|| panic!("{name} not under {}", dir.display()))
 }
