@@ -28,6 +28,8 @@ use crate::sandbox::{ExecOptions, Sandbox};
 
 /// How long a kernel may take to answer its first kernel_info request.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(90);
+/// What ipykernel logs when one of its ports is taken.
+const PORT_CLASH: &str = "Address already in use";
 /// After an interrupt, how long the kernel has to go idle before it is declared dead.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
 
@@ -174,6 +176,26 @@ impl Kernel {
         opts: ExecOptions,
         cancel: &CancellationToken,
     ) -> Result<Self> {
+        // The ports are picked free, but another process can take one before the kernel
+        // binds it (any outgoing connection may get it as its local port): then start
+        // again with new ports.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match Self::start_once(sandbox.clone(), opts.clone(), cancel).await {
+                Err(e) if tries < 4 && format!("{e:#}").contains(PORT_CLASH) => {
+                    tracing::debug!("kernel port taken meanwhile, starting again: {e:#}");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn start_once(
+        sandbox: Arc<dyn Sandbox>,
+        opts: ExecOptions,
+        cancel: &CancellationToken,
+    ) -> Result<Self> {
         let info = sandbox.info();
         let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let (ports, listeners) = jz::peek_ports_with_listeners(ip, 5)
@@ -232,12 +254,30 @@ impl Kernel {
                 r = async {
                     // zeromq's connect does not wait for a port that is not bound yet:
                     // wait until the kernel listens on each port we use.
+                    let log = info.dir.join("logs").join(format!("{log_name}.log"));
+                    let mut polls = 0u32;
                     for port in [conn.shell_port, conn.iopub_port, conn.control_port] {
                         while tokio::net::TcpStream::connect((ip, port)).await.is_err() {
+                            polls += 1;
+                            if polls % 10 == 0 && std::fs::read_to_string(&log).unwrap_or_default().contains(PORT_CLASH) {
+                                bail!("{PORT_CLASH}: a kernel port was taken before the kernel bound it");
+                            }
+                            if started.elapsed() > STARTUP_TIMEOUT {
+                                bail!("the kernel did not listen on its ports within {}s", STARTUP_TIMEOUT.as_secs());
+                            }
                             tokio::time::sleep(Duration::from_millis(20)).await;
                         }
                     }
-                    Self::connect(&conn).await
+                    // A port answered by another process can leave the handshake hanging.
+                    match tokio::time::timeout(Duration::from_secs(10), Self::connect(&conn)).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            if std::fs::read_to_string(&log).unwrap_or_default().contains(PORT_CLASH) {
+                                bail!("{PORT_CLASH}: a kernel port was taken before the kernel bound it");
+                            }
+                            Err(anyhow::anyhow!("connecting to the kernel's sockets timed out"))
+                        }
+                    }
                 } => r,
                 _ = died_watch.changed() => {
                     let status = died_watch.borrow().clone().unwrap_or_default();
@@ -260,6 +300,7 @@ impl Kernel {
                 }
                 Err(e)
                     if started.elapsed() < STARTUP_TIMEOUT
+                        && !format!("{e:#}").contains(PORT_CLASH)
                         && died.borrow().is_none()
                         && !cancel.is_cancelled() =>
                 {
@@ -363,6 +404,9 @@ impl Kernel {
                     STARTUP_TIMEOUT.as_secs(),
                     self.log_tail()
                 );
+            }
+            if self.log_tail().contains(PORT_CLASH) {
+                bail!("{PORT_CLASH}: a kernel port was taken before the kernel bound it");
             }
             let req: JupyterMessage = KernelInfoRequest {}.into();
             let id = req.header.msg_id.clone();

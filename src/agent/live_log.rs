@@ -6,15 +6,19 @@
 
 use std::io::IsTerminal;
 
+use std::sync::Mutex;
+
 use indicatif::ProgressBar;
 
 use crate::sandbox::progress::spinner;
 
-/// Where the log goes; `None` when disabled.
+/// Where the log goes. The spinner exists only while a turn runs, so it never draws
+/// over a prompt (the interactive chat's).
 pub struct LiveLog {
     name: String,
     enabled: bool,
-    bar: Option<ProgressBar>,
+    tty: bool,
+    bar: Mutex<Option<ProgressBar>>,
 }
 
 /// Shortens `s` to `n` characters on one line, saying how much was cut.
@@ -38,12 +42,11 @@ pub fn one_line(s: &str, n: usize) -> String {
 
 impl LiveLog {
     pub fn new(name: &str, enabled: bool) -> Self {
-        let bar = (enabled && std::io::stderr().is_terminal())
-            .then(|| spinner(format!("[{name}] starting")));
         Self {
             name: name.to_string(),
             enabled,
-            bar,
+            tty: enabled && std::io::stderr().is_terminal(),
+            bar: Mutex::new(None),
         }
     }
 
@@ -52,23 +55,38 @@ impl LiveLog {
             return;
         }
         let line = format!("[{}] {text}", self.name);
-        match &self.bar {
+        match self.bar.lock().ok().as_deref().and_then(Option::as_ref) {
             Some(bar) => bar.println(line),
             None => eprintln!("{line}"),
         }
     }
 
-    /// The spinner's status (turn, tokens); plain output shows it only at turn starts.
+    /// The spinner's status (turn, tokens), starting the spinner on a terminal.
     pub fn status(&self, text: &str) {
-        if let Some(bar) = &self.bar {
-            bar.set_message(format!("[{}] {text}", self.name));
+        if !self.tty {
+            return;
+        }
+        let msg = format!("[{}] {text}", self.name);
+        if let Ok(mut bar) = self.bar.lock() {
+            match bar.as_ref() {
+                Some(b) => b.set_message(msg),
+                None => *bar = Some(spinner(msg)),
+            }
+        }
+    }
+
+    /// Removes the spinner until the next turn.
+    pub fn pause(&self) {
+        if let Some(bar) = self.bar.lock().ok().and_then(|mut b| b.take()) {
+            bar.finish_and_clear();
         }
     }
 
     pub fn turn(&self, turn: u32, max: u32, input: u64, output: u64) {
         let s = format!("turn {turn}/{max} · {input} in / {output} out tokens");
-        self.status(&format!("{s} · waiting for the model"));
-        if self.bar.is_none() {
+        if self.tty {
+            self.status(&format!("{s} · waiting for the model"));
+        } else {
             self.line(&s);
         }
     }
@@ -94,17 +112,13 @@ impl LiveLog {
     }
 
     pub fn done(&self, summary: &str) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
+        self.pause();
         self.line(summary);
     }
 }
 
 impl Drop for LiveLog {
     fn drop(&mut self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
+        self.pause();
     }
 }

@@ -1,6 +1,7 @@
 //! The agent harness: connections to MCP servers (this module), providers and the loop
 //! and the loop.
 
+pub mod chat_terminal;
 pub mod live_log;
 pub mod mcp_client;
 pub mod pricing;

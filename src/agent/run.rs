@@ -259,6 +259,60 @@ fn shorten(s: &str, n: usize) -> String {
     }
 }
 
+/// Where an interactive chat gets the user's messages, and how it learns that a turn
+/// can be interrupted.
+pub trait ChatInput: Send {
+    /// The user's next message; `None` ends the chat.
+    fn next_message(&mut self) -> Option<String>;
+    /// A turn started: cancelling `turn` interrupts it, not the chat.
+    fn turn_started(&mut self, turn: &CancellationToken);
+    /// The turn ended; `interrupted` if it was cancelled.
+    fn turn_ended(&mut self, interrupted: bool);
+}
+
+type OnEvent<'a> = &'a mut (dyn FnMut(Value) -> Result<()> + Send);
+
+async fn open(
+    cfg: &AgentConfig,
+    base_dir: &Path,
+    transcript_path: &Path,
+    cancel: &CancellationToken,
+) -> Result<(Transcript, McpConnections)> {
+    let transcript = Transcript::create(transcript_path)?;
+    let conns = if cfg.mcp_config.is_null() {
+        McpConnections::connect(&json!({}), base_dir, cancel).await?
+    } else {
+        McpConnections::connect(&cfg.mcp_config, base_dir, cancel).await?
+    };
+    Ok((transcript, conns))
+}
+
+fn record_error(
+    result: &Result<AgentResult>,
+    transcript: &mut Transcript,
+    on_event: OnEvent<'_>,
+    cancel: &CancellationToken,
+) {
+    if let Err(e) = result {
+        let msg = format!("{e:#}");
+        let _ = transcript.write(json!({"type": "error", "message": msg}));
+        if !cancel.is_cancelled() {
+            let _ = on_event(json!({"type": "error", "message": msg}));
+        }
+    }
+}
+
+fn first_prompt(cfg: &AgentConfig) -> String {
+    let mut prompt = cfg.prompt.clone();
+    if let Some(u) = &cfg.user_message {
+        if !prompt.is_empty() {
+            prompt.push_str("\n\n");
+        }
+        prompt.push_str(u);
+    }
+    prompt
+}
+
 /// Runs the loop. `on_event` receives `#{type: text|tool_call|tool_result|usage|done, ...}`
 /// maps as JSON values while the agent runs; an error from it stops the run.
 pub async fn run(
@@ -266,194 +320,305 @@ pub async fn run(
     provider: &dyn Provider,
     base_dir: &Path,
     transcript_path: &Path,
-    on_event: &mut (dyn FnMut(Value) -> Result<()> + Send),
+    on_event: OnEvent<'_>,
     cancel: &CancellationToken,
 ) -> Result<AgentResult> {
-    let mut transcript = Transcript::create(transcript_path)?;
-    let mut conns = if cfg.mcp_config.is_null() {
-        McpConnections::connect(&json!({}), base_dir, cancel).await?
-    } else {
-        McpConnections::connect(&cfg.mcp_config, base_dir, cancel).await?
-    };
-    let result = run_loop(cfg, provider, &conns, &mut transcript, on_event, cancel).await;
-    conns.close().await;
-    if let Err(e) = &result {
-        let msg = format!("{e:#}");
-        let _ = transcript.write(json!({"type": "error", "message": msg}));
-        if !cancel.is_cancelled() {
-            let _ = on_event(json!({"type": "error", "message": msg}));
-        }
+    let (mut transcript, mut conns) = open(cfg, base_dir, transcript_path, cancel).await?;
+    let result = async {
+        let mut chat = Chat::new(cfg, provider, &conns, &mut transcript)?;
+        chat.send(first_prompt(cfg), on_event, cancel).await?;
+        chat.finish(on_event)
     }
+    .await;
+    conns.close().await;
+    record_error(&result, &mut transcript, on_event, cancel);
     result
 }
 
-async fn run_loop(
+/// A chat: `prompt` (if not empty) is the first message, then `input` gives the next
+/// ones until it returns `None`. Cancelling a turn's token (Esc, Ctrl-C) stops that turn
+/// only; the history stays valid (an interrupted assistant turn is dropped) and the
+/// chat goes on. Cancelling `cancel` ends the chat.
+pub async fn run_interactive(
     cfg: &AgentConfig,
     provider: &dyn Provider,
-    conns: &McpConnections,
-    transcript: &mut Transcript,
-    on_event: &mut (dyn FnMut(Value) -> Result<()> + Send),
+    base_dir: &Path,
+    transcript_path: &Path,
+    input: &mut dyn ChatInput,
+    on_event: OnEvent<'_>,
     cancel: &CancellationToken,
 ) -> Result<AgentResult> {
-    let tools: Vec<ToolSpec> = conns
-        .tools()
-        .iter()
-        .map(|t| ToolSpec {
-            name: t.qualified.clone(),
-            description: t.description.clone(),
-            input_schema: t.input_schema.clone(),
-        })
-        .collect();
-    let mut prompt = cfg.prompt.clone();
-    if let Some(u) = &cfg.user_message {
-        prompt.push_str("\n\n");
-        prompt.push_str(u);
-    }
-    let mut messages = vec![Message {
-        role: Role::User,
-        content: vec![Block::Text(prompt)],
-    }];
-    let mut usage = Usage::default();
-    let log = LiveLog::new(cfg.name.as_deref().unwrap_or("agent"), cfg.live_log);
-    let mut failures: HashMap<(String, String), u32> = HashMap::new();
-    let mut final_text = String::new();
-    let mut stop = String::from("max_turns");
-    let mut turns = 0;
-    transcript.write(json!({"type": "start", "provider": provider.name(), "model": cfg.model, "tools": tools.iter().map(|t| &t.name).collect::<Vec<_>>()}))?;
-    while turns < cfg.max_turns {
-        if cancel.is_cancelled() {
-            bail!("cancelled");
-        }
-        turns += 1;
-        log.turn(
-            turns,
-            cfg.max_turns,
-            usage.input_tokens,
-            usage.output_tokens,
-        );
-        check_history(&messages)?;
-        let req = Request {
-            model: cfg.model.clone().unwrap_or_default(),
-            system: cfg
-                .system_prompt
-                .clone()
-                .unwrap_or_else(|| DEFAULT_SYSTEM.into()),
-            messages: messages.clone(),
-            tools: tools.clone(),
-            max_tokens: cfg.max_tokens,
-            temperature: None,
-        };
-        transcript.write(
-            json!({"type": "request", "turn": turns, "body": provider.request_body(&req)}),
-        )?;
-        let mut ignore = |_: StreamEvent| {};
-        let resp = provider.stream(&req, &mut ignore, cancel).await?;
-        transcript.write(json!({"type": "response", "turn": turns, "stop_reason": stop_name(&resp.stop_reason),
-            "content": resp.content.iter().map(block_to_json).collect::<Vec<_>>(),
-            "usage": {"input_tokens": resp.usage.input_tokens, "output_tokens": resp.usage.output_tokens,
-                      "cache_read_tokens": resp.usage.cache_read_tokens, "cache_write_tokens": resp.usage.cache_write_tokens},
-            "raw": resp.raw}))?;
-        usage.input_tokens += resp.usage.input_tokens;
-        usage.output_tokens += resp.usage.output_tokens;
-        usage.cache_read_tokens += resp.usage.cache_read_tokens;
-        usage.cache_write_tokens += resp.usage.cache_write_tokens;
-        on_event(
-            json!({"type": "usage", "turn": turns, "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}),
-        )?;
-        let mut results = vec![];
-        let mut text = String::new();
-        for block in &resp.content {
-            match block {
-                Block::Text(t) => {
-                    text.push_str(t);
-                    log.text(t);
-                    on_event(json!({"type": "text", "text": t}))?;
-                }
-                Block::Thinking { text: t, .. } => {
-                    log.thinking(t);
-                    on_event(json!({"type": "thinking", "text": t}))?
-                }
-                Block::ToolUse { id, name, input } => {
-                    on_event(json!({"type": "tool_call", "id": id, "name": name, "input": input}))?;
-                    tracing::debug!(tool = name, "-> {}", shorten(&input.to_string(), 200));
-                    log.tool_call(name, input);
-                    let mut out = conns.call(name, input.clone(), cancel).await;
-                    let mut repeated = 0;
-                    if out.is_error {
-                        let n = failures
-                            .entry((name.clone(), input.to_string()))
-                            .or_default();
-                        *n += 1;
-                        repeated = *n;
-                        if *n >= REPEAT_WARNING_AFTER {
-                            out.parts.push(ToolPart::Text(format!(
-                                "[seer] This exact call ({name} with the same arguments) has now failed {n} times. \
-                                 Do not repeat it unchanged: change the arguments or try another approach."
-                            )));
-                        }
+    let (mut transcript, mut conns) = open(cfg, base_dir, transcript_path, cancel).await?;
+    let result = async {
+        let mut chat = Chat::new(cfg, provider, &conns, &mut transcript)?;
+        let mut first = Some(first_prompt(cfg)).filter(|p| !p.trim().is_empty());
+        loop {
+            let msg = match first.take() {
+                Some(m) => m,
+                None => match input.next_message() {
+                    Some(m) => m,
+                    None => {
+                        chat.stop = "user_ended".into();
+                        break;
                     }
-                    log.tool_result(out.is_error, &out.text());
-                    transcript.write(json!({"type": "tool_result", "turn": turns, "id": id, "name": name, "is_error": out.is_error, "text": out.text()}))?;
-                    let mut ev = json!({"type": "tool_result", "id": id, "name": name, "is_error": out.is_error, "text": out.text()});
-                    if repeated > 1 {
-                        ev["repeated_failures"] = json!(repeated);
-                    }
-                    on_event(ev)?;
-                    results.push(Block::ToolResult {
-                        tool_use_id: id.clone(),
-                        content: result_parts(&out),
-                        is_error: out.is_error,
-                    });
-                }
-                Block::ToolResult { .. } => {}
+                },
+            };
+            if msg.trim().is_empty() {
+                continue;
+            }
+            let turn = cancel.child_token();
+            input.turn_started(&turn);
+            let r = chat.send(msg, on_event, &turn).await;
+            chat.log.pause();
+            let interrupted = turn.is_cancelled();
+            input.turn_ended(interrupted);
+            match r {
+                Ok(()) => {}
+                Err(_) if interrupted && !cancel.is_cancelled() => chat.interrupted()?,
+                Err(e) => return Err(e),
             }
         }
-        messages.push(Message {
-            role: Role::Assistant,
-            content: resp.content.clone(),
-        });
-        if !text.is_empty() {
-            final_text = text;
-        }
-        if results.is_empty() {
-            stop = stop_name(&resp.stop_reason);
-            break;
-        }
-        messages.push(Message {
-            role: Role::User,
-            content: results,
-        });
+        chat.finish(on_event)
     }
-    let result = AgentResult {
-        final_text,
-        turns,
-        usage,
-        stop_reason: stop,
-        transcript: transcript.path.clone(),
-        model: cfg.effective_model(),
-        cost_usd: cfg.prices().map(|p| cost(&usage, &p)),
-    };
-    transcript.write(
-        json!({"type": "done", "turns": result.turns, "stop_reason": result.stop_reason,
-        "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-        "cache_read_tokens": usage.cache_read_tokens, "cache_write_tokens": usage.cache_write_tokens,
-        "cost_usd": result.cost_usd}),
-    )?;
-    log.done(&format!(
-        "done: {} after {} turns · {} in / {} out tokens · {}",
-        result.stop_reason,
-        result.turns,
-        usage.input_tokens,
-        usage.output_tokens,
-        result
-            .cost_usd
-            .map(|c| format!("${c:.4}"))
-            .unwrap_or_else(|| "cost unknown".into())
-    ));
-    on_event(
-        json!({"type": "done", "turns": result.turns, "stop_reason": result.stop_reason, "cost_usd": result.cost_usd}),
-    )?;
-    Ok(result)
+    .await;
+    conns.close().await;
+    record_error(&result, &mut transcript, on_event, cancel);
+    result
+}
+
+/// The conversation and its accounting.
+struct Chat<'a> {
+    cfg: &'a AgentConfig,
+    provider: &'a dyn Provider,
+    conns: &'a McpConnections,
+    transcript: &'a mut Transcript,
+    tools: Vec<ToolSpec>,
+    messages: Vec<Message>,
+    usage: Usage,
+    log: LiveLog,
+    failures: HashMap<(String, String), u32>,
+    final_text: String,
+    stop: String,
+    turns: u32,
+}
+
+impl<'a> Chat<'a> {
+    fn new(
+        cfg: &'a AgentConfig,
+        provider: &'a dyn Provider,
+        conns: &'a McpConnections,
+        transcript: &'a mut Transcript,
+    ) -> Result<Self> {
+        let tools: Vec<ToolSpec> = conns
+            .tools()
+            .iter()
+            .map(|t| ToolSpec {
+                name: t.qualified.clone(),
+                description: t.description.clone(),
+                input_schema: t.input_schema.clone(),
+            })
+            .collect();
+        transcript.write(json!({"type": "start", "provider": provider.name(), "model": cfg.model, "tools": tools.iter().map(|t| &t.name).collect::<Vec<_>>()}))?;
+        Ok(Self {
+            cfg,
+            provider,
+            conns,
+            transcript,
+            tools,
+            messages: vec![],
+            usage: Usage::default(),
+            log: LiveLog::new(cfg.name.as_deref().unwrap_or("agent"), cfg.live_log),
+            failures: HashMap::new(),
+            final_text: String::new(),
+            stop: "max_turns".into(),
+            turns: 0,
+        })
+    }
+
+    /// Records that the user interrupted the current turn.
+    fn interrupted(&mut self) -> Result<()> {
+        self.transcript
+            .write(json!({"type": "interrupted", "turn": self.turns}))
+    }
+
+    /// Adds a user message (joined to the last one when that is the user's, e.g. the
+    /// tool results before an interruption) and runs turns until the model ends its
+    /// turn or `max_turns` turns were run for this message.
+    async fn send(
+        &mut self,
+        text: String,
+        on_event: OnEvent<'_>,
+        cancel: &CancellationToken,
+    ) -> Result<()> {
+        match self.messages.last_mut() {
+            Some(last) if last.role == Role::User => last.content.push(Block::Text(text)),
+            _ => self.messages.push(Message {
+                role: Role::User,
+                content: vec![Block::Text(text)],
+            }),
+        }
+        self.stop = "max_turns".into();
+        let cfg = self.cfg;
+        for _ in 0..cfg.max_turns {
+            if cancel.is_cancelled() {
+                bail!("cancelled");
+            }
+            self.turns += 1;
+            let turns = self.turns;
+            self.log.turn(
+                turns,
+                cfg.max_turns,
+                self.usage.input_tokens,
+                self.usage.output_tokens,
+            );
+            check_history(&self.messages)?;
+            let req = Request {
+                model: cfg.model.clone().unwrap_or_default(),
+                system: cfg
+                    .system_prompt
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_SYSTEM.into()),
+                messages: self.messages.clone(),
+                tools: self.tools.clone(),
+                max_tokens: cfg.max_tokens,
+                temperature: None,
+            };
+            self.transcript.write(
+                json!({"type": "request", "turn": turns, "body": self.provider.request_body(&req)}),
+            )?;
+            let mut ignore = |_: StreamEvent| {};
+            let resp = self.provider.stream(&req, &mut ignore, cancel).await?;
+            self.transcript.write(json!({"type": "response", "turn": turns, "stop_reason": stop_name(&resp.stop_reason),
+                "content": resp.content.iter().map(block_to_json).collect::<Vec<_>>(),
+                "usage": {"input_tokens": resp.usage.input_tokens, "output_tokens": resp.usage.output_tokens,
+                          "cache_read_tokens": resp.usage.cache_read_tokens, "cache_write_tokens": resp.usage.cache_write_tokens},
+                "raw": resp.raw}))?;
+            let usage = &mut self.usage;
+            usage.input_tokens += resp.usage.input_tokens;
+            usage.output_tokens += resp.usage.output_tokens;
+            usage.cache_read_tokens += resp.usage.cache_read_tokens;
+            usage.cache_write_tokens += resp.usage.cache_write_tokens;
+            on_event(
+                json!({"type": "usage", "turn": turns, "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}),
+            )?;
+            let mut results = vec![];
+            let mut text = String::new();
+            for block in &resp.content {
+                match block {
+                    Block::Text(t) => {
+                        text.push_str(t);
+                        self.log.text(t);
+                        on_event(json!({"type": "text", "text": t}))?;
+                    }
+                    Block::Thinking { text: t, .. } => {
+                        self.log.thinking(t);
+                        on_event(json!({"type": "thinking", "text": t}))?
+                    }
+                    Block::ToolUse { id, name, input } => {
+                        on_event(
+                            json!({"type": "tool_call", "id": id, "name": name, "input": input}),
+                        )?;
+                        let (out, repeated) = self.call_tool(name, input, cancel).await;
+                        if cancel.is_cancelled() {
+                            bail!("cancelled");
+                        }
+                        self.transcript.write(json!({"type": "tool_result", "turn": turns, "id": id, "name": name, "is_error": out.is_error, "text": out.text()}))?;
+                        let mut ev = json!({"type": "tool_result", "id": id, "name": name, "is_error": out.is_error, "text": out.text()});
+                        if repeated > 1 {
+                            ev["repeated_failures"] = json!(repeated);
+                        }
+                        on_event(ev)?;
+                        results.push(Block::ToolResult {
+                            tool_use_id: id.clone(),
+                            content: result_parts(&out),
+                            is_error: out.is_error,
+                        });
+                    }
+                    Block::ToolResult { .. } => {}
+                }
+            }
+            self.messages.push(Message {
+                role: Role::Assistant,
+                content: resp.content.clone(),
+            });
+            if !text.is_empty() {
+                self.final_text = text;
+            }
+            if results.is_empty() {
+                self.stop = stop_name(&resp.stop_reason);
+                break;
+            }
+            self.messages.push(Message {
+                role: Role::User,
+                content: results,
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs one tool call; a call that failed before with the same arguments gets a
+    /// note telling the model to change course. Returns the failure count.
+    async fn call_tool(
+        &mut self,
+        name: &str,
+        input: &Value,
+        cancel: &CancellationToken,
+    ) -> (ToolOutput, u32) {
+        tracing::debug!(tool = name, "-> {}", shorten(&input.to_string(), 200));
+        self.log.tool_call(name, input);
+        let mut out = self.conns.call(name, input.clone(), cancel).await;
+        let mut repeated = 0;
+        if out.is_error && !cancel.is_cancelled() {
+            let n = self
+                .failures
+                .entry((name.to_string(), input.to_string()))
+                .or_default();
+            *n += 1;
+            repeated = *n;
+            if *n >= REPEAT_WARNING_AFTER {
+                out.parts.push(ToolPart::Text(format!(
+                    "[seer] This exact call ({name} with the same arguments) has now failed {n} times. \
+                     Do not repeat it unchanged: change the arguments or try another approach."
+                )));
+            }
+        }
+        self.log.tool_result(out.is_error, &out.text());
+        (out, repeated)
+    }
+
+    fn finish(self, on_event: OnEvent<'_>) -> Result<AgentResult> {
+        let usage = self.usage;
+        let result = AgentResult {
+            final_text: self.final_text,
+            turns: self.turns,
+            usage,
+            stop_reason: self.stop,
+            transcript: self.transcript.path.clone(),
+            model: self.cfg.effective_model(),
+            cost_usd: self.cfg.prices().map(|p| cost(&usage, &p)),
+        };
+        self.transcript.write(
+            json!({"type": "done", "turns": result.turns, "stop_reason": result.stop_reason,
+            "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+            "cache_read_tokens": usage.cache_read_tokens, "cache_write_tokens": usage.cache_write_tokens,
+            "cost_usd": result.cost_usd}),
+        )?;
+        self.log.done(&format!(
+            "done: {} after {} turns · {} in / {} out tokens · {}",
+            result.stop_reason,
+            result.turns,
+            usage.input_tokens,
+            usage.output_tokens,
+            result
+                .cost_usd
+                .map(|c| format!("${c:.4}"))
+                .unwrap_or_else(|| "cost unknown".into())
+        ));
+        on_event(
+            json!({"type": "done", "turns": result.turns, "stop_reason": result.stop_reason, "cost_usd": result.cost_usd}),
+        )?;
+        Ok(result)
+    }
 }
 
 #[cfg(test)]

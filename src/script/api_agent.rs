@@ -1,14 +1,15 @@
 //! The agent family: `run_agent(#{...}[, callback])` runs the loop of `agent::run`
 //! against the MCP servers of `mcp_config`; `parallel([closures])` and `spawn(closure)`
 //! run closures (usually agents) at the same time, each on its own thread.
-//! `run_agent_interactive` arrives later and says "not supported yet".
+//! `run_agent_interactive(#{...})` is a terminal chat (`agent::chat_terminal`).
 
 use std::sync::{Arc, Mutex};
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext};
 
-use super::{Host, RhaiResult, at_call, not_supported, runtime_error, terminated};
-use crate::agent::run::{AgentConfig, AgentResult, build_provider, run};
+use super::{Host, RhaiResult, at_call, runtime_error, terminated};
+use crate::agent::chat_terminal::TerminalInput;
+use crate::agent::run::{AgentConfig, AgentResult, build_provider, run, run_interactive};
 use crate::config::from_dynamic;
 
 fn result_map(r: &AgentResult) -> Map {
@@ -91,14 +92,63 @@ fn run_agent(
         )
         .await
     })?;
-    host.record_agent(serde_json::json!({
+    host.record_agent(agent_summary(&cfg, &r));
+    Ok(result_map(&r))
+}
+
+/// A terminal chat with the agent: see `agent::chat_terminal`. `prompt` may be empty.
+fn run_agent_interactive(
+    host: &Host,
+    ctx: Option<&NativeCallContext>,
+    mut m: Map,
+    cb: Option<FnPtr>,
+) -> RhaiResult<Map> {
+    if !m.contains_key("prompt") {
+        m.insert("prompt".into(), "".into());
+    }
+    let cfg: AgentConfig = from_dynamic("run_agent_interactive", &Dynamic::from_map(m))
+        .map_err(|e| runtime_error(e.0))?;
+    let provider = build_provider(&cfg, &host.script_dir)
+        .map_err(|e| runtime_error(format!("run_agent_interactive: {e:#}")))?;
+    let path = transcript_path(host, cfg.name.as_deref().unwrap_or("chat"));
+    let history = Some(crate::paths::state_dir().join("chat_history"));
+    let mut input = TerminalInput::new(history, host.interrupt.clone())
+        .map_err(|e| runtime_error(format!("run_agent_interactive: no terminal: {e:#}")))?;
+    let cancel = host.cancel.clone();
+    let base = host.script_dir.clone();
+    let mut on_event = |ev: serde_json::Value| -> anyhow::Result<()> {
+        if let (Some(cb), Some(ctx)) = (&cb, ctx) {
+            let arg = rhai::serde::to_dynamic(&ev).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let _: Dynamic = cb
+                .call_within_context(ctx, (arg,))
+                .map_err(|e| anyhow::anyhow!("the callback failed: {e}"))?;
+        }
+        Ok(())
+    };
+    let r = host.block_on(async {
+        run_interactive(
+            &cfg,
+            provider.as_ref(),
+            &base,
+            &path,
+            &mut input,
+            &mut on_event,
+            &cancel,
+        )
+        .await
+    })?;
+    host.record_agent(agent_summary(&cfg, &r));
+    Ok(result_map(&r))
+}
+
+fn agent_summary(cfg: &AgentConfig, r: &AgentResult) -> serde_json::Value {
+    serde_json::json!({
         "name": cfg.name.as_deref().unwrap_or("agent"), "provider": cfg.provider, "model": r.model,
         "turns": r.turns, "stop_reason": r.stop_reason,
         "input_tokens": r.usage.input_tokens, "output_tokens": r.usage.output_tokens,
         "cache_read_tokens": r.usage.cache_read_tokens, "cache_write_tokens": r.usage.cache_write_tokens,
         "cost_usd": r.cost_usd, "transcript": r.transcript,
-    }));
-    Ok(result_map(&r))
+    })
 }
 
 /// Runs every closure of `fns` on its own thread and returns their results in order;
@@ -268,7 +318,16 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         r.map_err(|e| at_call(e, &ctx))
     });
     engine.register_fn("is_done", |t: &mut Task| t.is_done());
-    engine.register_fn("run_agent_interactive", |_: Dynamic| -> RhaiResult<Dynamic> {
-        Err(not_supported("run_agent_interactive"))
-    });
+    let h = host.clone();
+    engine.register_fn(
+        "run_agent_interactive",
+        move |ctx: NativeCallContext, m: Map| run_agent_interactive(&h, Some(&ctx), m, None),
+    );
+    let h = host.clone();
+    engine.register_fn(
+        "run_agent_interactive",
+        move |ctx: NativeCallContext, m: Map, cb: FnPtr| {
+            run_agent_interactive(&h, Some(&ctx), m, Some(cb))
+        },
+    );
 }

@@ -38,6 +38,8 @@ pub struct Host {
     pub tasks: Mutex<Vec<api_agent::Task>>,
     /// A summary of every agent run (tokens, cost), for `run.json`.
     pub agents: Mutex<Vec<serde_json::Value>>,
+    /// The turn of an interactive chat that Ctrl-C interrupts instead of the script.
+    pub interrupt: crate::agent::chat_terminal::InterruptSlot,
 }
 
 impl Host {
@@ -75,6 +77,7 @@ impl Host {
             engine: Mutex::new(std::sync::Weak::new()),
             tasks: Mutex::new(vec![]),
             agents: Mutex::new(vec![]),
+            interrupt: Arc::default(),
         }
     }
 

@@ -139,7 +139,7 @@ pub fn run(opts: RunOptions) -> Outcome {
     ));
 
     let outcome = rt.block_on(async {
-        spawn_signal_watch(cancel.clone(), signal.clone());
+        spawn_signal_watch(cancel.clone(), signal.clone(), host.interrupt.clone());
         let engine = Arc::new(build_engine(&host));
         host.set_engine(&engine);
         let mut ast = match engine.compile(&src) {
@@ -247,7 +247,11 @@ fn signal_number(s: &Arc<Mutex<Option<i32>>>) -> i32 {
     s.lock().ok().and_then(|g| *g).unwrap_or(2)
 }
 
-fn spawn_signal_watch(cancel: CancellationToken, which: Arc<Mutex<Option<i32>>>) {
+fn spawn_signal_watch(
+    cancel: CancellationToken,
+    which: Arc<Mutex<Option<i32>>>,
+    interrupt: crate::agent::chat_terminal::InterruptSlot,
+) {
     use tokio::signal::unix::{SignalKind, signal};
     tokio::spawn(async move {
         let (Ok(mut int), Ok(mut term)) = (
@@ -257,7 +261,15 @@ fn spawn_signal_watch(cancel: CancellationToken, which: Arc<Mutex<Option<i32>>>)
             tracing::warn!("cannot watch for Ctrl-C; interrupting will not clean up sandboxes");
             return;
         };
-        let sig = tokio::select! { _ = int.recv() => 2, _ = term.recv() => 15 };
+        let sig = loop {
+            let sig = tokio::select! { _ = int.recv() => 2, _ = term.recv() => 15 };
+            // Ctrl-C during an interactive chat's turn interrupts that turn only.
+            let turn = interrupt.lock().ok().and_then(|s| s.clone());
+            match turn {
+                Some(turn) if sig == 2 && !turn.is_cancelled() => turn.cancel(),
+                _ => break sig,
+            }
+        };
         if let Ok(mut w) = which.lock() {
             *w = Some(sig);
         }
