@@ -259,7 +259,7 @@ impl Kernel {
                     for port in [conn.shell_port, conn.iopub_port, conn.control_port] {
                         while tokio::net::TcpStream::connect((ip, port)).await.is_err() {
                             polls += 1;
-                            if polls % 10 == 0 && std::fs::read_to_string(&log).unwrap_or_default().contains(PORT_CLASH) {
+                            if polls.is_multiple_of(10) && std::fs::read_to_string(&log).unwrap_or_default().contains(PORT_CLASH) {
                                 bail!("{PORT_CLASH}: a kernel port was taken before the kernel bound it");
                             }
                             if started.elapsed() > STARTUP_TIMEOUT {
