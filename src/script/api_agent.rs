@@ -7,6 +7,7 @@ use std::sync::Arc;
 use rhai::{Dynamic, Engine, FnPtr, Map, NativeCallContext};
 
 use super::{Host, RhaiResult, not_supported, runtime_error};
+use crate::agent::claude_code;
 use crate::agent::providers::provider_from;
 use crate::agent::run::{AgentConfig, AgentResult, run};
 use crate::config::from_dynamic;
@@ -50,8 +51,6 @@ fn run_agent(
 ) -> RhaiResult<Map> {
     let cfg: AgentConfig =
         from_dynamic("run_agent", &Dynamic::from_map(m)).map_err(|e| runtime_error(e.0))?;
-    let provider = provider_from(&cfg.provider, cfg.base_url.clone(), cfg.api_key_env.clone())
-        .map_err(|e| runtime_error(format!("run_agent: {e:#}")))?;
     let path = transcript_path(host, cfg.name.as_deref().unwrap_or("agent"));
     let cancel = host.cancel.clone();
     let base = host.script_dir.clone();
@@ -64,6 +63,12 @@ fn run_agent(
         }
         Ok(())
     };
+    if cfg.provider == "claude-code" {
+        let r = host.block_on(claude_code::run(&cfg, &base, &path, &mut on_event, &cancel))?;
+        return Ok(result_map(&r));
+    }
+    let provider = provider_from(&cfg.provider, cfg.base_url.clone(), cfg.api_key_env.clone())
+        .map_err(|e| runtime_error(format!("run_agent: {e:#}")))?;
     let r = host.block_on(async {
         run(
             &cfg,
