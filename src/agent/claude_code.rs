@@ -224,6 +224,8 @@ fn result_text(content: &Value) -> String {
 struct Mapper {
     turns: u32,
     last_message_id: Option<String>,
+    /// A tool result came after the last assistant message: the next one is a new turn.
+    answered: bool,
     tool_names: HashMap<String, String>,
     usage: Usage,
     /// Text of the current assistant message; the last non-empty one is the final text.
@@ -246,8 +248,9 @@ impl Mapper {
                 let id = m["id"].as_str().map(String::from);
                 // The CLI sends one message per content block; the blocks of one model
                 // response share its id.
-                if id.is_none() || id != self.last_message_id {
+                if id.is_none() || id != self.last_message_id || self.answered {
                     self.turns += 1;
+                    self.answered = false;
                     self.last_message_id = id;
                     if !self.text.is_empty() {
                         self.final_text = std::mem::take(&mut self.text);
@@ -283,6 +286,7 @@ impl Mapper {
                     if block["type"] != "tool_result" {
                         continue;
                     }
+                    self.answered = true;
                     let id = block["tool_use_id"].as_str().unwrap_or_default();
                     let name = self.tool_names.get(id).cloned().unwrap_or_default();
                     events.push(json!({"type": "tool_result", "id": id, "name": name,
@@ -628,6 +632,18 @@ mod tests {
             }
         );
         assert_eq!(m.outcome(), Some(Ok("end_turn".into())));
+    }
+
+    #[test]
+    fn a_response_after_tool_results_is_a_new_turn_even_with_the_same_id() {
+        let mut m = Mapper::default();
+        let assistant = json!({"type": "assistant", "message": {"id": "same", "content": [{"type": "tool_use", "id": "t", "name": "x", "input": {}}]}});
+        m.handle(&assistant);
+        m.handle(&assistant);
+        assert_eq!(m.turns, 1);
+        m.handle(&json!({"type": "user", "message": {"content": [{"type": "tool_result", "tool_use_id": "t", "content": "ok"}]}}));
+        m.handle(&assistant);
+        assert_eq!(m.turns, 2);
     }
 
     #[test]
