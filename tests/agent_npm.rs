@@ -6,8 +6,8 @@
 
 mod common;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Instant;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use common::fake_anthropic::{FakeAnthropic, text_turn, tool_turn};
 use common::{Env, ok, pids_matching, text};
@@ -248,7 +248,6 @@ print(to_json(#{ final: r.final_text, turns: r.turns, stop: r.stop_reason, event
     assert!(!transcript.contains("Bearer"), "{transcript}");
     assert_eq!(files_containing(env.path(), KEY), Vec::<PathBuf>::new());
     // The CLI and its MCP connections are gone; the --mcp-config file is removed.
-    assert!(pids_matching(&bin.to_string_lossy()).is_empty());
     let config_path = lines[0]["args"]
         .as_array()
         .unwrap()
@@ -259,6 +258,96 @@ print(to_json(#{ final: r.final_text, turns: r.turns, stop: r.stop_reason, event
         .unwrap()
         .to_string();
     assert!(!Path::new(&config_path).exists(), "{config_path}");
+    assert!(pids_matching(&config_path).is_empty());
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn claude_code_errors_and_ctrl_c_end_the_cli_and_its_mcp_servers() {
+    let bin = claude_bin();
+    let js = everything_js();
+    let claude_home = tempfile::tempdir().unwrap();
+    let env = Env::new();
+    // A node flag marks this test's server processes apart from the other tests'.
+    env.write(
+        "main.rhai",
+        r#"
+run_agent(#{ provider: "claude-code", prompt: "x", base_url: ARGS[0], model: ARGS[2],
+             mcp_config: #{ everything: #{ type: "stdio", command: "node",
+                                           args: ["--max-old-space-size=4099", ARGS[1], "stdio"] } } });
+"#,
+    );
+    let run = |url: &str, model: &str| {
+        let mut c = env.cmd();
+        c.env("ANTHROPIC_API_KEY", KEY)
+            .env("SEER_CLAUDE_BIN", &bin)
+            .env("CLAUDE_CONFIG_DIR", claude_home.path())
+            .args(["run", "main.rhai", "--", url, &js.to_string_lossy(), model])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    };
+    let gone = |model: &str| {
+        pids_matching(model).is_empty() && pids_matching("--max-old-space-size=4099").is_empty()
+    };
+
+    // The API refuses: a clear error with the API's message, no key in it, nothing left.
+    let fake = FakeAnthropic::start(vec![]);
+    let out = run(&fake.url, "claude-refused-model").output().unwrap();
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the claude CLI reported an error") && err.contains("no more scripted turns"),
+        "{err}"
+    );
+    assert!(!err.contains(KEY));
+    wait_for(
+        "the CLI and its server to go",
+        Duration::from_secs(5),
+        || gone("claude-refused-model"),
+    );
+
+    // A provider that never answers; Ctrl-C ends seer, the CLI and the server it started.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = vec![];
+        for s in listener.incoming().flatten() {
+            held.push(s);
+            let _ = tx.send(());
+        }
+    });
+    let mut child = run(&url, "claude-hanging-model").spawn().unwrap();
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the CLI never called the provider");
+    assert!(!pids_matching("claude-hanging-model").is_empty());
+    assert!(!pids_matching("--max-old-space-size=4099").is_empty());
+    let sent = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    wait_for(
+        "the CLI and its server to go",
+        Duration::from_secs(5),
+        || gone("claude-hanging-model"),
+    );
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        sent.elapsed()
+    );
 }
 
 #[test]
@@ -381,7 +470,7 @@ print(to_json(#{ final: r.final_text, turns: r.turns, stop: r.stop_reason, event
 
     // seer ended the server it spawned.
     assert!(
-        pids_matching(&js.to_string_lossy()).is_empty(),
+        pids_matching(&format!("node {}", js.display())).is_empty(),
         "the everything server is still running"
     );
 }
