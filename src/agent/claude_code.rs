@@ -141,7 +141,8 @@ struct GroupGuard(i32);
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         if group_alive(self.0) {
-            kill_groups(&[self.0], Duration::from_secs(2));
+            // Within the 1.5 s the runner waits after a signal.
+            kill_groups(&[self.0], Duration::from_secs(1));
         }
     }
 }
