@@ -99,7 +99,8 @@ pub fn claude_mcp_config(mcp_config: &Value) -> Result<(Value, Vec<String>, Vec<
     Ok((json!({ "mcpServers": out }), names, secrets))
 }
 
-/// A private temp dir holding the `--mcp-config` file; removed on drop.
+/// A private (0700) temp dir holding the `--mcp-config` file and the CLI's temp files;
+/// removed on drop.
 struct ConfigFile {
     dir: PathBuf,
     path: PathBuf,
@@ -444,7 +445,9 @@ async fn run_cli(
         .process_group(0)
         .kill_on_drop(true)
         .envs(QUIET_ENV.iter().copied())
-        .env("CLAUDE_CODE_MAX_OUTPUT_TOKENS", cfg.max_tokens.to_string());
+        .env("CLAUDE_CODE_MAX_OUTPUT_TOKENS", cfg.max_tokens.to_string())
+        // Its per-run temp files go to the private dir removed afterwards, not /tmp.
+        .env("CLAUDE_CODE_TMPDIR", &config_file.dir);
     if let Some(k) = key {
         cmd.env("ANTHROPIC_API_KEY", k);
     }
