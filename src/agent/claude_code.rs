@@ -466,10 +466,10 @@ async fn run_cli(
     }
     if let Some(mut stdin) = child.stdin.take() {
         // The prompt goes through stdin: no argv length limit, not visible in `ps`.
-        stdin
-            .write_all(prompt.as_bytes())
-            .await
-            .context("sending the prompt to the claude CLI")?;
+        tokio::select! {
+            w = stdin.write_all(prompt.as_bytes()) => w.context("sending the prompt to the claude CLI")?,
+            _ = cancel.cancelled() => bail!("cancelled"),
+        }
     }
     let stdout = child
         .stdout
