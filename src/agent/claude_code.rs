@@ -555,6 +555,12 @@ async fn run_cli(
         usage: mapper.usage,
         stop_reason,
         transcript: transcript.path.clone(),
+        model: cfg.model.clone().or_else(|| mapper.model.clone()),
+        // The CLI's own estimate, from its price table.
+        cost_usd: mapper
+            .result
+            .as_ref()
+            .and_then(|r| r["total_cost_usd"].as_f64()),
     };
     transcript.write(&json!({"type": "done", "turns": result.turns, "stop_reason": result.stop_reason,
         "input_tokens": result.usage.input_tokens, "output_tokens": result.usage.output_tokens,

@@ -1,7 +1,9 @@
 //! The agent harness: connections to MCP servers (this module), providers and the loop
-//! (arriving with the agent issue).
+//! and the loop.
 
 pub mod claude_code;
+pub mod live_log;
 pub mod mcp_client;
+pub mod pricing;
 pub mod providers;
 pub mod run;

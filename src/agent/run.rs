@@ -3,7 +3,7 @@
 //! its turn, `max_turns` is reached, or the run is cancelled. Every request and response
 //! goes to a JSONL transcript as it happens.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -12,9 +12,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::live_log::LiveLog;
 use super::mcp_client::{McpConnections, ToolOutput, ToolPart};
+use super::pricing::{Prices, cost, prices_for};
+use super::providers::blocks::block_to_json;
 use super::providers::{
-    Block, Message, Provider, Request, ResultPart, Role, StopReason, StreamEvent, ToolSpec, Usage,
+    Block, Kind, Message, Provider, ProviderConfig, ReplayProvider, Request, ResultPart, Role,
+    StopReason, StreamEvent, ToolSpec, Usage, default_model,
 };
 
 const DEFAULT_SYSTEM: &str = "You are a careful research agent. Use the tools to investigate; \
@@ -29,6 +33,13 @@ fn max_tokens() -> u32 {
 fn anthropic() -> String {
     "anthropic".into()
 }
+fn yes() -> bool {
+    true
+}
+
+/// After this many identical failures of one call (same tool, same arguments), the
+/// result tells the model to stop repeating it.
+const REPEAT_WARNING_AFTER: u32 = 2;
 
 /// `run_agent`'s options, as a script gives them.
 #[derive(Debug, Clone, Deserialize)]
@@ -54,9 +65,89 @@ pub struct AgentConfig {
     /// Appended to the prompt as the user's first message.
     #[serde(default)]
     pub user_message: Option<String>,
-    /// Names the transcript file.
+    /// Names the transcript file and prefixes the live log.
     #[serde(default)]
     pub name: Option<String>,
+    /// For `provider: "replay"`: the transcript whose assistant turns are replayed.
+    #[serde(default)]
+    pub transcript: Option<String>,
+    /// Overrides the price table (USD per million tokens) for the cost estimate.
+    #[serde(default)]
+    pub prices: Option<Prices>,
+    /// Print the live log to stderr (default true).
+    #[serde(default = "yes")]
+    pub live_log: bool,
+    /// Seconds one request may take, stream included (default 600).
+    #[serde(default)]
+    pub request_timeout: Option<f64>,
+    /// Retries of a failed request (default 4).
+    #[serde(default)]
+    pub max_retries: Option<u32>,
+}
+
+impl AgentConfig {
+    /// The model the run uses: the configured one, else the provider's default.
+    pub fn effective_model(&self) -> Option<String> {
+        if let Some(m) = &self.model {
+            return Some(m.clone());
+        }
+        Kind::parse(&self.provider)
+            .ok()
+            .map(|k| default_model(k).to_string())
+    }
+
+    /// Prices for the cost estimate: the override, else the table's for the model.
+    pub fn prices(&self) -> Option<Prices> {
+        if self.provider == "replay" {
+            return Some(Prices {
+                input: 0.0,
+                output: 0.0,
+                cache_read: None,
+                cache_write: None,
+            });
+        }
+        self.prices
+            .or_else(|| self.effective_model().and_then(|m| prices_for(&m)))
+    }
+}
+
+/// The provider named in `cfg`: `replay` reads its transcript (relative to `base_dir`);
+/// `anthropic`/`claude`/`openai` read their key from the environment.
+pub fn build_provider(cfg: &AgentConfig, base_dir: &Path) -> Result<Box<dyn Provider>> {
+    match cfg.provider.trim().to_ascii_lowercase().as_str() {
+        "replay" => {
+            let Some(t) = &cfg.transcript else {
+                bail!(
+                    "provider \"replay\" needs `transcript`: the path of a transcript to replay (outputs/<run>/transcripts/<name>.jsonl)"
+                );
+            };
+            Ok(Box::new(ReplayProvider::from_transcript(
+                &base_dir.join(t),
+            )?))
+        }
+        "anthropic" | "claude" | "openai" => {
+            let mut pc = ProviderConfig::new(Kind::parse(&cfg.provider)?);
+            if let Some(url) = &cfg.base_url {
+                pc.base_url = url.clone();
+            }
+            if let Some(env) = &cfg.api_key_env {
+                pc.api_key_env = env.clone();
+            }
+            if let Some(t) = cfg.request_timeout {
+                if !(t > 0.0 && t.is_finite()) {
+                    bail!("request_timeout must be a positive number of seconds, not {t}");
+                }
+                pc.timeout = std::time::Duration::from_secs_f64(t);
+            }
+            if let Some(n) = cfg.max_retries {
+                pc.max_retries = n;
+            }
+            pc.build()
+        }
+        other => bail!(
+            "unknown provider {other:?}; expected \"anthropic\" (alias \"claude\"), \"openai\", \"claude-code\" or \"replay\""
+        ),
+    }
 }
 
 /// How a run ended.
@@ -67,6 +158,10 @@ pub struct AgentResult {
     pub usage: Usage,
     pub stop_reason: String,
     pub transcript: PathBuf,
+    /// The model asked for (provider default when none was given).
+    pub model: Option<String>,
+    /// Estimated cost in USD; `None` when the model has no known price.
+    pub cost_usd: Option<f64>,
 }
 
 /// Appends one JSON object per line; flushed after each.
@@ -183,7 +278,11 @@ pub async fn run(
     let result = run_loop(cfg, provider, &conns, &mut transcript, on_event, cancel).await;
     conns.close().await;
     if let Err(e) = &result {
-        let _ = transcript.write(json!({"type": "error", "message": format!("{e:#}")}));
+        let msg = format!("{e:#}");
+        let _ = transcript.write(json!({"type": "error", "message": msg}));
+        if !cancel.is_cancelled() {
+            let _ = on_event(json!({"type": "error", "message": msg}));
+        }
     }
     result
 }
@@ -215,6 +314,8 @@ async fn run_loop(
         content: vec![Block::Text(prompt)],
     }];
     let mut usage = Usage::default();
+    let log = LiveLog::new(cfg.name.as_deref().unwrap_or("agent"), cfg.live_log);
+    let mut failures: HashMap<(String, String), u32> = HashMap::new();
     let mut final_text = String::new();
     let mut stop = String::from("max_turns");
     let mut turns = 0;
@@ -224,6 +325,12 @@ async fn run_loop(
             bail!("cancelled");
         }
         turns += 1;
+        log.turn(
+            turns,
+            cfg.max_turns,
+            usage.input_tokens,
+            usage.output_tokens,
+        );
         check_history(&messages)?;
         let req = Request {
             model: cfg.model.clone().unwrap_or_default(),
@@ -241,7 +348,11 @@ async fn run_loop(
         )?;
         let mut ignore = |_: StreamEvent| {};
         let resp = provider.stream(&req, &mut ignore, cancel).await?;
-        transcript.write(json!({"type": "response", "turn": turns, "stop_reason": stop_name(&resp.stop_reason), "raw": resp.raw}))?;
+        transcript.write(json!({"type": "response", "turn": turns, "stop_reason": stop_name(&resp.stop_reason),
+            "content": resp.content.iter().map(block_to_json).collect::<Vec<_>>(),
+            "usage": {"input_tokens": resp.usage.input_tokens, "output_tokens": resp.usage.output_tokens,
+                      "cache_read_tokens": resp.usage.cache_read_tokens, "cache_write_tokens": resp.usage.cache_write_tokens},
+            "raw": resp.raw}))?;
         usage.input_tokens += resp.usage.input_tokens;
         usage.output_tokens += resp.usage.output_tokens;
         usage.cache_read_tokens += resp.usage.cache_read_tokens;
@@ -255,19 +366,39 @@ async fn run_loop(
             match block {
                 Block::Text(t) => {
                     text.push_str(t);
+                    log.text(t);
                     on_event(json!({"type": "text", "text": t}))?;
                 }
                 Block::Thinking { text: t, .. } => {
+                    log.thinking(t);
                     on_event(json!({"type": "thinking", "text": t}))?
                 }
                 Block::ToolUse { id, name, input } => {
                     on_event(json!({"type": "tool_call", "id": id, "name": name, "input": input}))?;
-                    tracing::info!(tool = name, "-> {}", shorten(&input.to_string(), 200));
-                    let out = conns.call(name, input.clone(), cancel).await;
+                    tracing::debug!(tool = name, "-> {}", shorten(&input.to_string(), 200));
+                    log.tool_call(name, input);
+                    let mut out = conns.call(name, input.clone(), cancel).await;
+                    let mut repeated = 0;
+                    if out.is_error {
+                        let n = failures
+                            .entry((name.clone(), input.to_string()))
+                            .or_default();
+                        *n += 1;
+                        repeated = *n;
+                        if *n >= REPEAT_WARNING_AFTER {
+                            out.parts.push(ToolPart::Text(format!(
+                                "[seer] This exact call ({name} with the same arguments) has now failed {n} times. \
+                                 Do not repeat it unchanged: change the arguments or try another approach."
+                            )));
+                        }
+                    }
+                    log.tool_result(out.is_error, &out.text());
                     transcript.write(json!({"type": "tool_result", "turn": turns, "id": id, "name": name, "is_error": out.is_error, "text": out.text()}))?;
-                    on_event(
-                        json!({"type": "tool_result", "id": id, "name": name, "is_error": out.is_error, "text": out.text()}),
-                    )?;
+                    let mut ev = json!({"type": "tool_result", "id": id, "name": name, "is_error": out.is_error, "text": out.text()});
+                    if repeated > 1 {
+                        ev["repeated_failures"] = json!(repeated);
+                    }
+                    on_event(ev)?;
                     results.push(Block::ToolResult {
                         tool_use_id: id.clone(),
                         content: result_parts(&out),
@@ -299,12 +430,29 @@ async fn run_loop(
         usage,
         stop_reason: stop,
         transcript: transcript.path.clone(),
+        model: cfg.effective_model(),
+        cost_usd: cfg.prices().map(|p| cost(&usage, &p)),
     };
     transcript.write(
         json!({"type": "done", "turns": result.turns, "stop_reason": result.stop_reason,
-        "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}),
+        "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+        "cache_read_tokens": usage.cache_read_tokens, "cache_write_tokens": usage.cache_write_tokens,
+        "cost_usd": result.cost_usd}),
     )?;
-    on_event(json!({"type": "done", "turns": result.turns, "stop_reason": result.stop_reason}))?;
+    log.done(&format!(
+        "done: {} after {} turns · {} in / {} out tokens · {}",
+        result.stop_reason,
+        result.turns,
+        usage.input_tokens,
+        usage.output_tokens,
+        result
+            .cost_usd
+            .map(|c| format!("${c:.4}"))
+            .unwrap_or_else(|| "cost unknown".into())
+    ));
+    on_event(
+        json!({"type": "done", "turns": result.turns, "stop_reason": result.stop_reason, "cost_usd": result.cost_usd}),
+    )?;
     Ok(result)
 }
 

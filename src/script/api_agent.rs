@@ -1,15 +1,15 @@
 //! The agent family: `run_agent(#{...}[, callback])` runs the loop of `agent::run`
-//! against the MCP servers of `mcp_config`. `run_agent_interactive`, `parallel` and
-//! `spawn` arrive later and say "not supported yet".
+//! against the MCP servers of `mcp_config`; `parallel([closures])` and `spawn(closure)`
+//! run closures (usually agents) at the same time, each on its own thread.
+//! `run_agent_interactive` arrives later and says "not supported yet".
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use rhai::{Dynamic, Engine, FnPtr, Map, NativeCallContext};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext};
 
-use super::{Host, RhaiResult, not_supported, runtime_error};
+use super::{Host, RhaiResult, at_call, not_supported, runtime_error, terminated};
 use crate::agent::claude_code;
-use crate::agent::providers::provider_from;
-use crate::agent::run::{AgentConfig, AgentResult, run};
+use crate::agent::run::{AgentConfig, AgentResult, build_provider, run};
 use crate::config::from_dynamic;
 
 fn result_map(r: &AgentResult) -> Map {
@@ -19,12 +19,28 @@ fn result_map(r: &AgentResult) -> Map {
         "output_tokens".into(),
         (r.usage.output_tokens as i64).into(),
     );
+    usage.insert(
+        "cache_read_tokens".into(),
+        (r.usage.cache_read_tokens as i64).into(),
+    );
+    usage.insert(
+        "cache_write_tokens".into(),
+        (r.usage.cache_write_tokens as i64).into(),
+    );
     usage.insert("turns".into(), (r.turns as i64).into());
+    usage.insert(
+        "cost_usd".into(),
+        r.cost_usd.map(Dynamic::from_float).unwrap_or(Dynamic::UNIT),
+    );
     let mut m = Map::new();
     m.insert("final_text".into(), r.final_text.clone().into());
     m.insert("turns".into(), (r.turns as i64).into());
     m.insert("stop_reason".into(), r.stop_reason.clone().into());
     m.insert("usage".into(), usage.into());
+    m.insert(
+        "model".into(),
+        r.model.clone().map(Dynamic::from).unwrap_or(Dynamic::UNIT),
+    );
     m.insert(
         "transcript".into(),
         r.transcript.to_string_lossy().to_string().into(),
@@ -63,24 +79,153 @@ fn run_agent(
         }
         Ok(())
     };
-    if cfg.provider == "claude-code" {
-        let r = host.block_on(claude_code::run(&cfg, &base, &path, &mut on_event, &cancel))?;
-        return Ok(result_map(&r));
-    }
-    let provider = provider_from(&cfg.provider, cfg.base_url.clone(), cfg.api_key_env.clone())
-        .map_err(|e| runtime_error(format!("run_agent: {e:#}")))?;
-    let r = host.block_on(async {
-        run(
-            &cfg,
-            provider.as_ref(),
-            &base,
-            &path,
-            &mut on_event,
-            &cancel,
-        )
-        .await
-    })?;
+    let r = if cfg.provider == "claude-code" {
+        host.block_on(claude_code::run(&cfg, &base, &path, &mut on_event, &cancel))?
+    } else {
+        let provider = build_provider(&cfg, &host.script_dir)
+            .map_err(|e| runtime_error(format!("run_agent: {e:#}")))?;
+        host.block_on(async {
+            run(
+                &cfg,
+                provider.as_ref(),
+                &base,
+                &path,
+                &mut on_event,
+                &cancel,
+            )
+            .await
+        })?
+    };
+    host.record_agent(serde_json::json!({
+        "name": cfg.name.as_deref().unwrap_or("agent"), "provider": cfg.provider, "model": r.model,
+        "turns": r.turns, "stop_reason": r.stop_reason,
+        "input_tokens": r.usage.input_tokens, "output_tokens": r.usage.output_tokens,
+        "cache_read_tokens": r.usage.cache_read_tokens, "cache_write_tokens": r.usage.cache_write_tokens,
+        "cost_usd": r.cost_usd, "transcript": r.transcript,
+    }));
     Ok(result_map(&r))
+}
+
+/// Runs every closure of `fns` on its own thread and returns their results in order;
+/// the first error (in order) is raised after all have finished.
+fn parallel(ctx: NativeCallContext, fns: Array) -> RhaiResult<Array> {
+    let ptrs = fns
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| {
+            f.try_cast::<FnPtr>().ok_or_else(|| {
+                runtime_error(format!(
+                    "parallel: item {i} is not a function; give closures, e.g. parallel([|| run_agent(a), || run_agent(b)])"
+                ))
+            })
+        })
+        .collect::<RhaiResult<Vec<_>>>()?;
+    #[allow(deprecated)]
+    let store = ctx.store_data();
+    let engine = ctx.engine();
+    let results: Vec<RhaiResult<Dynamic>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = ptrs
+            .iter()
+            .map(|f| {
+                let store = &store;
+                scope.spawn(move || {
+                    #[allow(deprecated)]
+                    let ctx = store.create_context(engine);
+                    f.call_within_context::<Dynamic>(&ctx, ())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(runtime_error("parallel: a closure panicked")))
+            })
+            .collect()
+    });
+    let mut out = Array::new();
+    for r in results {
+        out.push(r?);
+    }
+    Ok(out)
+}
+
+/// A closure running on its own thread, from `spawn`.
+#[derive(Clone)]
+pub struct Task {
+    state: Arc<Mutex<TaskState>>,
+}
+
+type TaskResult = Result<Dynamic, Box<EvalAltResult>>;
+
+enum TaskState {
+    Running(std::thread::JoinHandle<TaskResult>),
+    Finished(Dynamic),
+    Failed,
+}
+
+impl Task {
+    /// The closure's value; its error is raised by the first `join` only.
+    fn join(&self) -> RhaiResult<Dynamic> {
+        let mut st = self
+            .state
+            .lock()
+            .map_err(|_| runtime_error("task: state poisoned"))?;
+        match std::mem::replace(&mut *st, TaskState::Failed) {
+            TaskState::Running(h) => {
+                let r = h
+                    .join()
+                    .unwrap_or_else(|_| Err(runtime_error("the spawned closure panicked")));
+                if let Ok(v) = &r {
+                    *st = TaskState::Finished(v.clone());
+                }
+                r
+            }
+            TaskState::Finished(v) => {
+                *st = TaskState::Finished(v.clone());
+                Ok(v)
+            }
+            TaskState::Failed => Err(runtime_error(
+                "task: it failed, and its error was raised by an earlier join()",
+            )),
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        match self.state.lock().as_deref() {
+            Ok(TaskState::Running(h)) => h.is_finished(),
+            _ => true,
+        }
+    }
+}
+
+/// Starts `f` on its own thread and returns a task to `join()`.
+fn spawn(host: &Arc<Host>, ctx: NativeCallContext, f: FnPtr) -> RhaiResult<Task> {
+    let engine = host
+        .engine()
+        .ok_or_else(|| runtime_error("spawn: no engine (the run is ending)"))?;
+    #[allow(deprecated)]
+    let store = ctx.store_data();
+    let handle = std::thread::Builder::new()
+        .name("seer-spawn".into())
+        .spawn(move || {
+            #[allow(deprecated)]
+            let ctx = store.create_context(&engine);
+            f.call_within_context::<Dynamic>(&ctx, ())
+        })
+        .map_err(|e| runtime_error(format!("spawn: cannot start a thread: {e}")))?;
+    let task = Task {
+        state: Arc::new(Mutex::new(TaskState::Running(handle))),
+    };
+    host.track_task(task.clone());
+    Ok(task)
+}
+
+/// Waits for every task spawned during the run (the runner calls this at the end).
+pub fn join_all(tasks: Vec<Task>) {
+    for t in tasks {
+        let _ = t.join();
+    }
 }
 
 pub fn register(engine: &mut Engine, host: &Arc<Host>) {
@@ -91,12 +236,45 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         "run_agent",
         move |ctx: NativeCallContext, m: Map, cb: FnPtr| run_agent(&h, Some(&ctx), m, Some(cb)),
     );
-    for name in ["run_agent_interactive", "parallel", "spawn"] {
-        engine.register_fn(name, move |_: Dynamic| -> RhaiResult<Dynamic> {
-            Err(not_supported(name))
-        });
-        engine.register_fn(name, move |_: Dynamic, _: Dynamic| -> RhaiResult<Dynamic> {
-            Err(not_supported(name))
-        });
+    engine.register_fn("parallel", |ctx: NativeCallContext, fns: Array| {
+        let pos = ctx.call_position();
+        parallel(ctx, fns).map_err(|mut e| {
+            if e.position().is_none() {
+                e.set_position(pos);
+            }
+            e
+        })
+    });
+    // `spawn` is a reserved word in Rhai: it becomes a custom keyword taking the closure
+    // (`spawn(|| ...)` parses as `spawn` + a parenthesized expression).
+    if let Err(e) = engine.register_custom_syntax(["spawn", "$expr$"], false, |ctx, inputs| {
+        let f = ctx.eval_expression_tree(&inputs[0])?;
+        ctx.call_fn::<Dynamic>("__seer_spawn", (f,))
+    }) {
+        tracing::error!("cannot register `spawn`: {e}");
     }
+    let h = host.clone();
+    engine.register_fn("__seer_spawn", move |ctx: NativeCallContext, f: FnPtr| {
+        let pos = ctx.call_position();
+        spawn(&h, ctx, f).map_err(|mut e| {
+            if e.position().is_none() {
+                e.set_position(pos);
+            }
+            e
+        })
+    });
+    engine.register_type_with_name::<Task>("Task");
+    let h = host.clone();
+    engine.register_fn("join", move |ctx: NativeCallContext, t: &mut Task| {
+        let r = t.join();
+        if h.cancel.is_cancelled() {
+            return Err(terminated());
+        }
+        r.map_err(|e| at_call(e, &ctx))
+    });
+    engine.register_fn("is_done", |t: &mut Task| t.is_done());
+    engine.register_fn(
+        "run_agent_interactive",
+        |_: Dynamic| -> RhaiResult<Dynamic> { Err(not_supported("run_agent_interactive")) },
+    );
 }

@@ -32,6 +32,12 @@ pub struct Host {
     pub args: Vec<String>,
     /// Sandboxes this run started: ended when the run ends unless detached.
     pub owned: Mutex<Vec<Arc<dyn Sandbox>>>,
+    /// The run's engine, for `spawn` (threads that outlive the native call).
+    pub engine: Mutex<std::sync::Weak<Engine>>,
+    /// Closures started with `spawn`: joined before the run ends.
+    pub tasks: Mutex<Vec<api_agent::Task>>,
+    /// A summary of every agent run (tokens, cost), for `run.json`.
+    pub agents: Mutex<Vec<serde_json::Value>>,
 }
 
 impl Host {
@@ -44,6 +50,54 @@ impl Host {
             return Err(terminated());
         }
         out.map_err(|e| runtime_error(format!("{e:#}")))
+    }
+
+    /// A host for a script at `script_path` writing into `run_dir`.
+    pub fn new(
+        rt: tokio::runtime::Handle,
+        cancel: CancellationToken,
+        script_path: PathBuf,
+        run_dir: PathBuf,
+        args: Vec<String>,
+    ) -> Self {
+        let script_dir = script_path
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Self {
+            rt,
+            cancel,
+            script_path,
+            script_dir,
+            run_dir,
+            args,
+            owned: Mutex::new(vec![]),
+            engine: Mutex::new(std::sync::Weak::new()),
+            tasks: Mutex::new(vec![]),
+            agents: Mutex::new(vec![]),
+        }
+    }
+
+    pub fn set_engine(&self, engine: &Arc<Engine>) {
+        if let Ok(mut e) = self.engine.lock() {
+            *e = Arc::downgrade(engine);
+        }
+    }
+
+    pub fn engine(&self) -> Option<Arc<Engine>> {
+        self.engine.lock().ok().and_then(|e| e.upgrade())
+    }
+
+    pub fn track_task(&self, t: api_agent::Task) {
+        if let Ok(mut v) = self.tasks.lock() {
+            v.push(t);
+        }
+    }
+
+    pub fn record_agent(&self, summary: serde_json::Value) {
+        if let Ok(mut v) = self.agents.lock() {
+            v.push(summary);
+        }
     }
 
     pub fn own(&self, sb: Arc<dyn Sandbox>) {

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::errors::{self, Located};
-use super::{Host, build_engine};
+use super::{Host, api_agent, build_engine};
 use crate::sandbox::registry::now;
 
 pub struct RunOptions {
@@ -130,19 +130,18 @@ pub fn run(opts: RunOptions) -> Outcome {
     let started_at = now();
     let cancel = CancellationToken::new();
     let signal = Arc::new(Mutex::new(None::<i32>));
-    let host = Arc::new(Host {
-        rt: rt.handle().clone(),
-        cancel: cancel.clone(),
-        script_path: script.clone(),
-        script_dir: script_dir.clone(),
-        run_dir: run_dir.clone(),
-        args: opts.args.clone(),
-        owned: Mutex::new(vec![]),
-    });
+    let host = Arc::new(Host::new(
+        rt.handle().clone(),
+        cancel.clone(),
+        script.clone(),
+        run_dir.clone(),
+        opts.args.clone(),
+    ));
 
     let outcome = rt.block_on(async {
         spawn_signal_watch(cancel.clone(), signal.clone());
-        let engine = build_engine(&host);
+        let engine = Arc::new(build_engine(&host));
+        host.set_engine(&engine);
         let mut ast = match engine.compile(&src) {
             Ok(ast) => ast,
             Err(e) => {
@@ -154,7 +153,14 @@ pub fn run(opts: RunOptions) -> Outcome {
         let mut scope = Scope::new();
         let args: Array = opts.args.iter().map(|a| Dynamic::from(a.clone())).collect();
         scope.push_constant("ARGS", args);
-        let mut job = tokio::task::spawn_blocking(move || engine.run_ast_with_scope(&mut scope, &ast));
+        let h = host.clone();
+        let mut job = tokio::task::spawn_blocking(move || {
+            let r = engine.run_ast_with_scope(&mut scope, &ast);
+            // Closures started with `spawn` and never joined are part of the run.
+            let tasks = h.tasks.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default();
+            api_agent::join_all(tasks);
+            r
+        });
         let result = tokio::select! {
             r = &mut job => Some(r),
             // A native call that ignores cancellation must not keep us from cleaning up.
@@ -203,12 +209,23 @@ pub fn run(opts: RunOptions) -> Outcome {
     if matches!(outcome, Outcome::Interrupted(_)) {
         eprintln!("interrupted: the script was stopped and its sandboxes ended");
     }
+    let agents: Vec<serde_json::Value> = host.agents.lock().map(|v| v.clone()).unwrap_or_default();
+    let sum = |k: &str| agents.iter().filter_map(|a| a[k].as_u64()).sum::<u64>();
+    let costs: Vec<f64> = agents
+        .iter()
+        .filter_map(|a| a["cost_usd"].as_f64())
+        .collect();
+    let agent_totals = json!({
+        "agents": agents.len(), "input_tokens": sum("input_tokens"), "output_tokens": sum("output_tokens"),
+        "cache_read_tokens": sum("cache_read_tokens"), "cache_write_tokens": sum("cache_write_tokens"),
+        "cost_usd": if costs.len() == agents.len() { Some(costs.iter().sum::<f64>()) } else { None },
+    });
     let record = json!({
         "script": script, "script_sha256": hex::encode(Sha256::digest(src.as_bytes())),
         "args": opts.args, "seer_version": env!("CARGO_PKG_VERSION"),
         "started_at": started_at, "ended_at": now(), "duration_s": started.elapsed().as_secs_f64(),
         "status": match outcome { Outcome::Ok => "ok", Outcome::Failed => "error", Outcome::Interrupted(_) => "interrupted" },
-        "error": error, "sandboxes": sandboxes,
+        "error": error, "sandboxes": sandboxes, "agents": agents, "agent_totals": agent_totals,
     });
     if let Err(e) = std::fs::create_dir_all(&run_dir).and_then(|_| {
         std::fs::write(

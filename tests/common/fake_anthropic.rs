@@ -11,6 +11,40 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// (request head, JSON body) of every request, in order.
 pub type Seen = Arc<Mutex<Vec<(String, Value)>>>;
 
+/// What the fake answers to one request.
+pub enum Reply {
+    /// 200 with this SSE body.
+    Sse(String),
+    /// These exact bytes (status line, headers, body), then close.
+    Raw(String),
+    /// Read the request and never answer.
+    Hang,
+}
+
+/// Picks the reply from the request number (0-based) and the JSON body.
+pub type Responder = Arc<dyn Fn(usize, &Value) -> Reply + Send + Sync>;
+
+/// An HTTP error response with a JSON error body in Anthropic's shape.
+pub fn http_error(status: u16, reason: &str, kind: &str, extra_headers: &str) -> Reply {
+    let body = json!({"type": "error", "error": {"type": kind, "message": reason}}).to_string();
+    Reply::Raw(format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{extra_headers}connection: close\r\n\r\n{body}",
+        body.len()
+    ))
+}
+
+/// The last message's tool results as text, if the request answers tool calls.
+pub fn last_tool_results(body: &Value) -> Option<String> {
+    let last = body["messages"].as_array()?.last()?;
+    let parts: Vec<String> = last["content"]
+        .as_array()?
+        .iter()
+        .filter(|b| b["type"] == "tool_result")
+        .map(|b| b["content"].to_string())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("\n"))
+}
+
 /// A running fake; it stops with the runtime it owns when dropped.
 pub struct FakeAnthropic {
     pub url: String,
@@ -22,13 +56,27 @@ impl FakeAnthropic {
     /// Serves `turns` (SSE bodies, see [`text_turn`] and [`tool_turn`]) one per request;
     /// after the last one it answers 500 to anything else.
     pub fn start(turns: Vec<String>) -> Self {
+        let turns = Mutex::new(turns.into_iter());
+        Self::start_with(Arc::new(move |_, _| match turns.lock().unwrap().next() {
+            Some(t) => Reply::Sse(t),
+            None => http_error(
+                400,
+                "the fake has no more scripted turns",
+                "invalid_request_error",
+                "",
+            ),
+        }))
+    }
+
+    /// Answers every request with what `responder` picks.
+    pub fn start_with(responder: Responder) -> Self {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let listener = rt
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let seen: Seen = Arc::default();
-        rt.spawn(serve(listener, turns, seen.clone()));
+        rt.spawn(serve(listener, responder, seen.clone()));
         Self { url, seen, _rt: rt }
     }
 
@@ -136,33 +184,32 @@ async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<(String, Value
     }
 }
 
-async fn serve(listener: tokio::net::TcpListener, turns: Vec<String>, seen: Seen) {
-    let turns = Arc::new(Mutex::new(turns.into_iter()));
+async fn serve(listener: tokio::net::TcpListener, responder: Responder, seen: Seen) {
     loop {
         let Ok((mut sock, _)) = listener.accept().await else {
             return;
         };
-        let turns = turns.clone();
+        let responder = responder.clone();
         let seen = seen.clone();
         tokio::spawn(async move {
             let Some(req) = read_request(&mut sock).await else {
                 return;
             };
-            let turn = {
+            let reply = {
                 let mut seen = seen.lock().unwrap();
+                let n = seen.len();
+                let reply = responder(n, &req.1);
                 seen.push(req);
-                turns.lock().unwrap().next()
+                reply
             };
-            let resp = match turn {
-                Some(turn) => format!(
+            let resp = match reply {
+                Reply::Sse(turn) => format!(
                     "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n{turn}"
                 ),
-                None => {
-                    let body = r#"{"type":"error","error":{"type":"invalid_request_error","message":"the fake has no more scripted turns"}}"#;
-                    format!(
-                        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    )
+                Reply::Raw(raw) => raw,
+                Reply::Hang => {
+                    tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                    return;
                 }
             };
             let _ = sock.write_all(resp.as_bytes()).await;

@@ -14,7 +14,9 @@
 //! `on_event` are emitted again from the start by the new attempt.
 
 mod anthropic;
+pub mod blocks;
 mod openai;
+mod replay;
 mod retry;
 mod sse;
 
@@ -29,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use anthropic::AnthropicProvider;
 pub use openai::OpenAiProvider;
+pub use replay::ReplayProvider;
 pub use retry::ApiKey;
 
 /// Who wrote a message.

@@ -1,6 +1,6 @@
 //! The HTTP driver shared by all providers: one streaming POST, retried with
 //! exponential backoff and jitter on transient failures (429, 408, 5xx
-//! including Anthropic's 529, connection errors, a stream cut before its
+//! including Anthropic's 529, connection errors, timeouts, a stream cut before its
 //! final event, a retryable mid-stream error event), honouring `retry-after`
 //! and `retry-after-ms`, bounded by a per-attempt timeout and a cancellation
 //! token. Error messages never contain the API key: any server text is
@@ -165,12 +165,14 @@ pub(crate) async fn run(
             r = one => r,
         };
         let (error, retry_after) = match outcome {
-            Err(_elapsed) => {
-                return Err(anyhow!(
+            // Retried like a dropped connection, as the official SDKs do.
+            Err(_elapsed) => (
+                anyhow!(
                     "{provider}: request timed out after {:?} (per-request timeout)",
                     call.config.timeout
-                ));
-            }
+                ),
+                None,
+            ),
             Ok(Ok(resp)) => {
                 on_event(StreamEvent::Done(resp.clone()));
                 return Ok(resp);

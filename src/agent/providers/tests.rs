@@ -706,6 +706,7 @@ async fn timeout_is_reported() {
     .await;
     let mut cfg = config(Kind::Anthropic, &fake.base);
     cfg.timeout = Duration::from_millis(200);
+    cfg.max_retries = 0;
     let p = cfg.build_with_key(ApiKey::new(KEY)).unwrap();
     let start = std::time::Instant::now();
     let (resp, _) = run(p.as_ref(), &simple_request()).await;
