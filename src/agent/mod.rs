@@ -2,6 +2,7 @@
 //! and the loop.
 
 pub mod chat_terminal;
+pub mod claude_code;
 pub mod live_log;
 pub mod mcp_client;
 pub mod pricing;

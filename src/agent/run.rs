@@ -144,6 +144,9 @@ pub fn build_provider(cfg: &AgentConfig, base_dir: &Path) -> Result<Box<dyn Prov
             }
             pc.build()
         }
+        "claude-code" => bail!(
+            "not supported yet: provider \"claude-code\" in an interactive chat (run_agent supports it)"
+        ),
         other => bail!(
             "unknown provider {other:?}; expected \"anthropic\" (alias \"claude\"), \"openai\", \"claude-code\" or \"replay\""
         ),

@@ -9,6 +9,7 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext}
 
 use super::{Host, RhaiResult, at_call, runtime_error, terminated};
 use crate::agent::chat_terminal::TerminalInput;
+use crate::agent::claude_code;
 use crate::agent::run::{AgentConfig, AgentResult, build_provider, run, run_interactive};
 use crate::config::from_dynamic;
 
@@ -67,8 +68,6 @@ fn run_agent(
 ) -> RhaiResult<Map> {
     let cfg: AgentConfig =
         from_dynamic("run_agent", &Dynamic::from_map(m)).map_err(|e| runtime_error(e.0))?;
-    let provider = build_provider(&cfg, &host.script_dir)
-        .map_err(|e| runtime_error(format!("run_agent: {e:#}")))?;
     let path = transcript_path(host, cfg.name.as_deref().unwrap_or("agent"));
     let cancel = host.cancel.clone();
     let base = host.script_dir.clone();
@@ -81,17 +80,23 @@ fn run_agent(
         }
         Ok(())
     };
-    let r = host.block_on(async {
-        run(
-            &cfg,
-            provider.as_ref(),
-            &base,
-            &path,
-            &mut on_event,
-            &cancel,
-        )
-        .await
-    })?;
+    let r = if cfg.provider == "claude-code" {
+        host.block_on(claude_code::run(&cfg, &base, &path, &mut on_event, &cancel))?
+    } else {
+        let provider = build_provider(&cfg, &host.script_dir)
+            .map_err(|e| runtime_error(format!("run_agent: {e:#}")))?;
+        host.block_on(async {
+            run(
+                &cfg,
+                provider.as_ref(),
+                &base,
+                &path,
+                &mut on_event,
+                &cancel,
+            )
+            .await
+        })?
+    };
     host.record_agent(agent_summary(&cfg, &r));
     Ok(result_map(&r))
 }
