@@ -53,7 +53,7 @@ fn run_agent(
     let provider = provider_from(&cfg.provider, cfg.base_url.clone(), cfg.api_key_env.clone())
         .map_err(|e| runtime_error(format!("run_agent: {e:#}")))?;
     let path = transcript_path(host, cfg.name.as_deref().unwrap_or("agent"));
-    let cancel = host.cancel.clone();
+    let cancel = host.cancel();
     let base = host.script_dir.clone();
     let mut on_event = |ev: serde_json::Value| -> anyhow::Result<()> {
         if let (Some(cb), Some(ctx)) = (&cb, ctx) {

@@ -130,15 +130,14 @@ pub fn run(opts: RunOptions) -> Outcome {
     let started_at = now();
     let cancel = CancellationToken::new();
     let signal = Arc::new(Mutex::new(None::<i32>));
-    let host = Arc::new(Host {
-        rt: rt.handle().clone(),
-        cancel: cancel.clone(),
-        script_path: script.clone(),
-        script_dir: script_dir.clone(),
-        run_dir: run_dir.clone(),
-        args: opts.args.clone(),
-        owned: Mutex::new(vec![]),
-    });
+    let host = Arc::new(Host::new(
+        rt.handle().clone(),
+        cancel.clone(),
+        script.clone(),
+        script_dir.clone(),
+        run_dir.clone(),
+        opts.args.clone(),
+    ));
 
     let outcome = rt.block_on(async {
         spawn_signal_watch(cancel.clone(), signal.clone());
