@@ -8,6 +8,7 @@ pub mod api_session;
 pub mod api_util;
 pub mod api_workspace;
 pub mod errors;
+pub mod reference;
 pub mod runner;
 
 use std::future::Future;
