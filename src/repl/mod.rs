@@ -284,7 +284,12 @@ fn base_words(api: &[ApiFn]) -> Words {
             (Some(m), _) => w.modules.entry(m.clone()).or_default().push(f.name.clone()),
             (None, Kind::Function) => {
                 w.functions.push(f.name.clone());
-                if let Some((_, t)) = f.params.first() {
+                // `x.len()` is `len(x)`: offer functions as methods of their first
+                // parameter's type (not constructors, not untyped ones).
+                if let Some((_, t)) = f.params.first()
+                    && t != "?"
+                    && !f.name.starts_with(char::is_uppercase)
+                {
                     w.methods.push((f.name.clone(), t.clone()));
                 }
             }

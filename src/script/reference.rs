@@ -506,11 +506,17 @@ pub fn script_type(engine: &Engine, raw: &str) -> String {
         "bool" => "bool".into(),
         "char" => "char".into(),
         "Fn" | "FnPtr" => "Fn".into(),
-        _ if t.ends_with("String") || t == "str" || t.ends_with("ImmutableString") => {
-            "string".into()
+        "Blob" | "blob" => "blob".into(),
+        "Instant" | "timestamp" => "timestamp".into(),
+        _ if t.ends_with("String") || t == "str" || t == "string" => "string".into(),
+        _ if t.contains("BTreeMap<") || t == "map" || t == "Map" || t.ends_with("::Map") => {
+            "map".into()
         }
-        _ if t.contains("BTreeMap<") || t == "map" || t.ends_with("::Map") => "map".into(),
-        _ if t.starts_with("alloc::vec::Vec<") || t == "array" || t.ends_with("::Array") => {
+        _ if t.starts_with("alloc::vec::Vec<")
+            || t == "array"
+            || t == "Array"
+            || t.ends_with("::Array") =>
+        {
             "array".into()
         }
         _ if t.contains("::") => {
@@ -619,13 +625,11 @@ fn convert(engine: &Engine, module: Option<&str>, f: MetaFn) -> Option<ApiFn> {
     Some(out)
 }
 
+/// Rhai's own types read in lower case (`string`, `map`, `i32`); seer's are capitalized.
 fn is_std_type(t: &str) -> bool {
-    matches!(
-        t,
-        "?" | "int" | "float" | "bool" | "char" | "string" | "map" | "array" | "Fn" | "()"
-    ) || t.contains("Range")
-        || t.contains("Blob")
-        || t.contains("Vec<u8>")
+    matches!(t, "?" | "()" | "Fn")
+        || t.contains("Range")
+        || t.starts_with(|c: char| !c.is_uppercase())
 }
 
 /// Every registered function (the standard library too with `std`), sorted by section,
