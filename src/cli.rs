@@ -1,4 +1,5 @@
-//! The command line: `seer run`, `seer check`, `seer ps`, `seer gc`.
+//! The command line: `seer run`, `seer check`, `seer repl`, `seer docs`, `seer definitions`,
+//! `seer ps`, `seer gc`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::sandbox::registry::{self, now};
 use crate::sandbox::watchdog;
+use crate::script::reference;
 use crate::script::runner::{self, Outcome, RunOptions};
 
 #[derive(Parser, Debug)]
@@ -43,6 +45,17 @@ enum Cmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Interactive Rhai with the whole API: variables, functions and imports persist
+    /// across lines; `:help` lists the commands.
+    Repl {
+        /// Where the REPL's run folder (notebooks, transcripts) goes.
+        #[arg(long, default_value = "outputs", env = "SEER_OUTPUT_DIR")]
+        output_dir: PathBuf,
+    },
+    /// Print a Markdown reference of the registered Rhai API.
+    Docs,
+    /// Write Rhai definition files (`.d.rhai`) for the Rhai language server into DIR.
+    Definitions { dir: PathBuf },
     /// List live sandboxes.
     Ps {
         /// Include ended sandboxes.
@@ -104,6 +117,22 @@ fn mcp_notebook(sandbox: &str, name: &str, output_dir: PathBuf) -> anyhow::Resul
         session.shutdown().await?;
         served
     })
+}
+
+/// An engine with the whole API registered, for reading its metadata (nothing runs).
+fn api_engine() -> anyhow::Result<(tokio::runtime::Runtime, rhai::Engine)> {
+    let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    let dir = std::env::current_dir()?;
+    let host = std::sync::Arc::new(crate::script::Host::new(
+        rt.handle().clone(),
+        tokio_util::sync::CancellationToken::new(),
+        dir.join("docs.rhai"),
+        dir.clone(),
+        dir.join("outputs"),
+        vec![],
+    ));
+    let engine = crate::script::build_engine(&host);
+    Ok((rt, engine))
 }
 
 fn init_tracing(verbose: u8) {
@@ -211,6 +240,33 @@ pub fn main() -> ExitCode {
                 code = code.max(runner::check(&f).code());
             }
             ExitCode::from(code)
+        }
+        Cmd::Repl { output_dir } => crate::repl::run(output_dir),
+        Cmd::Docs => match api_engine() {
+            Ok((_rt, engine)) => {
+                print!("{}", reference::markdown(&engine));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Cmd::Definitions { dir } => {
+            let written = api_engine()
+                .and_then(|(_rt, engine)| Ok(reference::write_definitions(&engine, &dir)?));
+            match written {
+                Ok(files) => {
+                    for f in files {
+                        println!("{}", dir.join(f).display());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: writing definitions to {}: {e:#}", dir.display());
+                    ExitCode::FAILURE
+                }
+            }
         }
         Cmd::Ps { all, json } => ps(all, json),
         Cmd::Gc => {

@@ -69,7 +69,7 @@ fn run_agent(
     let cfg: AgentConfig =
         from_dynamic("run_agent", &Dynamic::from_map(m)).map_err(|e| runtime_error(e.0))?;
     let path = transcript_path(host, cfg.name.as_deref().unwrap_or("agent"));
-    let cancel = host.cancel.clone();
+    let cancel = host.cancel();
     let base = host.script_dir.clone();
     let mut on_event = |ev: serde_json::Value| -> anyhow::Result<()> {
         if let (Some(cb), Some(ctx)) = (&cb, ctx) {
@@ -119,7 +119,7 @@ fn run_agent_interactive(
     let history = Some(crate::paths::state_dir().join("chat_history"));
     let mut input = TerminalInput::new(history, host.interrupt.clone())
         .map_err(|e| runtime_error(format!("run_agent_interactive: no terminal: {e:#}")))?;
-    let cancel = host.cancel.clone();
+    let cancel = host.cancel();
     let base = host.script_dir.clone();
     let mut on_event = |ev: serde_json::Value| -> anyhow::Result<()> {
         if let (Some(cb), Some(ctx)) = (&cb, ctx) {
@@ -317,7 +317,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     let h = host.clone();
     engine.register_fn("join", move |ctx: NativeCallContext, t: &mut Task| {
         let r = t.join();
-        if h.cancel.is_cancelled() {
+        if h.cancel().is_cancelled() {
             return Err(terminated());
         }
         r.map_err(|e| at_call(e, &ctx))

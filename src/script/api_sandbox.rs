@@ -123,7 +123,7 @@ fn run(
     opts: ExecOptions,
 ) -> RhaiResult<(ExecOutput, Arc<dyn Sandbox>)> {
     let sb = h.live()?;
-    let cancel = host.cancel.clone();
+    let cancel = host.cancel();
     let s2 = sb.clone();
     let out = host.block_on(async move { s2.exec(cmd, opts, &cancel).await })?;
     Ok((out, sb))
@@ -233,7 +233,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
                 snapshot,
                 script: Some(hs.script_path.to_string_lossy().to_string()),
             };
-            let cancel = hs.cancel.clone();
+            let cancel = hs.cancel();
             let sb = hs.block_on(async move { LocalSandbox::start(req, &cancel).await })?;
             let sb: Arc<dyn Sandbox> = sb;
             hs.own(sb.clone());

@@ -156,7 +156,7 @@ fn start_session(
         continue_from: resolve(&o.continue_from),
         timeout: seconds("timeout", o.timeout)?,
     };
-    let cancel = host.cancel.clone();
+    let cancel = host.cancel();
     let session =
         host.block_on(async move { NotebookSession::start(sandbox, opts, &cancel).await })?;
     Ok(SessionHandle {
@@ -206,7 +206,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
             snapshot: None,
             script: Some(h.script_path.to_string_lossy().to_string()),
         };
-        let cancel = h.cancel.clone();
+        let cancel = h.cancel();
         let sb = h.block_on(async move { LocalSandbox::start(req, &cancel).await })?;
         let sb: Arc<dyn Sandbox> = sb;
         h.own(sb.clone());
@@ -227,7 +227,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         let timeout = seconds("timeout", o.timeout)?;
         let session = s.session.clone();
         let code = code.to_string();
-        let cancel = h.cancel.clone();
+        let cancel = h.cancel();
         h.block_on(async move { session.execute(&code, o.hidden, timeout, &cancel).await })
     };
     let e = exec.clone();
@@ -273,7 +273,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         move |s: &mut SessionHandle, code: &str, index: i64| -> RhaiResult<Dynamic> {
             let session = s.session.clone();
             let code = code.to_string();
-            let cancel = h.cancel.clone();
+            let cancel = h.cancel();
             let r = h.block_on(async move { session.edit_cell(&code, index, &cancel).await })?;
             run_to_map(&r)
         },
@@ -289,7 +289,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     let h = host.clone();
     engine.register_fn("restart", move |s: &mut SessionHandle| -> RhaiResult<()> {
         let session = s.session.clone();
-        let cancel = h.cancel.clone();
+        let cancel = h.cancel();
         h.block_on(async move { session.restart(&cancel).await })
     });
     let h = host.clone();

@@ -151,14 +151,14 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
                 "sleep: {secs} is not a number of seconds >= 0"
             )));
         }
-        let cancel = h.cancel.clone();
+        let cancel = h.cancel();
         h.rt.block_on(async {
             tokio::select! {
                 _ = cancel.cancelled() => {}
                 _ = tokio::time::sleep(Duration::from_secs_f64(secs)) => {}
             }
         });
-        if h.cancel.is_cancelled() {
+        if cancel.is_cancelled() {
             Err(terminated())
         } else {
             Ok(())

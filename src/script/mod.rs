@@ -8,6 +8,7 @@ pub mod api_session;
 pub mod api_util;
 pub mod api_workspace;
 pub mod errors;
+pub mod reference;
 pub mod runner;
 
 use std::future::Future;
@@ -24,7 +25,8 @@ pub type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 /// What registered functions share during one run.
 pub struct Host {
     pub rt: tokio::runtime::Handle,
-    pub cancel: CancellationToken,
+    /// Cancels what the script is doing now; replaced per REPL line (`renew_cancel`).
+    cancel: Mutex<CancellationToken>,
     pub script_path: PathBuf,
     pub script_dir: PathBuf,
     /// `outputs/<experiment>-<timestamp>/`: created on first use.
@@ -43,32 +45,18 @@ pub struct Host {
 }
 
 impl Host {
-    /// Runs an async operation to its end from the script thread. Operations watch the
-    /// cancellation token themselves (so they can clean up, e.g. kill a process group);
-    /// once cancelled, the script is stopped with a non-catchable termination.
-    pub fn block_on<T>(&self, fut: impl Future<Output = anyhow::Result<T>>) -> RhaiResult<T> {
-        let out = self.rt.block_on(fut);
-        if self.cancel.is_cancelled() {
-            return Err(terminated());
-        }
-        out.map_err(|e| runtime_error(format!("{e:#}")))
-    }
-
-    /// A host for a script at `script_path` writing into `run_dir`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         rt: tokio::runtime::Handle,
         cancel: CancellationToken,
         script_path: PathBuf,
+        script_dir: PathBuf,
         run_dir: PathBuf,
         args: Vec<String>,
     ) -> Self {
-        let script_dir = script_path
-            .parent()
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("."));
         Self {
             rt,
-            cancel,
+            cancel: Mutex::new(cancel),
             script_path,
             script_dir,
             run_dir,
@@ -79,6 +67,37 @@ impl Host {
             agents: Mutex::new(vec![]),
             interrupt: Arc::default(),
         }
+    }
+
+    /// The token that stops what the script is doing now (Ctrl-C, hot reload).
+    pub fn cancel(&self) -> CancellationToken {
+        match self.cancel.lock() {
+            Ok(t) => t.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the token with a fresh one, so the next REPL line can run after Ctrl-C
+    /// stopped the previous one. Returns the new token.
+    pub fn renew_cancel(&self) -> CancellationToken {
+        let fresh = CancellationToken::new();
+        match self.cancel.lock() {
+            Ok(mut t) => *t = fresh.clone(),
+            Err(p) => *p.into_inner() = fresh.clone(),
+        }
+        fresh
+    }
+
+    /// Runs an async operation to its end from the script thread. Operations watch the
+    /// cancellation token themselves (so they can clean up, e.g. kill a process group);
+    /// once cancelled, the script is stopped with a non-catchable termination.
+    pub fn block_on<T>(&self, fut: impl Future<Output = anyhow::Result<T>>) -> RhaiResult<T> {
+        let cancel = self.cancel();
+        let out = self.rt.block_on(fut);
+        if cancel.is_cancelled() {
+            return Err(terminated());
+        }
+        out.map_err(|e| runtime_error(format!("{e:#}")))
     }
 
     pub fn set_engine(&self, engine: &Arc<Engine>) {
@@ -150,9 +169,9 @@ pub fn build_engine(host: &Arc<Host>) -> Engine {
     let mut resolver = rhai::module_resolvers::FileModuleResolver::new_with_path(&host.script_dir);
     resolver.enable_cache(true);
     engine.set_module_resolver(resolver);
-    let cancel = host.cancel.clone();
+    let h = host.clone();
     engine.on_progress(move |_| {
-        if cancel.is_cancelled() {
+        if h.cancel().is_cancelled() {
             Some(Dynamic::from("cancelled"))
         } else {
             None

@@ -134,6 +134,7 @@ pub fn run(opts: RunOptions) -> Outcome {
         rt.handle().clone(),
         cancel.clone(),
         script.clone(),
+        script_dir.clone(),
         run_dir.clone(),
         opts.args.clone(),
     ));

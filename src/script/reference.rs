@@ -1,0 +1,825 @@
+//! The registered API as data: every function the engine knows (from rhai's `metadata`
+//! feature), with readable types and a doc comment from the table below. Used by
+//! `seer docs` (Markdown), `seer definitions` (`.d.rhai` files for the Rhai language
+//! server), and the REPL's `:help` and completion.
+//!
+//! Doc comments live here, keyed by name, rather than at each `register_fn`: rhai's
+//! `register_fn` records no comments and its recorded types are raw Rust paths.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rhai::Engine;
+use serde::Deserialize;
+
+/// What kind of thing a registered function is, seen from a script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// `name(args)`.
+    Function,
+    /// `value.name(args)`: the first parameter is a seer type.
+    Method,
+    /// `value.name` (a registered getter).
+    Property,
+}
+
+/// One registered overload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiFn {
+    /// The static module (`Sandbox` for `Sandbox::from_id`), if any.
+    pub module: Option<String>,
+    pub name: String,
+    pub kind: Kind,
+    /// Parameter names (may be `_`) and script-level types (`string`, `map`, `Sandbox`, `?`).
+    pub params: Vec<(String, String)>,
+    pub ret: String,
+    pub doc: Option<&'static str>,
+}
+
+impl ApiFn {
+    /// The receiver type of a method or property.
+    pub fn this_type(&self) -> Option<&str> {
+        match self.kind {
+            Kind::Function => None,
+            _ => self.params.first().map(|(_, t)| t.as_str()),
+        }
+    }
+
+    /// How a script calls it: `Sandbox(cfg: map) -> Sandbox`, `sb.exec(cmd: string) -> string`,
+    /// `sb.id -> string`, `Sandbox::from_id(id: string) -> Sandbox`.
+    pub fn signature(&self) -> String {
+        let shown = |ps: &[(String, String)]| {
+            ps.iter()
+                .map(|(n, t)| match (n.as_str(), t.as_str()) {
+                    ("_" | "", t) => t.to_string(),
+                    (n, "?" | "") => n.to_string(),
+                    (n, t) => format!("{n}: {t}"),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let ret = match self.ret.as_str() {
+            "" | "()" => String::new(),
+            r => format!(" -> {r}"),
+        };
+        match self.kind {
+            Kind::Property => format!("{}.{}{ret}", receiver(self.this_type()), self.name),
+            Kind::Method => format!(
+                "{}.{}({}){ret}",
+                receiver(self.this_type()),
+                self.name,
+                shown(&self.params[1..])
+            ),
+            Kind::Function => match &self.module {
+                Some(m) => format!("{m}::{}({}){ret}", self.name, shown(&self.params)),
+                None => format!("{}({}){ret}", self.name, shown(&self.params)),
+            },
+        }
+    }
+
+    /// The name `:help` and the doc table use: `run_agent`, `Sandbox.exec`, `Sandbox::from_id`.
+    pub fn key(&self) -> String {
+        match (&self.module, self.this_type()) {
+            (Some(m), _) => format!("{m}::{}", self.name),
+            (None, Some(t)) => format!("{t}.{}", self.name),
+            (None, None) => self.name.clone(),
+        }
+    }
+
+    pub fn section(&self) -> &'static str {
+        let owner = self
+            .module
+            .as_deref()
+            .or(self.this_type())
+            .unwrap_or(self.name.as_str());
+        match owner {
+            "Sandbox" | "SandboxConfig" | "ModelConfig" | "RepoConfig" => "Sandboxes",
+            "Workspace" | "Library" | "Skill" => "Workspaces, libraries and skills",
+            "NotebookSession"
+            | "create_notebook_session"
+            | "create_local_notebook_session"
+            | "create_local_session"
+            | "create_cli_session" => "Sessions",
+            "run_agent" | "run_agent_interactive" | "parallel" | "spawn" => {
+                "Agents and concurrency"
+            }
+            _ => "Helpers",
+        }
+    }
+}
+
+/// A variable name for a receiver in signatures: `sb`, `s`, `ws`.
+fn receiver(t: Option<&str>) -> &'static str {
+    match t {
+        Some("Sandbox") => "sb",
+        Some("NotebookSession") => "s",
+        Some("Workspace") => "ws",
+        _ => "x",
+    }
+}
+
+/// The order sections appear in `seer docs`.
+pub const SECTIONS: &[&str] = &[
+    "Sandboxes",
+    "Workspaces, libraries and skills",
+    "Sessions",
+    "Agents and concurrency",
+    "Helpers",
+];
+
+/// (key, parameter list for functions rhai records without types, doc).
+const DOCS: &[(&str, &str, &str)] = &[
+    // Sandboxes
+    (
+        "Sandbox",
+        "cfg: map",
+        "A sandbox config (Seer's SandboxConfig; checked strictly: an unknown key names the closest valid one). Call `.start()` on it.",
+    ),
+    (
+        "SandboxConfig",
+        "cfg: map -> map",
+        "Validates a sandbox config map and returns it with defaults filled in.",
+    ),
+    (
+        "ModelConfig",
+        "cfg: map -> map",
+        "Validates a model map (`name, var_name, hidden, is_peft, base_model, revision, load_as_peft`) and returns it.",
+    ),
+    (
+        "RepoConfig",
+        "cfg: map -> map",
+        "Validates a repo map (`url, install, branch, dockerfile`) and returns it.",
+    ),
+    (
+        "Sandbox::from_id",
+        "id: string -> Sandbox",
+        "A live sandbox by id (see `seer ps`), e.g. one a previous run detached.",
+    ),
+    (
+        "Sandbox::from_snapshot",
+        "id: string, cfg: map -> Sandbox",
+        "A new sandbox (call `.start()`) whose workspace starts from a snapshot.",
+    ),
+    (
+        "Sandbox.start",
+        "",
+        "Provisions the sandbox (Python env from the cache, models, repos, files) and returns it started.",
+    ),
+    (
+        "Sandbox.exec",
+        "cmd: string, opts: map",
+        "Runs a shell command; returns stdout. A non-zero exit is a catchable error with the exit code, stderr and stdout. Options: `#{ timeout, cwd, env }`.",
+    ),
+    (
+        "Sandbox.exec_python",
+        "code: string, opts: map",
+        "Runs Python code with the sandbox's env; returns stdout. An exception is an error led by its last traceback line.",
+    ),
+    (
+        "Sandbox.exec_result",
+        "cmd: string, opts: map",
+        "Runs a shell command; returns `#{ stdout, stderr, exit_code }` and never throws on exit codes.",
+    ),
+    (
+        "Sandbox.write_file",
+        "path: string, text: string",
+        "Writes a text file, path relative to the workspace.",
+    ),
+    (
+        "Sandbox.read_file",
+        "path: string",
+        "Reads a text file, path relative to the workspace.",
+    ),
+    (
+        "Sandbox.ensure_dir",
+        "path: string",
+        "Creates a directory (and its parents) in the workspace.",
+    ),
+    (
+        "Sandbox.snapshot",
+        "description: string",
+        "Saves the workspace; returns the snapshot id.",
+    ),
+    (
+        "Sandbox.terminate",
+        "opts: map",
+        "Ends every process of the sandbox. With `#{ save_snapshot: true }` returns the snapshot id.",
+    ),
+    (
+        "Sandbox.detach",
+        "",
+        "Keeps the sandbox alive after seer exits (until its `timeout`); reconnect with `Sandbox::from_id`.",
+    ),
+    (
+        "Sandbox.create_notebook_session",
+        "workspace, opts: map",
+        "See `create_notebook_session`.",
+    ),
+    ("Sandbox.id", "", "The sandbox id (as `seer ps` shows it)."),
+    ("Sandbox.sandbox_id", "", "Same as `id`."),
+    ("Sandbox.backend", "", "The backend name (`local`)."),
+    (
+        "Sandbox.workspace_path",
+        "",
+        "The workspace folder commands run in.",
+    ),
+    (
+        "Sandbox.state_dir",
+        "",
+        "The sandbox's folder in seer's state dir (logs, records).",
+    ),
+    (
+        "Sandbox.is_running",
+        "",
+        "Whether the sandbox is started and not terminated.",
+    ),
+    (
+        "Sandbox.env_info",
+        "",
+        "`#{ path, key, python_version, packages, installed, cache_hit }` of the Python env.",
+    ),
+    (
+        "Sandbox.model_handles",
+        "",
+        "The resolved models: `name, path, revision, var_name, hidden, is_peft, base_model, base_model_path`.",
+    ),
+    (
+        "Sandbox.repo_handles",
+        "",
+        "The cloned repos: `url, local_path, install, commit`.",
+    ),
+    (
+        "Sandbox.jupyter_url",
+        "",
+        "Always `()`: seer talks to the kernel directly.",
+    ),
+    // Workspaces
+    (
+        "Workspace",
+        "cfg: map",
+        "A workspace: `#{ libraries, skills, skill_dirs, local_dirs, local_files, custom_init_code, preload_models, hidden_model_loading }`.",
+    ),
+    (
+        "Workspace.get_library_docs",
+        "",
+        "The docstrings of the workspace's libraries, as text for a prompt.",
+    ),
+    (
+        "Workspace.library_docs",
+        "",
+        "Same as `get_library_docs()`.",
+    ),
+    (
+        "Workspace.libraries",
+        "",
+        "The workspace's libraries (maps).",
+    ),
+    (
+        "Library::from_file",
+        "path: string -> map",
+        "A Python file importable in the kernel (`import name`); its module docstring is its doc.",
+    ),
+    (
+        "Library::from_directory",
+        "path: string -> map",
+        "A Python package directory (with `__init__.py`).",
+    ),
+    (
+        "Library::from_code",
+        "name: string, code: string -> map",
+        "A library from source text.",
+    ),
+    (
+        "Library::from_skill_dir",
+        "dir: string -> map",
+        "A library from a skill dir (`code.py` + `SKILL.md`).",
+    ),
+    (
+        "Skill::from_dir",
+        "dir: string -> map",
+        "A skill folder with a `SKILL.md`.",
+    ),
+    (
+        "Skill::new",
+        "name: string, description: string, body: string -> map",
+        "A skill from text; lands in `<workspace>/.claude/skills/<name>/SKILL.md`.",
+    ),
+    // Sessions
+    (
+        "create_notebook_session",
+        "sandbox: Sandbox, workspace, opts: map",
+        "A Jupyter kernel in the sandbox driven as a notebook; options `#{ name, timeout, resume, continue_from }`. The .ipynb is rewritten after every cell.",
+    ),
+    (
+        "create_local_notebook_session",
+        "workspace, opts: map",
+        "A notebook session on a sandbox made for it; options as `create_notebook_session` plus `python_packages`.",
+    ),
+    ("create_local_session", "", "Not supported yet."),
+    ("create_cli_session", "", "Not supported yet."),
+    (
+        "NotebookSession.exec",
+        "code: string, opts: map",
+        "Runs a cell; returns `#{ cell_index, execution_count, status, ok, outputs, text, note }`, also when Python raised. Options `#{ hidden, timeout }`.",
+    ),
+    (
+        "NotebookSession.exec_or_throw",
+        "code: string, opts: map",
+        "Like `exec`, but a failed cell is a script error.",
+    ),
+    (
+        "NotebookSession.add_markdown",
+        "text: string",
+        "Appends a markdown cell; returns its index.",
+    ),
+    (
+        "NotebookSession.edit_cell",
+        "code: string, index: int",
+        "Replaces a cell's code and re-runs it (negative index counts from the end).",
+    ),
+    (
+        "NotebookSession.interrupt",
+        "",
+        "Interrupts the running cell.",
+    ),
+    (
+        "NotebookSession.restart",
+        "",
+        "Restarts the kernel and sets the workspace up again.",
+    ),
+    (
+        "NotebookSession.shutdown",
+        "",
+        "Ends the kernel and the session's MCP server.",
+    ),
+    (
+        "NotebookSession.notebook_path",
+        "",
+        "The .ipynb file, rewritten after every cell.",
+    ),
+    (
+        "NotebookSession.mcp_config",
+        "",
+        "`#{ notebooks: #{ type: \"http\", url, headers } }` for `run_agent` or any MCP client.",
+    ),
+    (
+        "NotebookSession.model_info_text",
+        "",
+        "A description of the loaded models for an agent's prompt.",
+    ),
+    (
+        "NotebookSession.library_docs",
+        "",
+        "The workspace's library docs.",
+    ),
+    ("NotebookSession.session_id", "", "The session id."),
+    ("NotebookSession.name", "", "The notebook name."),
+    (
+        "NotebookSession.workspace_path",
+        "",
+        "The sandbox workspace the kernel runs in.",
+    ),
+    (
+        "NotebookSession.cell_count",
+        "",
+        "How many cells the notebook has.",
+    ),
+    // Agents
+    (
+        "run_agent",
+        "cfg: map, callback: Fn",
+        "Runs an LLM tool loop: `#{ prompt, mcp_config, provider, model, base_url, api_key_env, max_turns, max_tokens, system_prompt, user_message, name }`; the callback gets every event (`text`, `tool_call`, `tool_result`, `usage`, `done`). Returns `#{ final_text, usage, transcript, … }`.",
+    ),
+    ("run_agent_interactive", "", "Not supported yet."),
+    ("parallel", "", "Not supported yet."),
+    ("spawn", "", "Not supported yet."),
+    // Helpers
+    (
+        "read_file",
+        "path: string",
+        "Reads a host file (relative to the script's folder).",
+    ),
+    (
+        "write_file",
+        "path: string, text: string",
+        "Writes a host file (relative to the script's folder).",
+    ),
+    (
+        "append_file",
+        "path: string, text: string",
+        "Appends to a host file.",
+    ),
+    ("file_exists", "path: string", "Whether a host file exists."),
+    (
+        "env",
+        "name: string, default: string",
+        "An environment variable, `()` (or the default) when unset.",
+    ),
+    (
+        "parse_json",
+        "text: string",
+        "Parses JSON text into Rhai values.",
+    ),
+    (
+        "to_json",
+        "value, pretty: bool",
+        "Serializes a value as JSON (`pretty` for indented).",
+    ),
+    ("path_join", "", "Joins path parts."),
+    (
+        "script_dir",
+        "",
+        "The script's folder (the current dir in the REPL).",
+    ),
+    ("script_path", "", "The script's path."),
+    ("run_dir", "", "This run's output folder (created on use)."),
+    ("args", "", "The script's arguments (also `ARGS`)."),
+    (
+        "sleep",
+        "seconds: float",
+        "Waits some seconds; Ctrl-C interrupts it.",
+    ),
+    ("now", "", "The current time, RFC 3339."),
+    ("unix_time", "", "Seconds since the epoch, as a float."),
+];
+
+/// The doc comment for a key (`run_agent`, `Sandbox.exec`, `Sandbox::from_id`).
+pub fn doc_for(key: &str) -> Option<&'static str> {
+    DOCS.iter().find(|(k, _, _)| *k == key).map(|(_, _, d)| *d)
+}
+
+fn params_for(key: &str) -> Option<&'static str> {
+    DOCS.iter()
+        .find(|(k, p, _)| *k == key && !p.is_empty())
+        .map(|(_, p, _)| *p)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MetaModule {
+    #[serde(default)]
+    modules: BTreeMap<String, MetaModule>,
+    #[serde(default)]
+    functions: Vec<MetaFn>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MetaFn {
+    name: String,
+    num_params: usize,
+    #[serde(default)]
+    params: Vec<MetaParam>,
+    #[serde(default)]
+    return_type: String,
+    #[serde(default)]
+    doc_comments: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct MetaParam {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default, rename = "type")]
+    typ: Option<String>,
+}
+
+/// A Rust type path as rhai records it, as a script sees it: `string`, `map`, `Sandbox`, `?`.
+pub fn script_type(engine: &Engine, raw: &str) -> String {
+    let mut t = raw.trim();
+    if let Some(inner) = t
+        .strip_prefix("core::result::Result<")
+        .or_else(|| t.strip_prefix("Result<"))
+        && let Some(i) = inner.rfind(",alloc::boxed::Box<")
+    {
+        t = &inner[..i];
+    }
+    let t = t.strip_prefix("&mut ").unwrap_or(t).trim();
+    let t = t.strip_prefix('&').unwrap_or(t);
+    let last = |s: &str| s.rsplit("::").next().unwrap_or(s).to_string();
+    match t {
+        "" => String::new(),
+        "()" => "()".into(),
+        "Dynamic" | "types::dynamic::Dynamic" | "rhai::types::dynamic::Dynamic" => "?".into(),
+        "i64" | "int" => "int".into(),
+        "f64" | "float" => "float".into(),
+        "bool" => "bool".into(),
+        "char" => "char".into(),
+        "Fn" | "FnPtr" => "Fn".into(),
+        "Blob" | "blob" => "blob".into(),
+        "Instant" | "timestamp" => "timestamp".into(),
+        _ if t.ends_with("String") || t == "str" || t == "string" => "string".into(),
+        _ if t.contains("BTreeMap<") || t == "map" || t == "Map" || t.ends_with("::Map") => {
+            "map".into()
+        }
+        _ if t.starts_with("alloc::vec::Vec<")
+            || t == "array"
+            || t == "Array"
+            || t.ends_with("::Array") =>
+        {
+            "array".into()
+        }
+        _ if t.contains("::") => {
+            let mapped = engine.map_type_name(t);
+            if mapped != t {
+                mapped.to_string()
+            } else {
+                last(t)
+            }
+        }
+        _ => t.to_string(),
+    }
+}
+
+fn convert(engine: &Engine, module: Option<&str>, f: MetaFn) -> Option<ApiFn> {
+    // Operators and anonymous functions are not part of the API a person calls by name.
+    let first = f.name.chars().next()?;
+    if !(first.is_alphabetic() || first == '_') || f.name.starts_with("anon$") {
+        return None;
+    }
+    if f.name.starts_with("set$") || f.name.starts_with("index$") {
+        return None;
+    }
+    let mut params: Vec<(String, String)> = f
+        .params
+        .iter()
+        .map(|p| {
+            (
+                p.name.clone().unwrap_or_else(|| "_".into()),
+                p.typ
+                    .as_deref()
+                    .map(|t| script_type(engine, t))
+                    .unwrap_or_else(|| "?".into()),
+            )
+        })
+        .collect();
+    while params.len() < f.num_params {
+        params.push(("_".into(), "?".into()));
+    }
+    let mut ret = script_type(engine, &f.return_type);
+    let (name, kind) = match f.name.strip_prefix("get$") {
+        Some(p) => (p.to_string(), Kind::Property),
+        None => {
+            let seer_receiver = module.is_none()
+                && f.params
+                    .first()
+                    .and_then(|p| p.typ.as_deref())
+                    .is_some_and(|t| {
+                        t.starts_with("&mut ") && !is_std_type(&script_type(engine, t))
+                    });
+            (
+                f.name.clone(),
+                if seer_receiver {
+                    Kind::Method
+                } else {
+                    Kind::Function
+                },
+            )
+        }
+    };
+    let mut out = ApiFn {
+        module: module.map(str::to_string),
+        name,
+        kind,
+        params,
+        ret: String::new(),
+        doc: None,
+    };
+    let key = out.key();
+    // Parameter names (rhai records none for `register_fn`), and the types of functions
+    // registered on a module (rhai records none there): from the table, by position after
+    // the receiver. A recorded type wins over the table's.
+    if let Some(sig) = params_for(&key) {
+        let (ps, r) = sig.split_once("->").unwrap_or((sig, ""));
+        let named: Vec<(String, String)> = ps
+            .split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| {
+                let (n, t) = p.split_once(':').unwrap_or((p, "?"));
+                (n.trim().to_string(), t.trim().to_string())
+            })
+            .collect();
+        let skip = usize::from(out.kind != Kind::Function);
+        for (slot, (n, t)) in out.params.iter_mut().skip(skip).zip(named) {
+            slot.0 = n;
+            if slot.1.is_empty() || slot.1 == "?" {
+                slot.1 = t;
+            }
+        }
+        if ret.is_empty() || ret == "?" {
+            ret = r.trim().to_string();
+        }
+    }
+    out.ret = ret;
+    out.doc = doc_for(&key);
+    if out.doc.is_none() && !f.doc_comments.is_empty() {
+        // Rhai script fns keep their `///` comments; leak is fine for a process-wide table.
+        let text = f
+            .doc_comments
+            .iter()
+            .map(|c| c.trim_start_matches('/').trim())
+            .collect::<Vec<_>>()
+            .join(" ");
+        out.doc = Some(Box::leak(text.into_boxed_str()));
+    }
+    Some(out)
+}
+
+/// Rhai's own types read in lower case (`string`, `map`, `i32`); seer's are capitalized.
+fn is_std_type(t: &str) -> bool {
+    matches!(t, "?" | "()" | "Fn")
+        || t.contains("Range")
+        || t.starts_with(|c: char| !c.is_uppercase())
+}
+
+/// Every registered function (the standard library too with `std`), sorted by section,
+/// owner and name.
+pub fn api(engine: &Engine, std: bool) -> Vec<ApiFn> {
+    let json = match engine.gen_fn_metadata_to_json(std) {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::warn!("cannot read the engine's metadata: {e}");
+            return vec![];
+        }
+    };
+    let meta: MetaModule = match serde_json::from_str(&json) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!("cannot parse the engine's metadata: {e}");
+            return vec![];
+        }
+    };
+    let mut out: Vec<ApiFn> = meta
+        .functions
+        .into_iter()
+        .filter_map(|f| convert(engine, None, f))
+        .collect();
+    for (name, m) in meta.modules {
+        out.extend(
+            m.functions
+                .into_iter()
+                .filter_map(|f| convert(engine, Some(&name), f)),
+        );
+    }
+    // Display helpers are how values print, not API.
+    out.retain(|f| !(f.kind == Kind::Method && (f.name == "to_string" || f.name == "to_debug")));
+    out.sort_by(|a, b| {
+        let sec = |f: &ApiFn| {
+            SECTIONS
+                .iter()
+                .position(|s| *s == f.section())
+                .unwrap_or(99)
+        };
+        (
+            sec(a),
+            a.module.is_some(),
+            a.this_type(),
+            a.kind,
+            &a.name,
+            a.params.len(),
+        )
+            .cmp(&(
+                sec(b),
+                b.module.is_some(),
+                b.this_type(),
+                b.kind,
+                &b.name,
+                b.params.len(),
+            ))
+    });
+    out.dedup_by(|a, b| a.signature() == b.signature());
+    out
+}
+
+/// `seer docs`: a Markdown reference of seer's registered API.
+pub fn markdown(engine: &Engine) -> String {
+    let fns = api(engine, false);
+    let mut s = String::from(
+        "# seer API reference\n\nGenerated from the functions registered in the Rhai engine \
+         (`seer docs`). Rhai's standard library (strings, arrays, maps, `print`, …) comes on top: \
+         see <https://rhai.rs/book/>.\n",
+    );
+    for section in SECTIONS {
+        let in_sec: Vec<&ApiFn> = fns.iter().filter(|f| f.section() == *section).collect();
+        if in_sec.is_empty() {
+            continue;
+        }
+        s.push_str(&format!("\n## {section}\n"));
+        let mut last_key = String::new();
+        for f in in_sec {
+            let key = f.key();
+            if key != last_key {
+                s.push_str(&format!("\n### `{key}`\n\n"));
+                if let Some(d) = f.doc {
+                    s.push_str(&format!("{d}\n\n"));
+                }
+                last_key = key;
+            }
+            s.push_str(&format!("- `{}`\n", f.signature()));
+        }
+    }
+    s
+}
+
+fn def_line(f: &ApiFn) -> String {
+    let params = f
+        .params
+        .iter()
+        .enumerate()
+        .map(|(i, (n, t))| {
+            let n = if n == "_" || n.is_empty() {
+                if i == 0 && f.kind != Kind::Function {
+                    "this".to_string()
+                } else {
+                    format!("arg{i}")
+                }
+            } else {
+                n.clone()
+            };
+            if t.is_empty() || t == "?" {
+                n
+            } else {
+                format!("{n}: {t}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let ret = match f.ret.as_str() {
+        "" | "?" => String::new(),
+        r => format!(" -> {r}"),
+    };
+    let doc = f.doc.map(|d| format!("/// {d}\n")).unwrap_or_default();
+    match f.kind {
+        Kind::Property => format!("{doc}fn get {}({params}){ret};\n", f.name),
+        _ => format!("{doc}fn {}({params}){ret};\n", f.name),
+    }
+}
+
+/// The `.d.rhai` files for seer's API: `seer.d.rhai` (global functions, methods and
+/// properties) and one per static module (`Sandbox.d.rhai`, …), as (file name, text).
+pub fn definition_files(engine: &Engine) -> Vec<(String, String)> {
+    let fns = api(engine, false);
+    let mut files: BTreeMap<String, String> = BTreeMap::new();
+    for f in &fns {
+        let (file, header) = match &f.module {
+            Some(m) => (format!("{m}.d.rhai"), format!("module {m};\n")),
+            None => ("seer.d.rhai".to_string(), "module static;\n".to_string()),
+        };
+        let text = files.entry(file).or_insert(header);
+        text.push('\n');
+        text.push_str(&def_line(f));
+    }
+    files.into_iter().collect()
+}
+
+/// `seer definitions DIR`: seer's API plus rhai's own standard library and operators,
+/// so the language server knows every function a script can call. Returns the files
+/// written.
+pub fn write_definitions(engine: &Engine, dir: &Path) -> std::io::Result<Vec<String>> {
+    std::fs::create_dir_all(dir)?;
+    let mut written = vec![];
+    // Rhai's standard library, from an engine that has nothing else registered: its
+    // metadata is complete (seer's own functions are written by `definition_files`).
+    let mut std_engine = Engine::new_raw();
+    std_engine.register_global_module(rhai::packages::Package::as_shared_module(
+        &rhai::packages::StandardPackage::new(),
+    ));
+    for (name, text) in std_engine.definitions().iter_files() {
+        std::fs::write(dir.join(&name), text)?;
+        written.push(name);
+    }
+    for (name, text) in definition_files(engine) {
+        std::fs::write(dir.join(&name), text)?;
+        written.push(name);
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rust_types_read_as_script_types() {
+        let e = Engine::new_raw();
+        let r = "core::result::Result<alloc::string::String,alloc::boxed::Box<rhai::types::error::EvalAltResult>>";
+        assert_eq!(script_type(&e, r), "string");
+        assert_eq!(script_type(&e, "types::dynamic::Dynamic"), "?");
+        assert_eq!(script_type(&e, "&mut Sandbox"), "Sandbox");
+        assert_eq!(
+            script_type(
+                &e,
+                "core::result::Result<alloc::collections::btree::map::BTreeMap<smartstring::SmartString<smartstring::config::LazyCompact>,rhai::types::dynamic::Dynamic>,alloc::boxed::Box<rhai::types::error::EvalAltResult>>"
+            ),
+            "map"
+        );
+        assert_eq!(
+            script_type(
+                &e,
+                "core::result::Result<(),alloc::boxed::Box<rhai::types::error::EvalAltResult>>"
+            ),
+            "()"
+        );
+        assert_eq!(script_type(&e, "i64"), "int");
+    }
+}
