@@ -206,3 +206,31 @@ fn version_and_verbose_logging() {
     let out = env.cmd().args(["run", "main.rhai"]).output().unwrap();
     assert_eq!(text(&out).1, "", "quiet by default");
 }
+
+#[test]
+fn the_watchdog_ends_the_sandbox_of_a_killed_seer() {
+    let env = Env::new();
+    env.write(
+        "main.rhai",
+        "let sb = Sandbox(#{ timeout: 600 }).start();\nsb.exec(\"sleep 41033 > /dev/null 2>&1 &\");\nprint(`ready ${sb.id}`);\nsleep(300);\n",
+    );
+    let mut child = env
+        .cmd()
+        .args(["run", "main.rhai"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(pids_matching("sleep 41033").len(), 1);
+    // SIGKILL: seer cannot clean up; the watchdog (own process group) notices.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_for("the watchdog to end the orphan", Duration::from_secs(5), || {
+        pids_matching("sleep 41033").is_empty()
+    });
+    let ps = ok(&env.cmd().args(["ps", "--all"]).output().unwrap());
+    assert!(ps.contains("orphaned"), "{ps}");
+}

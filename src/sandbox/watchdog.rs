@@ -1,6 +1,8 @@
 //! `seer __watchdog DIR`: a small process started with each sandbox that has a `timeout`.
 //! It lives in its own process group, so it outlives a killed seer, and ends the sandbox
-//! at its deadline. It exits early once the sandbox has ended some other way.
+//! at its deadline, or as soon as the seer process that owns it is gone without ending it
+//! (killed with SIGKILL, or its terminal closed): a detached sandbox has no owner and lives
+//! to its deadline. It exits early once the sandbox has ended some other way.
 
 use std::path::Path;
 use std::time::Duration;
@@ -16,6 +18,11 @@ pub fn run(dir: &Path) -> Result<()> {
         };
         if !rec.status.is_live() {
             return Ok(());
+        }
+        if rec.owner_gone() {
+            rec.watchdog_pid = None;
+            eprintln!("sandbox {}: its seer process is gone; ending it", rec.id);
+            return rec.end(Status::Orphaned, "owner process gone (watchdog)");
         }
         let Some(deadline) = rec.deadline else {
             return Ok(());

@@ -255,15 +255,18 @@ fn spawn_signal_watch(
 ) {
     use tokio::signal::unix::{SignalKind, signal};
     tokio::spawn(async move {
-        let (Ok(mut int), Ok(mut term)) = (
+        let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
             signal(SignalKind::interrupt()),
             signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
         ) else {
             tracing::warn!("cannot watch for Ctrl-C; interrupting will not clean up sandboxes");
             return;
         };
         let sig = loop {
-            let sig = tokio::select! { _ = int.recv() => 2, _ = term.recv() => 15 };
+            // SIGHUP: the terminal closed.
+            let sig =
+                tokio::select! { _ = int.recv() => 2, _ = term.recv() => 15, _ = hup.recv() => 1 };
             // Ctrl-C during an interactive chat's turn interrupts that turn only.
             let turn = interrupt.lock().ok().and_then(|s| s.clone());
             match turn {
