@@ -29,7 +29,8 @@ struct Cli {
 enum Cmd {
     /// Run a script to its end.
     Run {
-        /// Re-run on every save (not supported yet).
+        /// Run again on every save of the script or a file it read, keeping sandboxes and
+        /// kernels warm; Ctrl-C ends the watch.
         #[arg(long)]
         watch: bool,
         /// Where run folders go.
@@ -221,17 +222,16 @@ pub fn main() -> ExitCode {
             file,
             args,
         } => {
-            if watch {
-                eprintln!(
-                    "error: not supported yet: `seer run --watch` (hot reload arrives in a later issue)"
-                );
-                return ExitCode::FAILURE;
-            }
-            let o: Outcome = runner::run(RunOptions {
+            let opts = RunOptions {
                 script: file,
                 args,
                 output_root: output_dir,
-            });
+            };
+            let o: Outcome = if watch {
+                crate::script::watch::watch(opts)
+            } else {
+                runner::run(opts)
+            };
             ExitCode::from(o.code())
         }
         Cmd::Check { files } => {

@@ -185,6 +185,42 @@ impl NotebookSession {
         opts: SessionOptions,
         cancel: &CancellationToken,
     ) -> Result<Arc<Self>> {
+        Self::start_inner(sandbox, opts, cancel, None).await
+    }
+
+    /// A session on a kernel that is already running (the warm pool of `seer run
+    /// --watch`): its state stays; `reload` (library reload code) runs first, hidden. The
+    /// notebook file is new.
+    pub async fn adopt(
+        sandbox: Arc<dyn Sandbox>,
+        opts: SessionOptions,
+        cancel: &CancellationToken,
+        kernel: Kernel,
+        reload: String,
+    ) -> Result<Arc<Self>> {
+        Self::start_inner(sandbox, opts, cancel, Some((kernel, reload))).await
+    }
+
+    /// Takes the kernel out of the session (which then has none), to keep it warm.
+    pub async fn take_kernel(&self) -> Option<Kernel> {
+        let k = self.kernel.lock().await.take();
+        if let Ok(mut i) = self.interrupter.lock() {
+            *i = None;
+        }
+        k
+    }
+
+    /// The workspace setup code run in each new kernel.
+    pub fn init_code(&self) -> &str {
+        &self.opts.init_code
+    }
+
+    async fn start_inner(
+        sandbox: Arc<dyn Sandbox>,
+        opts: SessionOptions,
+        cancel: &CancellationToken,
+        adopt: Option<(Kernel, String)>,
+    ) -> Result<Arc<Self>> {
         let python_version = sandbox
             .info()
             .env
@@ -234,7 +270,24 @@ impl NotebookSession {
         session.write()?;
         {
             let mut guard = session.kernel.lock().await;
-            session.new_kernel(&mut guard, cancel).await?;
+            match adopt {
+                Some((mut kernel, reload)) => {
+                    if !reload.trim().is_empty() {
+                        let r = kernel.execute(&reload, true, None, cancel).await?;
+                        if r.status != RunStatus::Ok {
+                            tracing::warn!(
+                                "reloading changed libraries failed: {}",
+                                outputs_text(&r.outputs)
+                            );
+                        }
+                    }
+                    if let Ok(mut i) = session.interrupter.lock() {
+                        *i = Some(kernel.interrupter());
+                    }
+                    *guard = Some(kernel);
+                }
+                None => session.new_kernel(&mut guard, cancel).await?,
+            }
         }
         let resume = session.opts.resume.is_some();
         for cell in loaded {

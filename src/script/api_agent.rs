@@ -68,6 +68,9 @@ fn run_agent(
 ) -> RhaiResult<Map> {
     let cfg: AgentConfig =
         from_dynamic("run_agent", &Dynamic::from_map(m)).map_err(|e| runtime_error(e.0))?;
+    if let Some(t) = &cfg.transcript {
+        host.track(&host.script_dir.join(t));
+    }
     let path = transcript_path(host, cfg.name.as_deref().unwrap_or("agent"));
     let cancel = host.cancel();
     let base = host.script_dir.clone();
@@ -278,6 +281,18 @@ pub fn join_all(tasks: Vec<Task>) {
     }
 }
 
+/// Syntax seer adds to Rhai (also needed to merely compile a script): `spawn` is a
+/// reserved word in Rhai, made a custom keyword taking the closure (`spawn(|| ...)`
+/// parses as `spawn` + a parenthesized expression).
+pub fn register_syntax(engine: &mut Engine) {
+    if let Err(e) = engine.register_custom_syntax(["spawn", "$expr$"], false, |ctx, inputs| {
+        let f = ctx.eval_expression_tree(&inputs[0])?;
+        ctx.call_fn::<Dynamic>("__seer_spawn", (f,))
+    }) {
+        tracing::error!("cannot register `spawn`: {e}");
+    }
+}
+
 pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     let h = host.clone();
     engine.register_fn("run_agent", move |m: Map| run_agent(&h, None, m, None));
@@ -295,14 +310,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
             e
         })
     });
-    // `spawn` is a reserved word in Rhai: it becomes a custom keyword taking the closure
-    // (`spawn(|| ...)` parses as `spawn` + a parenthesized expression).
-    if let Err(e) = engine.register_custom_syntax(["spawn", "$expr$"], false, |ctx, inputs| {
-        let f = ctx.eval_expression_tree(&inputs[0])?;
-        ctx.call_fn::<Dynamic>("__seer_spawn", (f,))
-    }) {
-        tracing::error!("cannot register `spawn`: {e}");
-    }
+    register_syntax(engine);
     let h = host.clone();
     engine.register_fn("__seer_spawn", move |ctx: NativeCallContext, f: FnPtr| {
         let pos = ctx.call_position();

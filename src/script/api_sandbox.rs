@@ -227,6 +227,15 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
                     State::Pending { config, snapshot } => (config.clone(), snapshot.clone()),
                 }
             };
+            // `--watch`: the sandbox a previous run started with this config.
+            let key = super::warm::sandbox_key(&config, snapshot.as_deref());
+            if let Some(sb) = hs.pool.as_ref().and_then(|p| p.claim(&key)) {
+                tracing::info!(sandbox = %sb.info().id, "reusing the warm sandbox");
+                hs.own(sb.clone());
+                *h.0.lock()
+                    .map_err(|_| runtime_error("sandbox state poisoned"))? = State::Live(sb);
+                return Ok(h.clone());
+            }
             let req = StartRequest {
                 config: *config,
                 base_dir: hs.script_dir.clone(),
@@ -236,6 +245,9 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
             let cancel = hs.cancel();
             let sb = hs.block_on(async move { LocalSandbox::start(req, &cancel).await })?;
             let sb: Arc<dyn Sandbox> = sb;
+            if let Some(pool) = &hs.pool {
+                pool.started(key, sb.clone());
+            }
             hs.own(sb.clone());
             *h.0.lock()
                 .map_err(|_| runtime_error("sandbox state poisoned"))? = State::Live(sb);

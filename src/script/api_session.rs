@@ -126,7 +126,7 @@ fn start_session(
         )));
     };
     let info = sandbox.info();
-    let prepare = || -> anyhow::Result<(String, String)> {
+    let prepare = || -> anyhow::Result<(String, String, Vec<String>)> {
         let cfgs: Vec<ModelConfig> =
             serde_json::from_value(info.config.get("models").cloned().unwrap_or_default())
                 .unwrap_or_default();
@@ -140,9 +140,14 @@ fn start_session(
         )?;
         let cuda = info.config.get("gpu").is_some_and(|g| !g.is_null());
         let init = workspace::init_code(&ws, &installed, &specs, InitOptions { cuda });
-        Ok((init, workspace::model_info_text(&specs, &ws)))
+        Ok((
+            init,
+            workspace::model_info_text(&specs, &ws),
+            installed.changed_modules,
+        ))
     };
-    let (init_code, model_info_text) = prepare().map_err(|e| runtime_error(format!("{e:#}")))?;
+    let (init_code, model_info_text, changed) =
+        prepare().map_err(|e| runtime_error(format!("{e:#}")))?;
     let resolve = |p: &Option<String>| {
         p.as_ref()
             .map(|p| crate::sandbox::fsutil::resolve_host(&host.script_dir, p))
@@ -157,8 +162,27 @@ fn start_session(
         timeout: seconds("timeout", o.timeout)?,
     };
     let cancel = host.cancel();
-    let session =
-        host.block_on(async move { NotebookSession::start(sandbox, opts, &cancel).await })?;
+    // `--watch`: the kernel a previous run's session with this name and setup left.
+    let key = crate::script::warm::kernel_key(&opts.name, &opts.init_code);
+    let warm = host
+        .pool
+        .as_ref()
+        .and_then(|p| p.take_kernel(&info.id, &key));
+    let session = match warm {
+        Some(kernel) => {
+            let reload = workspace::reload_code(&changed);
+            tracing::info!(session = %opts.name, "reusing the warm kernel");
+            host.block_on(async move {
+                NotebookSession::adopt(sandbox, opts, &cancel, kernel, reload).await
+            })?
+        }
+        None => {
+            host.block_on(async move { NotebookSession::start(sandbox, opts, &cancel).await })?
+        }
+    };
+    if let Ok(mut v) = host.sessions.lock() {
+        v.push(session.clone());
+    }
     Ok(SessionHandle {
         session,
         model_info_text,

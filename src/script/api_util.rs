@@ -34,6 +34,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     let h = host.clone();
     engine.register_fn("read_file", move |p: &str| -> RhaiResult<String> {
         let path = host_path(&h, p);
+        h.track(&path);
         std::fs::read_to_string(&path)
             .map_err(|e| runtime_error(format!("read_file: cannot read {}: {e}", path.display())))
     });

@@ -8,6 +8,7 @@ use rhai::{Dynamic, Engine, Module, NativeCallContext};
 
 use super::{Host, RhaiResult, at_call, runtime_error};
 use crate::config::from_dynamic;
+use crate::sandbox::fsutil::resolve_host;
 use crate::workspace::{Library, Skill, WorkspaceConfig, library_docs};
 
 /// The script-side workspace.
@@ -55,6 +56,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     let mut library = Module::new();
     let h = host.clone();
     library.set_native_fn("from_file", move |ctx: NativeCallContext, path: &str| {
+        h.track(&resolve_host(&h.script_dir, path));
         to_map(
             "Library::from_file",
             Library::from_file(&h.script_dir, path),
@@ -65,6 +67,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     library.set_native_fn(
         "from_directory",
         move |ctx: NativeCallContext, path: &str| {
+            h.track(&resolve_host(&h.script_dir, path));
             to_map(
                 "Library::from_directory",
                 Library::from_directory(&h.script_dir, path),
@@ -76,6 +79,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     library.set_native_fn(
         "from_skill_dir",
         move |ctx: NativeCallContext, path: &str| {
+            h.track(&resolve_host(&h.script_dir, path));
             to_map(
                 "Library::from_skill_dir",
                 Library::from_skill_dir(&h.script_dir, path),
@@ -94,6 +98,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     let mut skill = Module::new();
     let h = host.clone();
     skill.set_native_fn("from_dir", move |ctx: NativeCallContext, path: &str| {
+        h.track(&resolve_host(&h.script_dir, path));
         to_map(
             "Skill::from_dir",
             Skill::from_dir(&h.script_dir, path),

@@ -10,6 +10,8 @@ pub mod api_workspace;
 pub mod errors;
 pub mod reference;
 pub mod runner;
+pub mod warm;
+pub mod watch;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -42,6 +44,12 @@ pub struct Host {
     pub agents: Mutex<Vec<serde_json::Value>>,
     /// The turn of an interactive chat that Ctrl-C interrupts instead of the script.
     pub interrupt: crate::agent::chat_terminal::InterruptSlot,
+    /// `seer run --watch`: sandboxes and kernels kept warm across runs.
+    pub pool: Option<Arc<warm::WarmPool>>,
+    /// Notebook sessions this run opened (their kernels go to the pool at the end).
+    pub sessions: Mutex<Vec<Arc<crate::notebook::session::NotebookSession>>>,
+    /// Host files the script read through seer: `--watch` reruns when one changes.
+    pub reads: Mutex<std::collections::BTreeSet<PathBuf>>,
 }
 
 impl Host {
@@ -66,6 +74,9 @@ impl Host {
             tasks: Mutex::new(vec![]),
             agents: Mutex::new(vec![]),
             interrupt: Arc::default(),
+            pool: None,
+            sessions: Mutex::new(vec![]),
+            reads: Mutex::new(Default::default()),
         }
     }
 
@@ -122,6 +133,13 @@ impl Host {
         }
     }
 
+    /// Notes a host file or folder the script depends on (for `--watch`).
+    pub fn track(&self, path: &std::path::Path) {
+        if let (Ok(mut r), Ok(p)) = (self.reads.lock(), std::path::absolute(path)) {
+            r.insert(p);
+        }
+    }
+
     pub fn own(&self, sb: Arc<dyn Sandbox>) {
         if let Ok(mut v) = self.owned.lock() {
             v.push(sb);
@@ -158,6 +176,14 @@ pub fn not_supported(what: &str) -> Box<EvalAltResult> {
     runtime_error(format!(
         "not supported yet: {what} (see the README's list of what works)"
     ))
+}
+
+/// An engine that parses seer scripts (custom syntax included) without the API, for
+/// checking syntax.
+pub fn syntax_engine() -> Engine {
+    let mut engine = Engine::new_raw();
+    api_agent::register_syntax(&mut engine);
+    engine
 }
 
 /// Builds the engine for one run, with every API family registered.

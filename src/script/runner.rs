@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::errors::{self, Located};
+use super::warm::WarmPool;
 use super::{Host, api_agent, build_engine};
 use crate::sandbox::registry::now;
 
@@ -56,7 +57,7 @@ pub fn check(path: &Path) -> Outcome {
             return Outcome::Failed;
         }
     };
-    let engine = rhai::Engine::new_raw();
+    let engine = super::syntax_engine();
     let shown = path.to_string_lossy().to_string();
     let errs = errors::all_parse_errors(&engine, &src, &shown);
     if errs.is_empty() {
@@ -99,21 +100,6 @@ fn run_dir_for(root: &Path, script: &Path) -> PathBuf {
 
 /// `seer run FILE [-- ARGS]`.
 pub fn run(opts: RunOptions) -> Outcome {
-    let (script, src) = match read_script(&opts.script) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Outcome::Failed;
-        }
-    };
-    let script_dir = script
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
-    // `.env` next to the script, then in the current dir; real env vars win.
-    let _ = dotenvy::from_path(script_dir.join(".env"));
-    let _ = dotenvy::dotenv();
-
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -124,23 +110,66 @@ pub fn run(opts: RunOptions) -> Outcome {
             return Outcome::Failed;
         }
     };
+    let cancel = CancellationToken::new();
+    let signal = Arc::new(Mutex::new(None::<i32>));
+    let interrupt = crate::agent::chat_terminal::InterruptSlot::default();
+    {
+        let _guard = rt.enter();
+        spawn_signal_watch(cancel.clone(), signal.clone(), interrupt.clone());
+    }
+    let (outcome, _) = run_once(&rt, &opts, &cancel, &signal, interrupt, None);
+    // Do not wait for a script thread stuck in a call that ignores cancellation.
+    rt.shutdown_timeout(Duration::from_millis(100));
+    outcome
+}
+
+/// One run of the script on `rt`. With a warm `pool` (`--watch`) the sandboxes and
+/// kernels it uses stay for the next run instead of ending. Returns the outcome and the
+/// host files the run read through seer.
+pub(crate) fn run_once(
+    rt: &tokio::runtime::Runtime,
+    opts: &RunOptions,
+    cancel: &CancellationToken,
+    signal: &Arc<Mutex<Option<i32>>>,
+    interrupt: crate::agent::chat_terminal::InterruptSlot,
+    pool: Option<Arc<WarmPool>>,
+) -> (Outcome, Vec<PathBuf>) {
+    let (script, src) = match read_script(&opts.script) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return (Outcome::Failed, vec![]);
+        }
+    };
+    let script_dir = script
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    // `.env` next to the script, then in the current dir; real env vars win.
+    let _ = dotenvy::from_path(script_dir.join(".env"));
+    let _ = dotenvy::dotenv();
+
     let shown = opts.script.to_string_lossy().to_string();
     let run_dir = run_dir_for(&opts.output_root, &script);
     let started = Instant::now();
     let started_at = now();
-    let cancel = CancellationToken::new();
-    let signal = Arc::new(Mutex::new(None::<i32>));
-    let host = Arc::new(Host::new(
+    let mut host = Host::new(
         rt.handle().clone(),
         cancel.clone(),
         script.clone(),
         script_dir.clone(),
         run_dir.clone(),
         opts.args.clone(),
-    ));
+    );
+    host.interrupt = interrupt;
+    host.pool = pool.clone();
+    if let Some(p) = &pool {
+        p.begin_run();
+    }
+    let host = Arc::new(host);
+    host.track(&script);
 
     let outcome = rt.block_on(async {
-        spawn_signal_watch(cancel.clone(), signal.clone(), host.interrupt.clone());
         let engine = Arc::new(build_engine(&host));
         host.set_engine(&engine);
         let mut ast = match engine.compile(&src) {
@@ -171,7 +200,7 @@ pub fn run(opts: RunOptions) -> Outcome {
             Some(Ok(Ok(()))) => (Outcome::Ok, None),
             Some(Ok(Err(err))) => {
                 if cancel.is_cancelled() {
-                    (Outcome::Interrupted(signal_number(&signal)), Some("interrupted".into()))
+                    (Outcome::Interrupted(signal_number(signal)), Some("interrupted".into()))
                 } else {
                     let loc = locate(&err, &shown, &script_dir);
                     eprintln!("error: {loc}");
@@ -182,18 +211,44 @@ pub fn run(opts: RunOptions) -> Outcome {
                 eprintln!("error: the script thread failed: {join}");
                 (Outcome::Failed, Some(join.to_string()))
             }
-            None => (Outcome::Interrupted(signal_number(&signal)), Some("interrupted".into())),
+            None => (Outcome::Interrupted(signal_number(signal)), Some("interrupted".into())),
         }
     });
     let (outcome, error) = outcome;
 
-    // End what the run started (detached sandboxes live on until their timeout).
+    // `--watch`: the sessions' kernels stay warm with their sandboxes.
+    if let Some(pool) = &pool {
+        let sessions: Vec<_> = host
+            .sessions
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default();
+        for s in sessions {
+            let sid = s.sandbox().info().id;
+            if !pool.holds(&sid) {
+                continue;
+            }
+            let key = super::warm::kernel_key(&s.name, s.init_code());
+            if let Some(k) = rt.block_on(s.take_kernel())
+                && !k.is_dead()
+            {
+                pool.put_kernel(sid, key, k);
+            }
+        }
+        for id in pool.end_run(outcome == Outcome::Ok) {
+            eprintln!("[watch] ended sandbox {id}: this run did not use it");
+        }
+    }
+    // End what the run started (detached sandboxes live on until their timeout; warm
+    // ones until the next run or the end of the watch).
     let owned: Vec<_> = host.owned.lock().map(|v| v.clone()).unwrap_or_default();
     let mut sandboxes = vec![];
     for sb in &owned {
         let info = sb.info();
         let detached = sb.is_detached();
+        let warm = pool.as_ref().is_some_and(|p| p.holds(&info.id));
         if !detached
+            && !warm
             && !sb.is_terminated()
             && let Err(e) = sb.terminate()
         {
@@ -207,7 +262,7 @@ pub fn run(opts: RunOptions) -> Outcome {
             "models": info.models, "repos": info.repos,
         }));
     }
-    if matches!(outcome, Outcome::Interrupted(_)) {
+    if matches!(outcome, Outcome::Interrupted(_)) && pool.is_none() {
         eprintln!("interrupted: the script was stopped and its sandboxes ended");
     }
     let agents: Vec<serde_json::Value> = host.agents.lock().map(|v| v.clone()).unwrap_or_default();
@@ -223,7 +278,7 @@ pub fn run(opts: RunOptions) -> Outcome {
     });
     let record = json!({
         "script": script, "script_sha256": hex::encode(Sha256::digest(src.as_bytes())),
-        "args": opts.args, "seer_version": env!("CARGO_PKG_VERSION"),
+        "args": &opts.args, "seer_version": env!("CARGO_PKG_VERSION"),
         "started_at": started_at, "ended_at": now(), "duration_s": started.elapsed().as_secs_f64(),
         "status": match outcome { Outcome::Ok => "ok", Outcome::Failed => "error", Outcome::Interrupted(_) => "interrupted" },
         "error": error, "sandboxes": sandboxes, "agents": agents, "agent_totals": agent_totals,
@@ -239,16 +294,19 @@ pub fn run(opts: RunOptions) -> Outcome {
             run_dir.join("run.json").display()
         );
     }
-    // Do not wait for a script thread stuck in a call that ignores cancellation.
-    rt.shutdown_timeout(Duration::from_millis(100));
-    outcome
+    let reads = host
+        .reads
+        .lock()
+        .map(|r| r.iter().cloned().collect())
+        .unwrap_or_default();
+    (outcome, reads)
 }
 
 fn signal_number(s: &Arc<Mutex<Option<i32>>>) -> i32 {
     s.lock().ok().and_then(|g| *g).unwrap_or(2)
 }
 
-fn spawn_signal_watch(
+pub(crate) fn spawn_signal_watch(
     cancel: CancellationToken,
     which: Arc<Mutex<Option<i32>>>,
     interrupt: crate::agent::chat_terminal::InterruptSlot,
