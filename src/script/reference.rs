@@ -388,11 +388,25 @@ const DOCS: &[(&str, &str, &str)] = &[
     (
         "run_agent",
         "cfg: map, callback: Fn",
-        "Runs an LLM tool loop: `#{ prompt, mcp_config, provider, model, base_url, api_key_env, max_turns, max_tokens, system_prompt, user_message, name }`; the callback gets every event (`text`, `tool_call`, `tool_result`, `usage`, `done`). Returns `#{ final_text, usage, transcript, … }`.",
+        "Runs an LLM tool loop over the MCP servers of `mcp_config`: `#{ prompt, mcp_config, provider: anthropic|claude|openai|claude-code|replay, model, base_url, api_key_env, max_turns, max_tokens, system_prompt, user_message, name, transcript (replay), prices, live_log, request_timeout, max_retries }`; the callback gets every event (`text`, `thinking`, `tool_call`, `tool_result`, `usage`, `error`, `done`). Returns `#{ final_text, turns, stop_reason, model, usage: #{ input_tokens, output_tokens, cost_usd, … }, transcript }`.",
     ),
-    ("run_agent_interactive", "", "Not supported yet."),
-    ("parallel", "", "Not supported yet."),
-    ("spawn", "", "Not supported yet."),
+    (
+        "run_agent_interactive",
+        "cfg: map, callback: Fn",
+        "A terminal chat with the agent (same options as run_agent, prompt optional): Esc or Ctrl-C interrupts its turn, Ctrl-D or /exit ends the chat. Returns the same map as run_agent.",
+    ),
+    (
+        "parallel",
+        "fns: array",
+        "Runs closures (e.g. `|| run_agent(a)`) at the same time, each on its own thread; returns their results in order.",
+    ),
+    (
+        "spawn",
+        "f: Fn",
+        "Starts a closure on its own thread and returns a Task: `t.join()` waits for its value (raising its error), `t.is_done()`.",
+    ),
+    ("Task.join", "", "Waits for the spawned closure and returns its value (or raises its error)."),
+    ("Task.is_done", "", "Whether the spawned closure has finished."),
     // Helpers
     (
         "read_file",
