@@ -14,4 +14,5 @@ pub mod repl;
 pub mod sandbox;
 pub mod script;
 pub mod secrets;
+pub mod toolkit;
 pub mod workspace;

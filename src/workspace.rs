@@ -117,6 +117,8 @@ pub enum LibrarySource {
         code: String,
         skill_md: String,
     },
+    /// The `toolkit` package shipped inside seer ([`crate::toolkit::FILES`]).
+    Toolkit {},
 }
 
 /// A skill for Claude-style agents. With `dir`, the whole folder is installed as it is on
@@ -254,6 +256,19 @@ impl Library {
     pub fn from_file(base_dir: &Path, path: impl AsRef<Path>) -> Result<Library> {
         let given = path.as_ref();
         let path = resolve(base_dir, given);
+        if !path.exists()
+            && let Some((file, code)) = crate::toolkit::shipped(given)
+            && let Some(name) = file.strip_suffix(".py")
+        {
+            // `toolkit/<module>.py` with no such file here: the copy shipped in seer.
+            return Ok(Library {
+                name: name.to_string(),
+                docs: extract_docstring(code),
+                source: LibrarySource::Code {
+                    code: code.to_string(),
+                },
+            });
+        }
         let meta =
             fs::metadata(&path).with_context(|| cannot_read("library file", given, &path))?;
         if meta.is_dir() {
@@ -287,6 +302,14 @@ impl Library {
     pub fn from_directory(base_dir: &Path, path: impl AsRef<Path>) -> Result<Library> {
         let given = path.as_ref();
         let path = resolve(base_dir, given);
+        let names_toolkit = given
+            .components()
+            .filter(|c| !matches!(c, Component::CurDir))
+            .map(|c| c.as_os_str())
+            .eq([std::ffi::OsStr::new(crate::toolkit::PACKAGE)]);
+        if names_toolkit && !path.exists() {
+            return Ok(Library::toolkit());
+        }
         let meta =
             fs::metadata(&path).with_context(|| cannot_read("library directory", given, &path))?;
         if !meta.is_dir() {
@@ -312,6 +335,17 @@ impl Library {
             docs,
             source: LibrarySource::Directory { path },
         })
+    }
+
+    /// The interpretability toolkit shipped inside seer, importable as the package
+    /// `toolkit` (`toolkit.extract_activations`, `toolkit.steering_hook`, ...). Its docs are
+    /// the package docstring, which lists every function.
+    pub fn toolkit() -> Library {
+        Library {
+            name: crate::toolkit::PACKAGE.to_string(),
+            docs: extract_docstring(crate::toolkit::file("__init__.py").unwrap_or_default()),
+            source: LibrarySource::Toolkit {},
+        }
     }
 
     /// Inline source, importable as `name`.
@@ -391,6 +425,7 @@ impl Library {
             LibrarySource::SkillDir { path, .. } => {
                 format!("the skill library {}", path.display())
             }
+            LibrarySource::Toolkit {} => "the toolkit shipped with seer".to_string(),
         }
     }
 }
@@ -895,9 +930,38 @@ fn install_library(lib: &Library, dir: &Path) -> Result<bool> {
                 remove_pycache_dirs(&package)?;
             }
         }
+        LibrarySource::Toolkit {} => {
+            changed |= remove_any(&file)?;
+            changed |= install_shipped_package(crate::toolkit::FILES, &package)?;
+            if changed {
+                remove_pycache_dirs(&package)?;
+            }
+        }
     }
     if changed {
         remove_module_bytecode(dir, &lib.name)?;
+    }
+    Ok(changed)
+}
+
+/// Writes a package given as `(file name, text)` pairs into `package`, deleting anything
+/// else there (bytecode caches aside); true when something on disk changed.
+fn install_shipped_package(files: &[(&str, &str)], package: &Path) -> Result<bool> {
+    let mut changed = false;
+    if fs::symlink_metadata(package).is_ok_and(|m| !m.is_dir()) {
+        changed |= remove_any(package)?;
+    }
+    fs::create_dir_all(package).with_context(|| format!("creating {}", package.display()))?;
+    for entry in fs::read_dir(package).with_context(|| format!("reading {}", package.display()))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let keep = name == "__pycache__" || files.iter().any(|(n, _)| name == *n);
+        if !keep {
+            changed |= remove_any(&entry.path())?;
+        }
+    }
+    for (name, text) in files {
+        changed |= write_if_changed(&package.join(name), text.as_bytes())?;
     }
     Ok(changed)
 }
@@ -2238,6 +2302,57 @@ mod tests {
             r#"{"name": "a", "source": {"kind": "code", "code": "", "extra": 1}}"#,
         );
         assert!(bad.is_err());
+    }
+
+    #[test]
+    fn shipped_toolkit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path();
+        let lib = Library::toolkit();
+        assert_eq!(lib.name, "toolkit");
+        assert!(lib.docs.contains("extract_activations("), "{}", lib.docs);
+        // Through a map and back, as scripts pass it.
+        let json = serde_json::to_value(&lib).unwrap();
+        assert_eq!(json["source"]["kind"], "toolkit");
+        assert_eq!(serde_json::from_value::<Library>(json).unwrap(), lib);
+        // `toolkit` and `toolkit/<module>.py` fall back to the shipped copies...
+        assert_eq!(Library::from_directory(base, "toolkit").unwrap(), lib);
+        assert_eq!(Library::from_directory(base, "./toolkit").unwrap(), lib);
+        let one = Library::from_file(base, "toolkit/steering_hook.py").unwrap();
+        assert_eq!(one.name, "steering_hook");
+        assert!(
+            one.docs.starts_with("Steering: add a vector"),
+            "{}",
+            one.docs
+        );
+        assert!(matches!(one.source, LibrarySource::Code { .. }));
+        assert!(Library::from_file(base, "toolkit/nope.py").is_err());
+        // ...unless the folder is there, which wins.
+        write(&base.join("toolkit/steering_hook.py"), "'''Mine.'''\n");
+        write(&base.join("toolkit/__init__.py"), "'''My kit.'''\n");
+        let mine = Library::from_file(base, "toolkit/steering_hook.py").unwrap();
+        assert_eq!(mine.docs, "Mine.");
+        let kit = Library::from_directory(base, "toolkit").unwrap();
+        assert_eq!(kit.docs, "My kit.");
+
+        // Installed as a package; a second install changes nothing; stray files go.
+        let libs = base.join("libs");
+        let ws = WorkspaceConfig {
+            libraries: vec![lib],
+            ..Default::default()
+        };
+        let first = install(&ws, &libs, &base.join("ws"), base).unwrap();
+        assert_eq!(first.changed_modules, vec!["toolkit".to_string()]);
+        for (name, text) in crate::toolkit::FILES {
+            let installed = fs::read_to_string(libs.join("toolkit").join(name)).unwrap();
+            assert_eq!(installed, *text);
+        }
+        let again = install(&ws, &libs, &base.join("ws"), base).unwrap();
+        assert!(again.changed_modules.is_empty());
+        write(&libs.join("toolkit/stale.py"), "x = 1\n");
+        let third = install(&ws, &libs, &base.join("ws"), base).unwrap();
+        assert_eq!(third.changed_modules, vec!["toolkit".to_string()]);
+        assert!(!libs.join("toolkit/stale.py").exists());
     }
 
     // ---- parsing

@@ -93,6 +93,9 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
             to_map("Library::from_code", Library::from_code(name, code), &ctx)
         },
     );
+    library.set_native_fn("toolkit", || -> RhaiResult<Dynamic> {
+        rhai::serde::to_dynamic(Library::toolkit())
+    });
     engine.register_static_module("Library", library.into());
 
     let mut skill = Module::new();

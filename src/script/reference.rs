@@ -285,6 +285,11 @@ const DOCS: &[(&str, &str, &str)] = &[
         "A Python package directory (with `__init__.py`).",
     ),
     (
+        "Library::toolkit",
+        "",
+        "The interpretability toolkit shipped with seer, importable as the package `toolkit` (`toolkit.extract_activations`, `steering_hook`, `batch_generate`, `logit_lens`, `activation_patching`, `contrastive_steering_vector`). `Library::from_file(\"toolkit/<module>.py\")` mounts one module.",
+    ),
+    (
         "Library::from_code",
         "name: string, code: string -> map",
         "A library from source text.",
