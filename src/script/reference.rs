@@ -410,8 +410,16 @@ const DOCS: &[(&str, &str, &str)] = &[
         "f: Fn",
         "Starts a closure on its own thread and returns a Task: `t.join()` waits for its value (raising its error), `t.is_done()`.",
     ),
-    ("Task.join", "", "Waits for the spawned closure and returns its value (or raises its error)."),
-    ("Task.is_done", "", "Whether the spawned closure has finished."),
+    (
+        "Task.join",
+        "",
+        "Waits for the spawned closure and returns its value (or raises its error).",
+    ),
+    (
+        "Task.is_done",
+        "",
+        "Whether the spawned closure has finished.",
+    ),
     // Helpers
     (
         "read_file",
