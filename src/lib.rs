@@ -14,5 +14,6 @@ pub mod repl;
 pub mod sandbox;
 pub mod script;
 pub mod secrets;
+pub mod shell_session;
 pub mod toolkit;
 pub mod workspace;

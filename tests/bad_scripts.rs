@@ -283,10 +283,10 @@ fn cases() -> Vec<Case> {
             "custom failure",
         ),
         case(
-            "session kinds not supported yet",
+            "cli session without a sandbox",
             "create_cli_session((), ());",
             "main.rhai:1:1",
-            "not supported yet: create_cli_session",
+            "create_cli_session: the first argument must be a Sandbox",
         ),
         case(
             "from_id of unknown sandbox",

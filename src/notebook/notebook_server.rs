@@ -572,7 +572,7 @@ fn collapse_carriage_returns(s: &str) -> String {
 
 /// Cuts the middle out of text longer than `max` characters (0: no limit), keeping
 /// `max / 2` characters of the head and the rest of the tail.
-fn truncate_middle(s: &str, max: usize) -> String {
+pub(crate) fn truncate_middle(s: &str, max: usize) -> String {
     let total = s.chars().count();
     if max == 0 || total <= max {
         return s.to_string();
@@ -673,17 +673,36 @@ pub async fn serve_http(
     opts: ServerOptions,
     cancel: CancellationToken,
 ) -> anyhow::Result<HttpServer> {
+    serve_handler_http(
+        move || server(tools.clone(), opts.clone()),
+        cancel,
+        "notebook",
+    )
+    .await
+}
+
+/// Serves any MCP server (`make` builds one per client session) over streamable HTTP on
+/// a random loopback port, behind a fresh bearer token, until `cancel` is cancelled.
+pub async fn serve_handler_http<S, F>(
+    make: F,
+    cancel: CancellationToken,
+    what: &'static str,
+) -> anyhow::Result<HttpServer>
+where
+    S: ServerHandler,
+    F: Fn() -> S + Send + Sync + 'static,
+{
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .await
-        .context("binding 127.0.0.1:0 for the notebook MCP server")?;
+        .with_context(|| format!("binding 127.0.0.1:0 for the {what} MCP server"))?;
     let addr = listener
         .local_addr()
-        .context("reading the notebook MCP server's address")?;
+        .with_context(|| format!("reading the {what} MCP server's address"))?;
     let token = new_token();
     let config =
         StreamableHttpServerConfig::default().with_cancellation_token(cancel.child_token());
     let service = StreamableHttpService::new(
-        move || Ok(server(tools.clone(), opts.clone())),
+        move || Ok(make()),
         Arc::new(LocalSessionManager::default()),
         config,
     );
@@ -691,14 +710,14 @@ pub async fn serve_http(
         axum::middleware::from_fn_with_state(Arc::<str>::from(token.as_str()), require_bearer),
     );
     let url = format!("http://{addr}/mcp");
-    tracing::info!(%url, "notebook MCP server listening");
+    tracing::info!(%url, "{what} MCP server listening");
     let join = tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(cancel.cancelled_owned())
             .await;
         match served {
-            Ok(()) => tracing::debug!(%addr, "notebook MCP HTTP server stopped"),
-            Err(e) => tracing::error!(%addr, error = %e, "notebook MCP HTTP server failed"),
+            Ok(()) => tracing::debug!(%addr, "{what} MCP HTTP server stopped"),
+            Err(e) => tracing::error!(%addr, error = %e, "{what} MCP HTTP server failed"),
         }
     });
     Ok(HttpServer { url, token, join })

@@ -450,6 +450,7 @@ impl LocalSandbox {
                 }
             };
             let opts = ExecOptions {
+                host_cwd: None,
                 cwd: Some(repo.local_path.clone()),
                 ..Default::default()
             };
@@ -517,9 +518,10 @@ impl LocalSandbox {
         if self.is_terminated() {
             bail!("sandbox {} has been terminated", self.id);
         }
-        let cwd = match &opts.cwd {
-            Some(c) => resolve_inside(&self.workspace, c)?,
-            None => self.workspace.clone(),
+        let cwd = match (&opts.host_cwd, &opts.cwd) {
+            (Some(h), _) => h.clone(),
+            (None, Some(c)) => resolve_inside(&self.workspace, c)?,
+            (None, None) => self.workspace.clone(),
         };
         if !cwd.is_dir() {
             bail!(

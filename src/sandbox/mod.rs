@@ -36,6 +36,9 @@ pub struct ExecOptions {
     pub timeout: Option<Duration>,
     /// Working directory, relative to the workspace.
     pub cwd: Option<String>,
+    /// A host folder to run in instead (local sessions, local backend only); wins over
+    /// `cwd`.
+    pub host_cwd: Option<std::path::PathBuf>,
     pub env: BTreeMap<String, String>,
 }
 

@@ -92,6 +92,7 @@ fn exec_opts(m: Option<Map>) -> RhaiResult<ExecOptions> {
         None => None,
     };
     Ok(ExecOptions {
+        host_cwd: None,
         timeout,
         cwd: o.cwd,
         env: o.env,

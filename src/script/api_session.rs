@@ -1,6 +1,6 @@
 //! Sessions: `create_notebook_session(sandbox, workspace[, opts])`,
 //! `create_local_notebook_session(workspace[, opts])` and the methods of a notebook
-//! session. Local and CLI sessions arrive later and say "not supported yet".
+//! session. Shell sessions (local and CLI) are in `api_shell`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::api_sandbox::SandboxHandle;
 use super::api_workspace::WorkspaceHandle;
-use super::{Host, RhaiResult, not_supported, runtime_error};
+use super::{Host, RhaiResult, runtime_error};
 use crate::config::from_dynamic;
 use crate::notebook::RunStatus;
 use crate::notebook::session::{CellRun, NotebookSession, SessionOptions, outputs_text};
@@ -359,19 +359,4 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
             s.session.notebook_path.display()
         )
     });
-
-    for name in ["create_local_session", "create_cli_session"] {
-        engine.register_fn(name, move |_: Dynamic| -> RhaiResult<Dynamic> {
-            Err(not_supported(name))
-        });
-        engine.register_fn(name, move |_: Dynamic, _: Dynamic| -> RhaiResult<Dynamic> {
-            Err(not_supported(name))
-        });
-        engine.register_fn(
-            name,
-            move |_: Dynamic, _: Dynamic, _: Dynamic| -> RhaiResult<Dynamic> {
-                Err(not_supported(name))
-            },
-        );
-    }
 }

@@ -1,0 +1,252 @@
+//! The shell-session family: `create_cli_session(sandbox, workspace[, opts])` and
+//! `create_local_session(workspace[, opts])` (see `shell_session`), and their methods.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rhai::{Dynamic, Engine, Map};
+use serde::Deserialize;
+
+use super::api_sandbox::SandboxHandle;
+use super::api_workspace::WorkspaceHandle;
+use super::{Host, RhaiResult, runtime_error};
+use crate::config::from_dynamic;
+use crate::sandbox::config::SandboxConfig;
+use crate::sandbox::local::{LocalSandbox, StartRequest};
+use crate::sandbox::models::ModelConfig;
+use crate::sandbox::{Command, ExecOutput, Sandbox};
+use crate::shell_session::ShellSession;
+use crate::workspace::{self, ModelSpec, WorkspaceConfig};
+
+/// The script-side shell session.
+#[derive(Clone)]
+pub struct ShellHandle {
+    session: Arc<ShellSession>,
+    workspace_path: String,
+    model_info_text: String,
+    library_docs: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ShellOpts {
+    #[serde(default)]
+    name: Option<String>,
+    /// Default per-command timeout, seconds.
+    #[serde(default)]
+    timeout: Option<f64>,
+    /// Local sessions: the folder the agent works in (default: `workspace` in the run's
+    /// output folder).
+    #[serde(default)]
+    workspace_dir: Option<String>,
+    /// Local sessions: packages of the Python env.
+    #[serde(default)]
+    python_packages: Vec<String>,
+}
+
+fn workspace_of(ws: &Dynamic) -> RhaiResult<WorkspaceConfig> {
+    if ws.is_unit() {
+        Ok(WorkspaceConfig::default())
+    } else if let Some(w) = ws.clone().try_cast::<WorkspaceHandle>() {
+        Ok((*w.0).clone())
+    } else {
+        Err(runtime_error(format!(
+            "the workspace argument must be a Workspace(#{{...}}) or (), not {}",
+            ws.type_name()
+        )))
+    }
+}
+
+fn opts_of(m: Option<Map>) -> RhaiResult<ShellOpts> {
+    match m {
+        Some(m) => from_dynamic("shell session options", &Dynamic::from_map(m))
+            .map_err(|e| runtime_error(e.0)),
+        None => Ok(ShellOpts::default()),
+    }
+}
+
+/// Installs the workspace (libraries in the sandbox, skills and files in `workspace_dir`)
+/// and builds the session.
+fn open(
+    host: &Host,
+    sandbox: Arc<dyn Sandbox>,
+    ws: &WorkspaceConfig,
+    o: &ShellOpts,
+    default_name: &str,
+    workspace_dir: std::path::PathBuf,
+    host_cwd: Option<std::path::PathBuf>,
+) -> RhaiResult<ShellHandle> {
+    let info = sandbox.info();
+    let cfgs: Vec<ModelConfig> =
+        serde_json::from_value(info.config.get("models").cloned().unwrap_or_default())
+            .unwrap_or_default();
+    let prepare = || -> anyhow::Result<(workspace::Installed, String)> {
+        let specs = ModelSpec::from_resolved(&info.models, &cfgs)?;
+        workspace::check_conflicts(ws, &specs)?;
+        let installed = workspace::install(
+            ws,
+            &info.dir.join("libraries"),
+            &workspace_dir,
+            &host.script_dir,
+        )?;
+        Ok((installed, workspace::model_info_text(&specs, ws)))
+    };
+    let (installed, model_info_text) = prepare().map_err(|e| runtime_error(format!("{e:#}")))?;
+    let mut env = BTreeMap::new();
+    env.insert(
+        "PYTHONPATH".to_string(),
+        installed.libraries_dir.to_string_lossy().to_string(),
+    );
+    let mut session = ShellSession::new(
+        o.name.clone().unwrap_or_else(|| default_name.into()),
+        sandbox,
+        host_cwd,
+        env,
+        &host.cancel(),
+    );
+    if let Some(t) = o.timeout {
+        if !(t > 0.0 && t.is_finite()) {
+            return Err(runtime_error(format!(
+                "shell session options: `timeout` must be a positive number of seconds, not {t}"
+            )));
+        }
+        if let Some(s) = Arc::get_mut(&mut session) {
+            s.timeout = Duration::from_secs_f64(t);
+        }
+    }
+    Ok(ShellHandle {
+        session,
+        workspace_path: workspace_dir.to_string_lossy().to_string(),
+        model_info_text,
+        library_docs: workspace::library_docs(ws),
+    })
+}
+
+fn checked(out: ExecOutput, what: &str) -> RhaiResult<String> {
+    if out.exit_code == 0 {
+        Ok(out.stdout)
+    } else {
+        Err(runtime_error(format!(
+            "{what} failed with exit code {}: {}",
+            out.exit_code,
+            out.stderr.trim()
+        )))
+    }
+}
+
+pub fn register(engine: &mut Engine, host: &Arc<Host>) {
+    engine.register_type_with_name::<ShellHandle>("ShellSession");
+
+    let h = host.clone();
+    let cli = move |sb: &mut SandboxHandle,
+                    ws: Dynamic,
+                    m: Option<Map>|
+          -> RhaiResult<ShellHandle> {
+        let o = opts_of(m)?;
+        if o.workspace_dir.is_some() || !o.python_packages.is_empty() {
+            return Err(runtime_error(
+                "create_cli_session options: `workspace_dir` and `python_packages` are for create_local_session (a CLI session works in its sandbox)",
+            ));
+        }
+        let sandbox = sb.live_sandbox()?;
+        let dir = sandbox.info().workspace;
+        open(&h, sandbox, &workspace_of(&ws)?, &o, "cli", dir, None)
+    };
+    let c2 = cli.clone();
+    engine.register_fn(
+        "create_cli_session",
+        move |sb: &mut SandboxHandle, ws: Dynamic| c2(sb, ws, None),
+    );
+    engine.register_fn(
+        "create_cli_session",
+        move |sb: &mut SandboxHandle, ws: Dynamic, m: Map| cli(sb, ws, Some(m)),
+    );
+
+    // Anything else as the first argument: say what is expected.
+    engine.register_fn(
+        "create_cli_session",
+        |sb: Dynamic, _: Dynamic| -> RhaiResult<ShellHandle> {
+            Err(runtime_error(format!(
+                "create_cli_session: the first argument must be a Sandbox (Sandbox(#{{...}}).start()), not {}",
+                sb.type_name()
+            )))
+        },
+    );
+
+    let h = host.clone();
+    let local = move |ws: Dynamic, m: Option<Map>| -> RhaiResult<ShellHandle> {
+        let o = opts_of(m)?;
+        let ws = workspace_of(&ws)?;
+        let dir = match &o.workspace_dir {
+            Some(d) => crate::sandbox::fsutil::resolve_host(&h.script_dir, d),
+            None => h.run_dir.join("workspace"),
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            runtime_error(format!(
+                "create_local_session: cannot create {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let dir = std::path::absolute(&dir).unwrap_or(dir);
+        let config = SandboxConfig {
+            python_packages: o.python_packages.clone(),
+            ..SandboxConfig::default()
+        };
+        let req = StartRequest {
+            config,
+            base_dir: h.script_dir.clone(),
+            snapshot: None,
+            script: Some(h.script_path.to_string_lossy().to_string()),
+        };
+        let cancel = h.cancel();
+        let sb = h.block_on(async move { LocalSandbox::start(req, &cancel).await })?;
+        let sb: Arc<dyn Sandbox> = sb;
+        h.own(sb.clone());
+        open(&h, sb, &ws, &o, "local", dir.clone(), Some(dir))
+    };
+    let l2 = local.clone();
+    engine.register_fn("create_local_session", move |ws: Dynamic| l2(ws, None));
+    engine.register_fn("create_local_session", move |ws: Dynamic, m: Map| {
+        local(ws, Some(m))
+    });
+
+    let h = host.clone();
+    engine.register_get(
+        "mcp_config",
+        move |s: &mut ShellHandle| -> RhaiResult<Dynamic> {
+            let session = s.session.clone();
+            let cfg = h.block_on(async move { session.mcp_config().await })?;
+            rhai::serde::to_dynamic(&cfg)
+        },
+    );
+    engine.register_get("name", |s: &mut ShellHandle| s.session.name.clone());
+    engine.register_get("workspace_path", |s: &mut ShellHandle| {
+        s.workspace_path.clone()
+    });
+    engine.register_get("model_info_text", |s: &mut ShellHandle| {
+        s.model_info_text.clone()
+    });
+    engine.register_get("library_docs", |s: &mut ShellHandle| s.library_docs.clone());
+    let h = host.clone();
+    engine.register_fn(
+        "exec",
+        move |s: &mut ShellHandle, cmd: &str| -> RhaiResult<String> {
+            let session = s.session.clone();
+            let c = Command::Shell(cmd.to_string());
+            let out = h.block_on(async move { session.run(c, None).await })?;
+            checked(out, "command")
+        },
+    );
+    let h = host.clone();
+    engine.register_fn(
+        "exec_python",
+        move |s: &mut ShellHandle, code: &str| -> RhaiResult<String> {
+            let session = s.session.clone();
+            let c = Command::Python(code.to_string());
+            let out = h.block_on(async move { session.run(c, None).await })?;
+            checked(out, "python")
+        },
+    );
+    engine.register_fn("close", |s: &mut ShellHandle| s.session.close());
+}

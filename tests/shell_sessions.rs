@@ -1,0 +1,139 @@
+//! CLI and local sessions: an agent (against the loopback Anthropic fake) runs shell and
+//! Python through the session's MCP tools, in the sandbox or in a local folder, with the
+//! workspace's libraries importable, output limits and timeouts.
+
+mod common;
+use common::fake_anthropic::{FakeAnthropic, last_tool_results, text_turn, tool_turn};
+use common::{Env, text};
+use serde_json::{Value, json};
+
+fn run(env: &Env, code: &str, url: &str) -> (std::process::Output, String, String) {
+    env.write("main.rhai", code);
+    let out = env
+        .cmd()
+        .env("ANTHROPIC_API_KEY", "sk-test")
+        .args(["run", "main.rhai", "--", url])
+        .output()
+        .unwrap();
+    let (o, e) = text(&out);
+    (out, o, e)
+}
+
+#[test]
+fn an_agent_works_in_a_cli_session_inside_the_sandbox() {
+    let fake = FakeAnthropic::start(vec![
+        tool_turn(
+            "",
+            &[
+                (
+                    "t1",
+                    "shell__run_shell",
+                    json!({"command": "echo hi; python -c 'import helpers; print(helpers.double(4))'"}),
+                ),
+                (
+                    "t2",
+                    "shell__run_python",
+                    json!({"code": "import helpers, os\nprint(helpers.double(21), os.getcwd().endswith('workspace'))"}),
+                ),
+                (
+                    "t3",
+                    "shell__run_shell",
+                    json!({"command": "echo oops >&2; exit 3"}),
+                ),
+                (
+                    "t4",
+                    "shell__run_shell",
+                    json!({"command": "sleep 5", "timeout_s": 0.5}),
+                ),
+            ],
+            10,
+            5,
+        ),
+        text_turn("done", 10, 5),
+    ]);
+    let env = Env::new();
+    let (out, stdout, stderr) = run(
+        &env,
+        r#"
+let sb = Sandbox(#{}).start();
+let ws = Workspace(#{ libraries: [Library::from_code("helpers", "def double(x):\n    return 2 * x\n")] });
+let s = create_cli_session(sb, ws);
+print(s.exec_python("import helpers; print(helpers.double(5))"));
+let r = run_agent(#{ prompt: "go", mcp_config: s.mcp_config, base_url: ARGS[0], live_log: false });
+print(r.final_text);
+"#,
+        &fake.url,
+    );
+    assert!(out.status.success(), "{stderr}\n{stdout}");
+    assert_eq!(stdout, "10\n\ndone\n");
+    let seen = fake.requests();
+    let mut tools: Vec<&str> = seen[0].1["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    tools.sort();
+    assert_eq!(tools, vec!["shell__run_python", "shell__run_shell"]);
+    let results: Vec<Value> = seen[1].1["messages"][2]["content"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let text_of = |i: usize| {
+        results[i]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(text_of(0), "[exit code 0]\nhi\n8\n");
+    assert_eq!(text_of(1), "[exit code 0]\n42 True\n");
+    assert_eq!(results[1]["is_error"], false);
+    assert_eq!(text_of(2), "[exit code 3]\n\n[stderr]\noops\n");
+    assert_eq!(results[2]["is_error"], true);
+    assert!(text_of(3).contains("timed out"), "{}", text_of(3));
+    assert_eq!(results[3]["is_error"], true);
+}
+
+#[test]
+fn an_agent_works_in_a_local_folder_in_a_local_session() {
+    let fake = FakeAnthropic::start(vec![
+        tool_turn(
+            "",
+            &[(
+                "t1",
+                "shell__run_shell",
+                json!({"command": "pwd; echo data > notes.txt; python -c 'import helpers; print(helpers.NAME)'"}),
+            )],
+            10,
+            5,
+        ),
+        text_turn("done", 10, 5),
+    ]);
+    let env = Env::new();
+    let (out, stdout, stderr) = run(
+        &env,
+        r#"
+let ws = Workspace(#{ libraries: [Library::from_code("helpers", "NAME = 'lib ok'\n")] });
+let s = create_local_session(ws, #{ workspace_dir: "work", name: "local" });
+let r = run_agent(#{ prompt: "go", mcp_config: s.mcp_config, base_url: ARGS[0], live_log: false });
+print(s.workspace_path);
+"#,
+        &fake.url,
+    );
+    assert!(out.status.success(), "{stderr}\n{stdout}");
+    let work = std::fs::canonicalize(env.path().join("work")).unwrap();
+    assert_eq!(
+        std::fs::canonicalize(stdout.trim()).unwrap(),
+        work,
+        "{stdout}"
+    );
+    let result = last_tool_results(&fake.requests()[1].1).unwrap();
+    assert!(
+        result.contains("lib ok") && result.contains("/work\\n"),
+        "{result}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(work.join("notes.txt")).unwrap(),
+        "data\n"
+    );
+}
