@@ -11,6 +11,7 @@ pub mod api_workspace;
 pub mod errors;
 pub mod reference;
 pub mod runner;
+pub mod stdlib;
 pub mod warm;
 pub mod watch;
 
@@ -179,10 +180,15 @@ pub fn not_supported(what: &str) -> Box<EvalAltResult> {
     ))
 }
 
+/// Nesting allowed in expressions (rhai's defaults are tight for map-heavy code inside
+/// functions, such as a `run_agent(cfg + #{ ... })` call).
+const MAX_EXPR_DEPTH: usize = 256;
+
 /// An engine that parses seer scripts (custom syntax included) without the API, for
 /// checking syntax.
 pub fn syntax_engine() -> Engine {
     let mut engine = Engine::new_raw();
+    engine.set_max_expr_depths(MAX_EXPR_DEPTH, MAX_EXPR_DEPTH);
     api_agent::register_syntax(&mut engine);
     engine
 }
@@ -190,12 +196,13 @@ pub fn syntax_engine() -> Engine {
 /// Builds the engine for one run, with every API family registered.
 pub fn build_engine(host: &Arc<Host>) -> Engine {
     let mut engine = Engine::new_raw();
+    engine.set_max_expr_depths(MAX_EXPR_DEPTH, MAX_EXPR_DEPTH);
     engine.register_global_module(rhai::packages::Package::as_shared_module(
         &rhai::packages::StandardPackage::new(),
     ));
-    let mut resolver = rhai::module_resolvers::FileModuleResolver::new_with_path(&host.script_dir);
-    resolver.enable_cache(true);
-    engine.set_module_resolver(resolver);
+    let mut files = rhai::module_resolvers::FileModuleResolver::new_with_path(&host.script_dir);
+    files.enable_cache(true);
+    engine.set_module_resolver(stdlib::Resolver::new(files));
     let h = host.clone();
     engine.on_progress(move |_| {
         if h.cancel().is_cancelled() {
