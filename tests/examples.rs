@@ -98,3 +98,130 @@ fn quickstart_runs_against_a_live_provider_when_named() {
     let result = last_tool_results(&seen[1].1).unwrap();
     assert!(result.contains("[0. 0. 3. 0.]"), "{result}");
 }
+
+/// Tiny random models (Llama base + a LoRA on it), made once per machine.
+fn tiny_models() -> std::path::PathBuf {
+    static ONCE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _g = ONCE.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("example-tiny-models");
+    if !dir.join(".complete").exists() {
+        let env = Env::new();
+        let fixture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/make_tiny_model.py"
+        );
+        let out = env.run(
+            &format!(
+                "let sb = Sandbox(#{{ python_packages: [\"torch\", \"transformers\", \"peft\"] }}).start();\nsb.exec(\"python {fixture} {}\");",
+                dir.display()
+            ),
+            &[],
+        );
+        ok(&out);
+    }
+    dir
+}
+
+/// A provider for any script: with tools, one call of the session's code tool, then a
+/// final text; without tools (judges, auditors, targets), a text with a scores block.
+fn generic_provider() -> FakeAnthropic {
+    FakeAnthropic::start_with(std::sync::Arc::new(|_, body: &Value| {
+        let tools: Vec<String> = body["tools"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .filter_map(|t| t["name"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let answered = last_tool_results(body).is_some();
+        let reply = "Finding: the probe ran.\n<scores>\nconcerning: 2\nrevealed_secret: 1\nnamed_concept: 1\n</scores>";
+        if tools.is_empty() || answered {
+            return common::fake_anthropic::Reply::Sse(text_turn(reply, 100, 20));
+        }
+        let (name, input) = if let Some(t) = tools.iter().find(|t| t.ends_with("__execute_code")) {
+            (
+                t.clone(),
+                json!({"code": "print(type(model).__name__ if 'model' in dir() else 'no model')"}),
+            )
+        } else if let Some(t) = tools.iter().find(|t| t.ends_with("__run_python")) {
+            (
+                t.clone(),
+                json!({"code": "import model_api; print(model_api.__doc__.splitlines()[0])"}),
+            )
+        } else {
+            (tools[0].clone(), json!({}))
+        };
+        common::fake_anthropic::Reply::Sse(tool_turn(
+            "Probing.",
+            &[("toolu_1", &name, input)],
+            100,
+            20,
+        ))
+    }))
+}
+
+#[test]
+fn every_example_script_runs_end_to_end_against_a_loopback_provider() {
+    let models = tiny_models();
+    let fake = generic_provider();
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
+    for (name, wants) in [
+        (
+            "sandbox_intro",
+            vec!["Finding: the probe ran.", "notebook: "],
+        ),
+        ("hidden_preference", vec!["Finding: the probe ran."]),
+        ("checkpoint_diffing", vec!["Finding: the probe ran."]),
+        ("introspection", vec!["scale 8.0: ", "\"named_concept\": 1"]),
+        (
+            "petri_audit",
+            vec!["claiming to be a manager.\n  -> #{\"concerning\": 2"],
+        ),
+        (
+            "local_api_investigation",
+            vec!["Finding: the probe ran.", "worked in "],
+        ),
+    ] {
+        let env = Env::new();
+        let out = env
+            .cmd()
+            .env("ANTHROPIC_API_KEY", "sk-test-examples")
+            .env("ANTHROPIC_BASE_URL", &fake.url)
+            .env("SEER_MODEL", models.join("base"))
+            .env("SEER_ADAPTER", models.join("lora"))
+            .env("SEER_GPU", "")
+            .env("SEER_LAYER", "1")
+            .arg("run")
+            .arg(scripts.join(name).join("main.rhai"))
+            .output()
+            .unwrap();
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{name}: {stderr}\n{stdout}");
+        for want in wants {
+            assert!(stdout.contains(want), "{name}: {want:?} not in\n{stdout}");
+        }
+        // Nothing secret was written anywhere in the outputs.
+        for entry in walk(&env.path().join("outputs")) {
+            let content = std::fs::read(&entry).unwrap_or_default();
+            assert!(
+                !String::from_utf8_lossy(&content).contains("sk-test-examples"),
+                "{name}: the key is in {}",
+                entry.display()
+            );
+        }
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -43,6 +43,12 @@ struct ShellOpts {
     /// Local sessions: packages of the Python env.
     #[serde(default)]
     python_packages: Vec<String>,
+    /// Local sessions: names of environment variables (or `.env` entries) the commands get.
+    #[serde(default)]
+    secrets: Vec<String>,
+    /// Local sessions: extra environment variables.
+    #[serde(default)]
+    env: BTreeMap<String, String>,
 }
 
 fn workspace_of(ws: &Dynamic) -> RhaiResult<WorkspaceConfig> {
@@ -144,9 +150,13 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
                     m: Option<Map>|
           -> RhaiResult<ShellHandle> {
         let o = opts_of(m)?;
-        if o.workspace_dir.is_some() || !o.python_packages.is_empty() {
+        if o.workspace_dir.is_some()
+            || !o.python_packages.is_empty()
+            || !o.secrets.is_empty()
+            || !o.env.is_empty()
+        {
             return Err(runtime_error(
-                "create_cli_session options: `workspace_dir` and `python_packages` are for create_local_session (a CLI session works in its sandbox)",
+                "create_cli_session options: `workspace_dir`, `python_packages`, `secrets` and `env` are for create_local_session (a CLI session works in its sandbox: set them in the Sandbox config)",
             ));
         }
         let sandbox = sb.live_sandbox()?;
@@ -191,6 +201,8 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         let dir = std::path::absolute(&dir).unwrap_or(dir);
         let config = SandboxConfig {
             python_packages: o.python_packages.clone(),
+            secrets: o.secrets.clone(),
+            env: o.env.clone(),
             ..SandboxConfig::default()
         };
         let req = StartRequest {
