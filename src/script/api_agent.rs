@@ -60,6 +60,22 @@ fn transcript_path(host: &Host, name: &str) -> std::path::PathBuf {
     p
 }
 
+/// Passes each agent event to the script's callback (if any) as a map.
+fn callback<'a>(
+    cb: &'a Option<FnPtr>,
+    ctx: Option<&'a NativeCallContext<'a>>,
+) -> impl FnMut(serde_json::Value) -> anyhow::Result<()> + Send + 'a {
+    move |ev| {
+        if let (Some(cb), Some(ctx)) = (cb, ctx) {
+            let arg = rhai::serde::to_dynamic(&ev).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let _: Dynamic = cb
+                .call_within_context(ctx, (arg,))
+                .map_err(|e| anyhow::anyhow!("the agent callback failed: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
 fn run_agent(
     host: &Host,
     ctx: Option<&NativeCallContext>,
@@ -74,15 +90,7 @@ fn run_agent(
     let path = transcript_path(host, cfg.name.as_deref().unwrap_or("agent"));
     let cancel = host.cancel();
     let base = host.script_dir.clone();
-    let mut on_event = |ev: serde_json::Value| -> anyhow::Result<()> {
-        if let (Some(cb), Some(ctx)) = (&cb, ctx) {
-            let arg = rhai::serde::to_dynamic(&ev).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let _: Dynamic = cb
-                .call_within_context(ctx, (arg,))
-                .map_err(|e| anyhow::anyhow!("the run_agent callback failed: {e}"))?;
-        }
-        Ok(())
-    };
+    let mut on_event = callback(&cb, ctx);
     let r = if cfg.provider == "claude-code" {
         host.block_on(claude_code::run(&cfg, &base, &path, &mut on_event, &cancel))?
     } else {
@@ -124,15 +132,7 @@ fn run_agent_interactive(
         .map_err(|e| runtime_error(format!("run_agent_interactive: no terminal: {e:#}")))?;
     let cancel = host.cancel();
     let base = host.script_dir.clone();
-    let mut on_event = |ev: serde_json::Value| -> anyhow::Result<()> {
-        if let (Some(cb), Some(ctx)) = (&cb, ctx) {
-            let arg = rhai::serde::to_dynamic(&ev).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let _: Dynamic = cb
-                .call_within_context(ctx, (arg,))
-                .map_err(|e| anyhow::anyhow!("the callback failed: {e}"))?;
-        }
-        Ok(())
-    };
+    let mut on_event = callback(&cb, ctx);
     let r = host.block_on(async {
         run_interactive(
             &cfg,

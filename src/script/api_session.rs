@@ -109,35 +109,52 @@ fn parse_opts<T: for<'de> Deserialize<'de> + Default>(what: &str, m: Option<Map>
     }
 }
 
+/// A script's workspace argument: a `Workspace(#{...})` or `()` (none).
+pub(super) fn workspace_config(ws: &Dynamic) -> RhaiResult<WorkspaceConfig> {
+    if ws.is_unit() {
+        Ok(WorkspaceConfig::default())
+    } else if let Some(w) = ws.clone().try_cast::<WorkspaceHandle>() {
+        Ok((*w.0).clone())
+    } else {
+        Err(runtime_error(format!(
+            "the workspace argument must be a Workspace(#{{...}}) or (), not {}",
+            ws.type_name()
+        )))
+    }
+}
+
+/// Installs `ws` for a session on the sandbox `info`: libraries into the sandbox, skills
+/// and files into `workspace_dir`, after checking it against the sandbox's models.
+pub(super) fn install_workspace(
+    host: &Host,
+    info: &crate::sandbox::SandboxInfo,
+    ws: &WorkspaceConfig,
+    workspace_dir: &std::path::Path,
+) -> anyhow::Result<(workspace::Installed, Vec<ModelSpec>)> {
+    let cfgs: Vec<ModelConfig> =
+        serde_json::from_value(info.config.get("models").cloned().unwrap_or_default())
+            .unwrap_or_default();
+    let specs = ModelSpec::from_resolved(&info.models, &cfgs)?;
+    workspace::check_conflicts(ws, &specs)?;
+    let installed = workspace::install(
+        ws,
+        &info.dir.join("libraries"),
+        workspace_dir,
+        &host.script_dir,
+    )?;
+    Ok((installed, specs))
+}
+
 fn start_session(
     host: &Host,
     sandbox: Arc<dyn Sandbox>,
     workspace: &Dynamic,
     o: SessionOpts,
 ) -> RhaiResult<SessionHandle> {
-    let ws: WorkspaceConfig = if workspace.is_unit() {
-        WorkspaceConfig::default()
-    } else if let Some(w) = workspace.clone().try_cast::<WorkspaceHandle>() {
-        (*w.0).clone()
-    } else {
-        return Err(runtime_error(format!(
-            "the second argument must be a Workspace(#{{...}}) or (), not {}",
-            workspace.type_name()
-        )));
-    };
+    let ws = workspace_config(workspace)?;
     let info = sandbox.info();
     let prepare = || -> anyhow::Result<(String, String, Vec<String>)> {
-        let cfgs: Vec<ModelConfig> =
-            serde_json::from_value(info.config.get("models").cloned().unwrap_or_default())
-                .unwrap_or_default();
-        let specs = ModelSpec::from_resolved(&info.models, &cfgs)?;
-        workspace::check_conflicts(&ws, &specs)?;
-        let installed = workspace::install(
-            &ws,
-            &info.dir.join("libraries"),
-            &info.workspace,
-            &host.script_dir,
-        )?;
+        let (installed, specs) = install_workspace(host, &info, &ws, &info.workspace)?;
         let cuda = info.config.get("gpu").is_some_and(|g| !g.is_null());
         let init = workspace::init_code(&ws, &installed, &specs, InitOptions { cuda });
         Ok((

@@ -9,15 +9,14 @@ use rhai::{Dynamic, Engine, Map};
 use serde::Deserialize;
 
 use super::api_sandbox::SandboxHandle;
-use super::api_workspace::WorkspaceHandle;
+use super::api_session::{install_workspace, workspace_config};
 use super::{Host, RhaiResult, runtime_error};
 use crate::config::from_dynamic;
 use crate::sandbox::config::SandboxConfig;
 use crate::sandbox::local::{LocalSandbox, StartRequest};
-use crate::sandbox::models::ModelConfig;
 use crate::sandbox::{Command, ExecOutput, Sandbox};
 use crate::shell_session::ShellSession;
-use crate::workspace::{self, ModelSpec, WorkspaceConfig};
+use crate::workspace::{self, WorkspaceConfig};
 
 /// The script-side shell session.
 #[derive(Clone)]
@@ -51,19 +50,6 @@ struct ShellOpts {
     env: BTreeMap<String, String>,
 }
 
-fn workspace_of(ws: &Dynamic) -> RhaiResult<WorkspaceConfig> {
-    if ws.is_unit() {
-        Ok(WorkspaceConfig::default())
-    } else if let Some(w) = ws.clone().try_cast::<WorkspaceHandle>() {
-        Ok((*w.0).clone())
-    } else {
-        Err(runtime_error(format!(
-            "the workspace argument must be a Workspace(#{{...}}) or (), not {}",
-            ws.type_name()
-        )))
-    }
-}
-
 fn opts_of(m: Option<Map>) -> RhaiResult<ShellOpts> {
     match m {
         Some(m) => from_dynamic("shell session options", &Dynamic::from_map(m))
@@ -84,18 +70,8 @@ fn open(
     host_cwd: Option<std::path::PathBuf>,
 ) -> RhaiResult<ShellHandle> {
     let info = sandbox.info();
-    let cfgs: Vec<ModelConfig> =
-        serde_json::from_value(info.config.get("models").cloned().unwrap_or_default())
-            .unwrap_or_default();
     let prepare = || -> anyhow::Result<(workspace::Installed, String)> {
-        let specs = ModelSpec::from_resolved(&info.models, &cfgs)?;
-        workspace::check_conflicts(ws, &specs)?;
-        let installed = workspace::install(
-            ws,
-            &info.dir.join("libraries"),
-            &workspace_dir,
-            &host.script_dir,
-        )?;
+        let (installed, specs) = install_workspace(host, &info, ws, &workspace_dir)?;
         Ok((installed, workspace::model_info_text(&specs, ws)))
     };
     let (installed, model_info_text) = prepare().map_err(|e| runtime_error(format!("{e:#}")))?;
@@ -161,7 +137,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         }
         let sandbox = sb.live_sandbox()?;
         let dir = sandbox.info().workspace;
-        open(&h, sandbox, &workspace_of(&ws)?, &o, "cli", dir, None)
+        open(&h, sandbox, &workspace_config(&ws)?, &o, "cli", dir, None)
     };
     let c2 = cli.clone();
     engine.register_fn(
@@ -187,7 +163,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     let h = host.clone();
     let local = move |ws: Dynamic, m: Option<Map>| -> RhaiResult<ShellHandle> {
         let o = opts_of(m)?;
-        let ws = workspace_of(&ws)?;
+        let ws = workspace_config(&ws)?;
         let dir = match &o.workspace_dir {
             Some(d) => crate::sandbox::fsutil::resolve_host(&h.script_dir, d),
             None => h.run_dir.join("workspace"),

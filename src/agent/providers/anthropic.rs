@@ -14,8 +14,8 @@ use tokio_util::sync::CancellationToken;
 use super::retry::{self, ApiKey, AttemptError, Call, StreamDecoder};
 use super::sse::SseEvent;
 use super::{
-    Block, Provider, ProviderConfig, Request, Response, ResultPart, Role, StopReason, StreamEvent,
-    Usage, join_url, model_for,
+    Block, Provider, ProviderConfig, Request, Response, Role, StopReason, StreamEvent, Usage,
+    join_url, model_for,
 };
 
 /// API version header value.
@@ -55,39 +55,16 @@ impl AnthropicProvider {
     }
 }
 
+/// A block as the API takes it back: unsigned thinking cannot be sent, so it is dropped.
 fn block_json(block: &Block) -> Option<Value> {
-    Some(match block {
-        Block::Text(t) => json!({"type": "text", "text": t}),
-        Block::Thinking { text, signature } => match signature {
-            Some(sig) => json!({"type": "thinking", "thinking": text, "signature": sig}),
-            None => {
-                tracing::debug!("dropping unsigned thinking block from anthropic request");
-                return None;
-            }
-        },
-        Block::ToolUse { id, name, input } => {
-            json!({"type": "tool_use", "id": id, "name": name, "input": input})
-        }
-        Block::ToolResult {
-            tool_use_id,
-            content,
-            is_error,
-        } => {
-            let parts: Vec<Value> = content
-                .iter()
-                .map(|p| match p {
-                    ResultPart::Text(t) => json!({"type": "text", "text": t}),
-                    ResultPart::Image {
-                        media_type,
-                        data_base64,
-                    } => json!({"type": "image", "source": {
-                        "type": "base64", "media_type": media_type, "data": data_base64}}),
-                })
-                .collect();
-            json!({"type": "tool_result", "tool_use_id": tool_use_id,
-                   "content": parts, "is_error": is_error})
-        }
-    })
+    if let Block::Thinking {
+        signature: None, ..
+    } = block
+    {
+        tracing::debug!("dropping unsigned thinking block from anthropic request");
+        return None;
+    }
+    Some(super::blocks::block_to_json(block))
 }
 
 /// The JSON body for `req`.
