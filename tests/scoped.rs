@@ -163,6 +163,11 @@ def helper(word):
     raise ValueError("no good: " + word)
 
 @expose
+def sees_token() -> bool:
+    """Whether interface code can read the RPC token from its environment."""
+    return "SEER_RPC_TOKEN" in os.environ
+
+@expose
 def opaque() -> dict:
     return {"x": [1, object()]}
 "#;
@@ -187,6 +192,7 @@ print(`sum2=${scoped.rpc("iface_errs.add", #{ a: 1, b: 1 })}`);
 print(`models=${scoped.rpc("models")}`);
 scoped.serve("iface_errs.py", #{ expose_as: "prompt" });   // the same server again
 print(`loads=${scoped.rpc("loads")}`);
+print(`sees_token=${scoped.rpc("sees_token")}`);
 for c in [["boom", #{ word: "zebra" }], ["opaque", #{}], ["add", #{ a: "x" }], ["add", #{ c: 1 }], ["nope", #{}]] {
     try { scoped.rpc(c[0], c[1]); print("no error?"); } catch (e) { print(`ERR ${c[0]}: ${e}`); }
 }
@@ -199,6 +205,7 @@ for c in [["boom", #{ word: "zebra" }], ["opaque", #{}], ["add", #{ a: "x" }], [
     );
     assert!(stdout.contains("models=[]\n"), "{stdout}");
     assert!(stdout.contains("loads=1\n"), "{stdout}");
+    assert!(stdout.contains("sees_token=false\n"), "{stdout}");
     // The remote exception: type, message, and the traceback through the helper.
     assert!(
         stdout.contains("ERR boom: scoped function `boom` failed: ValueError: no good: zebra")
@@ -452,7 +459,7 @@ print(`functions=${scoped.functions.len()}`);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     // One server for the four forms.
-    assert!(stdout.contains("functions=5"), "{stdout}");
+    assert!(stdout.contains("functions=6"), "{stdout}");
     let seen = fake.requests();
     assert_eq!(seen.len(), 7);
     let tool_result = |i: usize| -> String {

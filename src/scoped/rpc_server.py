@@ -626,6 +626,8 @@ def main():
     ap.add_argument("--init-file")
     ap.add_argument("--describe", action="store_true")
     opts = ap.parse_args()
+    # Out of the environment before any interface code runs.
+    token = os.environ.pop("SEER_RPC_TOKEN", "")
     try:
         interface = load_interface(opts.interface, opts.init_file)
     except BaseException as e:
@@ -640,7 +642,6 @@ def main():
     if opts.describe:
         print(json.dumps({"functions": list(interface.specs.values())}))
         return
-    token = os.environ.pop("SEER_RPC_TOKEN", "")
     if len(token) < 32:
         sys.stderr.write("SEER_RPC_TOKEN is missing or too short\n")
         sys.exit(2)
