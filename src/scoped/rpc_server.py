@@ -548,6 +548,9 @@ def make_handler(interface, token):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "seer-rpc"
+        # Headers and body go out in two writes; without this, a keep-alive client waits
+        # for its delayed ACK (~40 ms) on every call.
+        disable_nagle_algorithm = True
 
         def log_message(self, format, *args):  # noqa: A002 (the base class's name)
             pass
