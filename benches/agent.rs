@@ -119,9 +119,7 @@ async fn agent_run(url: &str, mcp: &Value, dir: &std::path::Path, name: &str) ->
     .expect("config");
     let mut pc = ProviderConfig::new(Kind::Anthropic);
     pc.base_url = url.to_string();
-    let provider = pc
-        .build_with_key(ApiKey::new("sk-bench"))
-        .expect("provider");
+    let provider = pc.build_with_key(ApiKey::new("sk-bench")).expect("provider");
     let mut ignore = |_: Value| Ok(());
     let t = Instant::now();
     let r = run(

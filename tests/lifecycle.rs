@@ -228,11 +228,9 @@ fn the_watchdog_ends_the_sandbox_of_a_killed_seer() {
     // SIGKILL: seer cannot clean up; the watchdog (own process group) notices.
     child.kill().unwrap();
     child.wait().unwrap();
-    wait_for(
-        "the watchdog to end the orphan",
-        Duration::from_secs(5),
-        || pids_matching("sleep 41033").is_empty(),
-    );
+    wait_for("the watchdog to end the orphan", Duration::from_secs(5), || {
+        pids_matching("sleep 41033").is_empty()
+    });
     let ps = ok(&env.cmd().args(["ps", "--all"]).output().unwrap());
     assert!(ps.contains("orphaned"), "{ps}");
 }
