@@ -12,6 +12,7 @@ pub mod notebook;
 pub mod paths;
 pub mod repl;
 pub mod sandbox;
+pub mod scoped;
 pub mod script;
 pub mod secrets;
 pub mod shell_session;

@@ -725,7 +725,7 @@ where
 
 /// 32 random bytes as 64 hex characters. The bytes come from two v4 UUIDs (the OS random
 /// generator), so 244 bits are random: the version and variant bits are fixed.
-fn new_token() -> String {
+pub fn new_token() -> String {
     let mut bytes = [0u8; 32];
     bytes[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
     bytes[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());

@@ -28,6 +28,11 @@ enum State {
 pub struct SandboxHandle(Arc<Mutex<State>>);
 
 impl SandboxHandle {
+    /// A handle on an already started sandbox.
+    pub fn from_live(sb: Arc<dyn Sandbox>) -> Self {
+        SandboxHandle(Arc::new(Mutex::new(State::Live(sb))))
+    }
+
     /// The started sandbox, or an error telling the script to start it.
     pub fn live_sandbox(&self) -> RhaiResult<Arc<dyn Sandbox>> {
         self.live()
@@ -103,7 +108,7 @@ fn to_dyn<T: serde::Serialize>(v: &T) -> RhaiResult<Dynamic> {
     rhai::serde::to_dynamic(v)
 }
 
-fn config_from(m: Map) -> RhaiResult<SandboxConfig> {
+pub(crate) fn config_from(m: Map) -> RhaiResult<SandboxConfig> {
     let cfg: SandboxConfig =
         from_dynamic("Sandbox config", &Dynamic::from_map(m)).map_err(|e| runtime_error(e.0))?;
     cfg.validate().map_err(runtime_error)?;

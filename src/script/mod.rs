@@ -4,6 +4,7 @@
 
 pub mod api_agent;
 pub mod api_sandbox;
+pub mod api_scoped;
 pub mod api_session;
 pub mod api_shell;
 pub mod api_util;
@@ -214,6 +215,7 @@ pub fn build_engine(host: &Arc<Host>) -> Engine {
     api_util::register(&mut engine, host);
     api_sandbox::register(&mut engine, host);
     api_workspace::register(&mut engine, host);
+    api_scoped::register(&mut engine, host);
     api_session::register(&mut engine, host);
     api_shell::register(&mut engine, host);
     api_agent::register(&mut engine, host);

@@ -93,7 +93,9 @@ impl ApiFn {
             .or(self.this_type())
             .unwrap_or(self.name.as_str());
         match owner {
-            "Sandbox" | "SandboxConfig" | "ModelConfig" | "RepoConfig" => "Sandboxes",
+            "Sandbox" | "SandboxConfig" | "ModelConfig" | "RepoConfig" | "ScopedSandbox" => {
+                "Sandboxes"
+            }
             "Workspace" | "Library" | "Skill" => "Workspaces, libraries and skills",
             "NotebookSession"
             | "create_notebook_session"
@@ -112,6 +114,7 @@ impl ApiFn {
 fn receiver(t: Option<&str>) -> &'static str {
     match t {
         Some("Sandbox") => "sb",
+        Some("ScopedSandbox") => "scoped",
         Some("NotebookSession") => "s",
         Some("Workspace") => "ws",
         _ => "x",
@@ -159,6 +162,36 @@ const DOCS: &[(&str, &str, &str)] = &[
         "Sandbox::from_snapshot",
         "id: string, cfg: map -> Sandbox",
         "A new sandbox (call `.start()`) whose workspace starts from a snapshot.",
+    ),
+    (
+        "ScopedSandbox",
+        "cfg: map",
+        "A sandbox whose functions the agent reaches only through `serve()` (Seer's ScopedSandbox; same config as `Sandbox`). Call `.start()` or `.start(workspace)` on it.",
+    ),
+    (
+        "ScopedSandbox.start",
+        "",
+        "Provisions the sandbox; a workspace's libraries become importable by interface files and its `custom_init_code` runs before each.",
+    ),
+    (
+        "ScopedSandbox.serve",
+        "path: string, opts: map",
+        "Serves the `@expose` functions of an interface file from the sandbox (RPC on 127.0.0.1 with a token). `#{ expose_as: \"library\" | \"mcp\" | \"prompt\" | \"skill\", name }` returns a Library map (client module), an mcp_config map, Markdown, or a Skill map.",
+    ),
+    (
+        "ScopedSandbox.rpc",
+        "function: string, args: map",
+        "Calls a served function from the script (`\"name\"` or `\"interface.name\"`) with named arguments; a remote exception is a catchable error with its type, message and traceback.",
+    ),
+    (
+        "ScopedSandbox.functions",
+        "",
+        "Every served function: `#{ interface, name, signature, summary, doc, parameters }`.",
+    ),
+    (
+        "ScopedSandbox.terminate",
+        "",
+        "Ends the RPC and MCP servers and the sandbox.",
     ),
     (
         "Sandbox.start",
