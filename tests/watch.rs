@@ -147,3 +147,61 @@ fn watch_reruns_warm_on_save() {
         "processes left after the watch"
     );
 }
+
+#[test]
+fn a_save_cancels_a_running_agent_and_its_transcript_stays_valid() {
+    use common::fake_anthropic::{FakeAnthropic, Reply};
+    let fake =
+        FakeAnthropic::start_with(std::sync::Arc::new(|_, _: &serde_json::Value| Reply::Hang));
+    let env = Env::new();
+    let script = "print(\"agent starting\");\nrun_agent(#{ prompt: \"think\", base_url: ARGS[0], name: \"slow\" });\n";
+    env.write("main.rhai", script);
+    let mut child = env
+        .cmd()
+        .env("ANTHROPIC_API_KEY", "sk-test")
+        .args(["run", "--watch", "main.rhai", "--", &fake.url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = lines(&mut child);
+    let mut log = vec![];
+    expect(&rx, "[slow] turn 1/", 60, &mut log);
+    let started = Instant::now();
+    env.write("main.rhai", &format!("{script}// edited\n"));
+    expect(&rx, "[watch] change: stopping", 10, &mut log);
+    expect(&rx, "[watch] rerunning", 10, &mut log);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    expect(&rx, "agent starting", 10, &mut log);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    // Every transcript is valid JSONL; the cancelled one ends with its error line.
+    let mut ended_with_error = 0;
+    for run in std::fs::read_dir(env.path().join("outputs"))
+        .unwrap()
+        .flatten()
+    {
+        let t = run.path().join("transcripts/slow.jsonl");
+        let Ok(text) = std::fs::read_to_string(&t) else {
+            continue;
+        };
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}: {l}", t.display()))
+            })
+            .collect();
+        if lines.last().is_some_and(|l| l["type"] == "error") {
+            ended_with_error += 1;
+        }
+    }
+    assert_eq!(ended_with_error, 2, "both runs were cancelled mid-request");
+}
