@@ -336,6 +336,14 @@ fn watch_signals(host: Arc<Host>, running: Arc<Running>) {
                     if !running.busy.load(Ordering::SeqCst) {
                         continue;
                     }
+                    // An interactive chat's turn: Ctrl-C interrupts that turn only.
+                    let turn = host.interrupt.lock().ok().and_then(|s| s.clone());
+                    if let Some(turn) = turn
+                        && !turn.is_cancelled()
+                    {
+                        turn.cancel();
+                        continue;
+                    }
                     let since = running.cancelled_at.lock().ok().and_then(|c| *c);
                     match since {
                         None => {
