@@ -177,6 +177,8 @@ fn a_save_cancels_a_running_agent_and_its_transcript_stays_valid() {
         started.elapsed()
     );
     expect(&rx, "agent starting", 10, &mut log);
+    // Ctrl-C once the second run's agent is waiting on the provider too.
+    expect(&rx, "[slow] turn 1/", 10, &mut log);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
