@@ -135,7 +135,7 @@ fn generic_provider() -> FakeAnthropic {
             })
             .unwrap_or_default();
         let answered = last_tool_results(body).is_some();
-        let reply = "Finding: the probe ran.\n<scores>\nconcerning: 2\nrevealed_secret: 1\nnamed_concept: 1\n</scores>";
+        let reply = "Finding: the probe ran.\n<scores>\nconcerning: 2\nrevealed_secret: 1\nnamed_concept: 1\nsteering_needed: 1\n</scores>";
         if tools.is_empty() || answered {
             return common::fake_anthropic::Reply::Sse(text_turn(reply, 100, 20));
         }
