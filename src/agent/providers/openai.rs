@@ -153,14 +153,29 @@ fn messages(req: &Request) -> Vec<Value> {
 }
 
 /// The JSON body for `req`.
+/// Whether `base_url` is OpenAI's own API (not a server that speaks its format).
+fn is_openai_api(base_url: &str) -> bool {
+    reqwest::Url::parse(base_url)
+        .ok()
+        .and_then(|u| u.host_str().map(|h| h == "api.openai.com"))
+        .unwrap_or(false)
+}
+
 pub(crate) fn body(req: &Request, config: &ProviderConfig) -> Value {
     let mut body = json!({
         "model": model_for(req, config),
         "messages": messages(req),
-        "max_tokens": req.max_tokens,
         "stream": true,
         "stream_options": {"include_usage": true},
     });
+    // OpenAI's own API deprecated `max_tokens` (its reasoning models reject it); the
+    // servers that copy the format (vLLM, Ollama, OpenRouter, Gemini) know `max_tokens`.
+    let limit = if is_openai_api(&config.base_url) {
+        "max_completion_tokens"
+    } else {
+        "max_tokens"
+    };
+    body[limit] = json!(req.max_tokens);
     if !req.tools.is_empty() {
         body["tools"] = req
             .tools
@@ -175,6 +190,37 @@ pub(crate) fn body(req: &Request, config: &ProviderConfig) -> Value {
         body["temperature"] = json!(t);
     }
     body
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+    use crate::agent::providers::Kind;
+
+    #[test]
+    fn openai_gets_max_completion_tokens_and_compatible_servers_max_tokens() {
+        let req = Request {
+            model: String::new(),
+            system: String::new(),
+            messages: vec![],
+            tools: vec![],
+            max_tokens: 123,
+            temperature: None,
+        };
+        let mut config = ProviderConfig::new(Kind::OpenAi);
+        config.base_url = "https://api.openai.com/v1".into();
+        let b = body(&req, &config);
+        assert_eq!(
+            (b["max_completion_tokens"].clone(), b.get("max_tokens")),
+            (json!(123), None)
+        );
+        config.base_url = "http://127.0.0.1:8000/v1".into();
+        let b = body(&req, &config);
+        assert_eq!(
+            (b["max_tokens"].clone(), b.get("max_completion_tokens")),
+            (json!(123), None)
+        );
+    }
 }
 
 #[async_trait]
