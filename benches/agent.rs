@@ -6,6 +6,9 @@
 //! rmcp call of the same tool. Then 16 agents in parallel: wall time, CPU time and memory
 //! of this process per agent. Run with `cargo bench --bench agent`.
 
+mod common;
+use common::median;
+
 #[path = "../tests/common/fake_anthropic.rs"]
 #[allow(dead_code)]
 mod fake_anthropic;
@@ -89,11 +92,6 @@ fn responder(turns: usize) -> fake_anthropic::Responder {
     })
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 /// (user+system CPU seconds, resident MiB) of this process.
 fn cpu_and_rss() -> (f64, f64) {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -168,7 +166,7 @@ fn main() {
                 per_turn.push(took.as_secs_f64() * 1000.0 / TURNS as f64);
             }
         }
-        let harness = median(&mut per_turn);
+        let harness = median(&per_turn);
 
         // Reference: the same HTTP exchange and the same MCP call, without the harness.
         let client = reqwest::Client::new();
@@ -201,7 +199,7 @@ fn main() {
                 .expect("tool");
             refs.push(t.elapsed().as_secs_f64() * 1000.0);
         }
-        let reference = median(&mut refs);
+        let reference = median(&refs);
         let _ = mcp_client.cancel().await;
 
         println!("## Agent harness, per turn ({TURNS}-turn runs, median of 5)\n");

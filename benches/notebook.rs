@@ -3,8 +3,11 @@
 //! vs. last 20 cells; and session start vs. bare kernel start. Prints a table; run with
 //! `cargo bench --bench notebook`.
 
+mod common;
+use common::{median_p99, ms};
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
@@ -33,15 +36,8 @@ kc.stop_channels(); km.shutdown_kernel(now=True)
 print(json.dumps(times))
 "#;
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 fn summary(v: &[f64]) -> (f64, f64, f64, f64) {
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    let median = s[s.len() / 2];
-    let p99 = s[((s.len() as f64) * 0.99) as usize - 1];
+    let (median, p99) = median_p99(v);
     let first: f64 = v[..20].iter().sum::<f64>() / 20.0;
     let last: f64 = v[v.len() - 20..].iter().sum::<f64>() / 20.0;
     (median, p99, first, last)
@@ -49,15 +45,7 @@ fn summary(v: &[f64]) -> (f64, f64, f64, f64) {
 
 fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    // SAFETY: single-threaded at this point; the runtime is not started yet.
-    unsafe {
-        std::env::set_var("SEER_HOME", dir.path().join("state"));
-        std::env::set_var("SEER_BIN", env!("CARGO_BIN_EXE_seer"));
-        std::env::set_var(
-            "SEER_CACHE_DIR",
-            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-cache"),
-        );
-    }
+    common::isolate(dir.path());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

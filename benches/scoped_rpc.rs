@@ -9,8 +9,11 @@
 //! - seer's own Rust RPC client (what `scoped.rpc` uses);
 //! - reference: the same function defined in the kernel and called in a cell.
 
+mod common;
+use common::{median_p99, ms};
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
@@ -32,28 +35,9 @@ def add(a: int, b: int) -> int:
     return a + b
 "#;
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn stats(v: &[f64]) -> (f64, f64) {
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    let p99 = ((s.len() as f64) * 0.99) as usize;
-    (s[s.len() / 2], s[p99.saturating_sub(1)])
-}
-
 fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    // SAFETY: single-threaded at this point; the runtime is not started yet.
-    unsafe {
-        std::env::set_var("SEER_HOME", dir.path().join("state"));
-        std::env::set_var("SEER_BIN", env!("CARGO_BIN_EXE_seer"));
-        std::env::set_var(
-            "SEER_CACHE_DIR",
-            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-cache"),
-        );
-    }
+    common::isolate(dir.path());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -152,7 +136,7 @@ fn main() -> anyhow::Result<()> {
         println!("| path | calls | median ms | p99 ms |");
         println!("|---|---|---|---|");
         let row = |name: &str, v: &[f64]| {
-            let (m, p) = stats(v);
+            let (m, p) = median_p99(v);
             println!("| {name} | {CALLS} | {m:.3} | {p:.3} |");
         };
         row("reference: `add(i, 1)` defined in the kernel, one notebook cell per call", &direct_cells);

@@ -3,6 +3,9 @@
 //! cold (`seer run`) vs. warm (a rerun under `--watch` that reuses sandbox and kernel).
 //! Runs the release `seer` binary. Run with `cargo bench --bench watch`.
 
+mod common;
+use common::median;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -39,11 +42,6 @@ fn value(line: &str, key: &str) -> f64 {
         .find_map(|w| w.strip_prefix(&format!("{key}=")))
         .and_then(|v| v.parse().ok())
         .unwrap_or(f64::NAN)
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 fn next_with(rx: &Receiver<String>, key: &str) -> String {
@@ -132,14 +130,14 @@ print(`first_exec_s=${{unix_time() - started}}`);
     );
     let _ = child.wait();
 
-    let cold_m = median(&mut cold) * 1000.0;
-    let warm_m = median(&mut warm) * 1000.0;
+    let cold_m = median(&cold) * 1000.0;
+    let warm_m = median(&warm) * 1000.0;
     println!("## seer run --watch (debounce {DEBOUNCE_MS:.0} ms)\n");
     println!("| measure | median | samples |");
     println!("|---|---|---|");
     println!(
         "| save → rerun's first statement, beyond the debounce | {:.1} ms | {SAVES} (min {:.1}, max {:.1}) |",
-        median(&mut latency.clone()),
+        median(&latency),
         latency.iter().cloned().fold(f64::INFINITY, f64::min),
         latency.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
     );

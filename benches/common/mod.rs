@@ -1,0 +1,43 @@
+//! Helpers the benches share: timing conversions, order statistics, and the environment
+//! that keeps a bench's sandboxes in a temp dir with the real `seer` as watchdog.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::Duration;
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// A sorted copy.
+pub fn sorted(v: &[f64]) -> Vec<f64> {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    s
+}
+
+pub fn median(v: &[f64]) -> f64 {
+    let s = sorted(v);
+    s[s.len() / 2]
+}
+
+/// (median, p99).
+pub fn median_p99(v: &[f64]) -> (f64, f64) {
+    let s = sorted(v);
+    let p99 = ((s.len() as f64) * 0.99) as usize;
+    (s[s.len() / 2], s[p99.saturating_sub(1)])
+}
+
+/// Sandboxes in `dir`, the watchdog run by the real `seer` binary (an embedding program
+/// must never be its own watchdog), envs cached under the target dir.
+pub fn isolate(dir: &Path) {
+    // SAFETY: called first thing in main, before any other thread exists.
+    unsafe {
+        std::env::set_var("SEER_HOME", dir.join("state"));
+        std::env::set_var("SEER_BIN", env!("CARGO_BIN_EXE_seer"));
+        std::env::set_var(
+            "SEER_CACHE_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-cache"),
+        );
+    }
+}
