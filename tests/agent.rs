@@ -187,18 +187,6 @@ fn run_agent_config_errors_are_clear() {
     }
 }
 
-fn run_script(env: &Env, code: &str, url: &str) -> (std::process::Output, String, String) {
-    env.write("main.rhai", code);
-    let out = env
-        .cmd()
-        .env("ANTHROPIC_API_KEY", "sk-test-key-0123456789")
-        .args(["run", "main.rhai", "--", url])
-        .output()
-        .unwrap();
-    let (o, e) = text(&out);
-    (out, o, e)
-}
-
 #[test]
 fn replay_reruns_a_transcripts_tool_calls_for_real_without_the_provider() {
     let fake = FakeAnthropic::start(vec![
@@ -215,8 +203,7 @@ fn replay_reruns_a_transcripts_tool_calls_for_real_without_the_provider() {
         text_turn("The answer is 42.", 200, 7),
     ]);
     let env = Env::new();
-    let (out, stdout, stderr) = run_script(
-        &env,
+    let (out, stdout, stderr) = env.run_agent_script(
         r#"
 let sb = Sandbox(#{ execution_mode: "notebook" }).start();
 let s = create_notebook_session(sb, (), #{ name: "live" });
@@ -279,7 +266,7 @@ fn replay_errors_say_what_is_missing() {
             "unknown provider \"gemini\"",
         ),
     ] {
-        let (out, _, err) = run_script(&env, code, "");
+        let (out, _, err) = env.run_agent_script(code, "");
         assert_eq!(out.status.code(), Some(1), "{code}: {err}");
         assert!(
             err.contains("main.rhai:1:1") && err.contains(want),
@@ -310,8 +297,7 @@ fn pid_responder() -> common::fake_anthropic::Responder {
 fn two_agents_run_in_parallel_each_against_its_own_kernel() {
     let fake = FakeAnthropic::start_with(pid_responder());
     let env = Env::new();
-    let (out, stdout, stderr) = run_script(
-        &env,
+    let (out, stdout, stderr) = env.run_agent_script(
         r#"
 let sa = create_notebook_session(Sandbox(#{ execution_mode: "notebook" }).start(), (), #{ name: "a" });
 let sb = create_notebook_session(Sandbox(#{ execution_mode: "notebook" }).start(), (), #{ name: "b" });
@@ -360,8 +346,7 @@ print(to_json([rs[0].final_text, rs[1].final_text, c.final_text, t.is_done()]));
 #[test]
 fn a_spawned_closure_error_is_raised_by_join_with_its_position() {
     let env = Env::new();
-    let (out, _, err) = run_script(
-        &env,
+    let (out, _, err) = env.run_agent_script(
         "let t = spawn(|| {\n  let x = 1;\n  throw \"boom\";\n});\nt.join();\n",
         "",
     );
@@ -391,8 +376,7 @@ fn a_repeated_identical_failing_call_is_reported_to_the_model() {
         }
     }));
     let env = Env::new();
-    let (out, stdout, stderr) = run_script(
-        &env,
+    let (out, stdout, stderr) = env.run_agent_script(
         r#"
 let s = create_notebook_session(Sandbox(#{ execution_mode: "notebook" }).start(), (), #{});
 let repeats = [];
@@ -447,8 +431,7 @@ fn run_agent_survives_429_500_529_and_a_cut_stream_then_times_out_on_a_silent_se
         _ => Reply::Sse(text_turn("made it", 10, 5)),
     }));
     let env = Env::new();
-    let (out, stdout, stderr) = run_script(
-        &env,
+    let (out, stdout, stderr) = env.run_agent_script(
         r#"let r = run_agent(#{ prompt: "hi", base_url: ARGS[0] }); print(r.final_text);"#,
         &fake.url,
     );
@@ -458,8 +441,7 @@ fn run_agent_survives_429_500_529_and_a_cut_stream_then_times_out_on_a_silent_se
 
     let silent = FakeAnthropic::start_with(std::sync::Arc::new(|_, _: &Value| Reply::Hang));
     let started = std::time::Instant::now();
-    let (out, _, err) = run_script(
-        &env,
+    let (out, _, err) = env.run_agent_script(
         r#"run_agent(#{ prompt: "hi", base_url: ARGS[0], request_timeout: 0.5, max_retries: 1, name: "slow" });"#,
         &silent.url,
     );

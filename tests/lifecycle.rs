@@ -86,12 +86,15 @@ fn sigterm_ends_all_sandbox_processes_within_2s() {
     signal_ends_everything(nix::sys::signal::Signal::SIGTERM, 41011, 143);
 }
 
-#[test]
-fn ps_lists_and_gc_ends_orphans_of_a_killed_seer() {
-    let env = Env::new();
+/// Starts `seer run` on a script whose sandbox (config `cfg`) leaves `sleep <marker>` running
+/// in the background, then waits in the script; returns the child and the sandbox id once
+/// the sandbox is ready.
+fn start_with_orphan(env: &Env, cfg: &str, marker: u32) -> (std::process::Child, String) {
     env.write(
         "main.rhai",
-        "let sb = Sandbox(#{}).start();\nsb.exec(\"sleep 41021 > /dev/null 2>&1 &\");\nprint(`ready ${sb.id}`);\nsleep(300);\n",
+        &format!(
+            "let sb = Sandbox({cfg}).start();\nsb.exec(\"sleep {marker} > /dev/null 2>&1 &\");\nprint(`ready ${{sb.id}}`);\nsleep(300);\n"
+        ),
     );
     let mut child = env
         .cmd()
@@ -103,7 +106,13 @@ fn ps_lists_and_gc_ends_orphans_of_a_killed_seer() {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let id = line.trim().trim_start_matches("ready ").to_string();
+    (child, line.trim().trim_start_matches("ready ").to_string())
+}
+
+#[test]
+fn ps_lists_and_gc_ends_orphans_of_a_killed_seer() {
+    let env = Env::new();
+    let (mut child, id) = start_with_orphan(&env, "#{}", 41021);
     let sleeper = pids_matching("sleep 41021");
     assert_eq!(sleeper.len(), 1);
 
@@ -210,20 +219,7 @@ fn version_and_verbose_logging() {
 #[test]
 fn the_watchdog_ends_the_sandbox_of_a_killed_seer() {
     let env = Env::new();
-    env.write(
-        "main.rhai",
-        "let sb = Sandbox(#{ timeout: 600 }).start();\nsb.exec(\"sleep 41033 > /dev/null 2>&1 &\");\nprint(`ready ${sb.id}`);\nsleep(300);\n",
-    );
-    let mut child = env
-        .cmd()
-        .args(["run", "main.rhai"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (mut child, _) = start_with_orphan(&env, "#{ timeout: 600 }", 41033);
     assert_eq!(pids_matching("sleep 41033").len(), 1);
     // SIGKILL: seer cannot clean up; the watchdog (own process group) notices.
     child.kill().unwrap();
@@ -233,6 +229,8 @@ fn the_watchdog_ends_the_sandbox_of_a_killed_seer() {
         Duration::from_secs(5),
         || pids_matching("sleep 41033").is_empty(),
     );
-    let ps = ok(&env.cmd().args(["ps", "--all"]).output().unwrap());
-    assert!(ps.contains("orphaned"), "{ps}");
+    // The record is saved once the process groups are gone.
+    wait_for("the record to say orphaned", Duration::from_secs(5), || {
+        ok(&env.cmd().args(["ps", "--all"]).output().unwrap()).contains("orphaned")
+    });
 }

@@ -3,21 +3,9 @@
 //! workspace's libraries importable, output limits and timeouts.
 
 mod common;
+use common::Env;
 use common::fake_anthropic::{FakeAnthropic, last_tool_results, text_turn, tool_turn};
-use common::{Env, text};
 use serde_json::{Value, json};
-
-fn run(env: &Env, code: &str, url: &str) -> (std::process::Output, String, String) {
-    env.write("main.rhai", code);
-    let out = env
-        .cmd()
-        .env("ANTHROPIC_API_KEY", "sk-test")
-        .args(["run", "main.rhai", "--", url])
-        .output()
-        .unwrap();
-    let (o, e) = text(&out);
-    (out, o, e)
-}
 
 #[test]
 fn an_agent_works_in_a_cli_session_inside_the_sandbox() {
@@ -52,8 +40,7 @@ fn an_agent_works_in_a_cli_session_inside_the_sandbox() {
         text_turn("done", 10, 5),
     ]);
     let env = Env::new();
-    let (out, stdout, stderr) = run(
-        &env,
+    let (out, stdout, stderr) = env.run_agent_script(
         r#"
 let sb = Sandbox(#{}).start();
 let ws = Workspace(#{ libraries: [Library::from_code("helpers", "def double(x):\n    return 2 * x\n")] });
@@ -110,8 +97,7 @@ fn an_agent_works_in_a_local_folder_in_a_local_session() {
         text_turn("done", 10, 5),
     ]);
     let env = Env::new();
-    let (out, stdout, stderr) = run(
-        &env,
+    let (out, stdout, stderr) = env.run_agent_script(
         r#"
 let ws = Workspace(#{ libraries: [Library::from_code("helpers", "NAME = 'lib ok'\n")] });
 let s = create_local_session(ws, #{ workspace_dir: "work", name: "local" });

@@ -7,6 +7,9 @@ pub mod fake_anthropic;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The API key agent tests give seer; it must appear in no output.
+pub const TEST_KEY: &str = "sk-test-key-0123456789";
+
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub home: PathBuf,
@@ -45,6 +48,20 @@ impl Env {
             .env_remove("RUST_LOG")
             .env("HF_HUB_OFFLINE", "1");
         c
+    }
+
+    /// Writes `main.rhai` and runs it with an Anthropic key ([`TEST_KEY`]) and `url` (a
+    /// loopback fake) as `ARGS[0]`; returns the output and its stdout and stderr.
+    pub fn run_agent_script(&self, code: &str, url: &str) -> (Output, String, String) {
+        self.write("main.rhai", code);
+        let out = self
+            .cmd()
+            .env("ANTHROPIC_API_KEY", TEST_KEY)
+            .args(["run", "main.rhai", "--", url])
+            .output()
+            .expect("run seer");
+        let (o, e) = text(&out);
+        (out, o, e)
     }
 
     /// `seer run main.rhai -- args` after writing `main.rhai`.
