@@ -486,11 +486,11 @@ impl<'a> Chat<'a> {
                 max_tokens: cfg.max_tokens,
                 temperature: None,
             };
-            self.transcript.write(
-                json!({"type": "request", "turn": turns, "body": self.provider.request_body(&req)}),
-            )?;
+            let body = self.provider.request_body(&req);
+            self.transcript
+                .write(json!({"type": "request", "turn": turns, "body": &body}))?;
             let mut ignore = |_: StreamEvent| {};
-            let resp = self.provider.stream(&req, &mut ignore, cancel).await?;
+            let resp = self.provider.stream(&body, &mut ignore, cancel).await?;
             self.transcript.write(json!({"type": "response", "turn": turns, "stop_reason": stop_name(&resp.stop_reason),
                 "content": resp.content.iter().map(block_to_json).collect::<Vec<_>>(),
                 "usage": {"input_tokens": resp.usage.input_tokens, "output_tokens": resp.usage.output_tokens,

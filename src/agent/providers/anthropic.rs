@@ -111,11 +111,10 @@ impl Provider for AnthropicProvider {
 
     async fn stream(
         &self,
-        req: &Request,
+        body: &Value,
         on_event: &mut (dyn FnMut(StreamEvent) + Send),
         cancel: &CancellationToken,
     ) -> anyhow::Result<Response> {
-        let body = self.request_body(req);
         let call = Call {
             provider: self.name(),
             config: &self.config,
@@ -123,7 +122,7 @@ impl Provider for AnthropicProvider {
             client: &self.client,
             url: join_url(&self.config.base_url, "v1/messages"),
             headers: self.headers()?,
-            body: &body,
+            body,
         };
         let new_decoder = || Box::new(Decoder::default()) as Box<dyn StreamDecoder>;
         retry::run(call, &new_decoder, on_event, cancel).await

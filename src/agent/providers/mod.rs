@@ -188,15 +188,17 @@ pub struct Response {
 pub trait Provider: Send + Sync {
     /// Short name (`anthropic`, `openai`), used in errors and logs.
     fn name(&self) -> &str;
-    /// Sends `req`, streams deltas to `on_event`, returns the full response.
+    /// The exact JSON body for `req`: built once per turn, written to the transcript and
+    /// sent by [`Provider::stream`].
+    fn request_body(&self, req: &Request) -> serde_json::Value;
+    /// Sends `body` (from [`Provider::request_body`]), streams deltas to `on_event`,
+    /// returns the full response.
     async fn stream(
         &self,
-        req: &Request,
+        body: &serde_json::Value,
         on_event: &mut (dyn FnMut(StreamEvent) + Send),
         cancel: &CancellationToken,
     ) -> anyhow::Result<Response>;
-    /// The exact JSON body that would be sent (for transcripts).
-    fn request_body(&self, req: &Request) -> serde_json::Value;
 }
 
 /// Wire format.

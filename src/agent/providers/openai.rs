@@ -231,11 +231,10 @@ impl Provider for OpenAiProvider {
 
     async fn stream(
         &self,
-        req: &Request,
+        body: &Value,
         on_event: &mut (dyn FnMut(StreamEvent) + Send),
         cancel: &CancellationToken,
     ) -> anyhow::Result<Response> {
-        let body = self.request_body(req);
         let call = Call {
             provider: self.name(),
             config: &self.config,
@@ -243,7 +242,7 @@ impl Provider for OpenAiProvider {
             client: &self.client,
             url: join_url(&self.config.base_url, "chat/completions"),
             headers: self.headers()?,
-            body: &body,
+            body,
         };
         let new_decoder = || Box::new(Decoder::default()) as Box<dyn StreamDecoder>;
         retry::run(call, &new_decoder, on_event, cancel).await

@@ -96,7 +96,7 @@ impl Provider for ReplayProvider {
 
     async fn stream(
         &self,
-        _req: &Request,
+        _body: &Value,
         on_event: &mut (dyn FnMut(StreamEvent) + Send),
         cancel: &CancellationToken,
     ) -> anyhow::Result<Response> {

@@ -382,7 +382,11 @@ fn simple_request() -> Request {
 async fn run(p: &dyn Provider, req: &Request) -> (anyhow::Result<Response>, Vec<StreamEvent>) {
     let mut events = Vec::new();
     let r = p
-        .stream(req, &mut |e| events.push(e), &CancellationToken::new())
+        .stream(
+            &p.request_body(req),
+            &mut |e| events.push(e),
+            &CancellationToken::new(),
+        )
         .await;
     (r, events)
 }
@@ -732,7 +736,7 @@ async fn cancellation_aborts_at_once() {
     });
     let start = std::time::Instant::now();
     let err = p
-        .stream(&simple_request(), &mut |_| {}, &cancel)
+        .stream(&p.request_body(&simple_request()), &mut |_| {}, &cancel)
         .await
         .unwrap_err();
     assert_eq!(format!("{err:#}"), "openai: cancelled");
