@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::live_log::LiveLog;
+use super::live_log::{LiveLog, one_line};
 use super::mcp_client::{McpConnections, ToolOutput, ToolPart};
 use super::pricing::{Prices, cost, prices_for};
 use super::providers::blocks::block_to_json;
@@ -251,14 +251,6 @@ fn stop_name(s: &StopReason) -> String {
         StopReason::ToolUse => "tool_use".into(),
         StopReason::MaxTokens => "max_tokens".into(),
         StopReason::Other(o) => o.clone(),
-    }
-}
-
-fn shorten(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        format!("{}…", s.chars().take(n).collect::<String>())
     }
 }
 
@@ -567,7 +559,7 @@ impl<'a> Chat<'a> {
         input: &Value,
         cancel: &CancellationToken,
     ) -> (ToolOutput, u32) {
-        tracing::debug!(tool = name, "-> {}", shorten(&input.to_string(), 200));
+        tracing::debug!(tool = name, "-> {}", one_line(&input.to_string(), 200));
         self.log.tool_call(name, input);
         let mut out = self.conns.call(name, input.clone(), cancel).await;
         let mut repeated = 0;

@@ -327,25 +327,6 @@ fn kind_name(kind: Kind) -> &'static str {
     }
 }
 
-/// Builds a provider from a name (`anthropic`, `claude`, `openai`), an
-/// optional base URL (else the `*_BASE_URL` env var, else the default) and an
-/// optional key env var name (else `ANTHROPIC_API_KEY` / `OPENAI_API_KEY`).
-pub fn provider_from(
-    kind: &str,
-    base_url: Option<String>,
-    api_key_env: Option<String>,
-) -> anyhow::Result<Box<dyn Provider>> {
-    let kind = Kind::parse(kind)?;
-    let mut config = ProviderConfig::new(kind);
-    if let Some(url) = base_url {
-        config.base_url = url;
-    }
-    if let Some(env) = api_key_env {
-        config.api_key_env = env;
-    }
-    config.build()
-}
-
 /// Joins a base URL and a path with exactly one slash.
 fn join_url(base: &str, path: &str) -> String {
     format!(

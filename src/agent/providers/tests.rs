@@ -848,18 +848,14 @@ async fn connection_refused_is_retried_then_reported() {
 
 #[test]
 fn missing_key_names_the_env_var() {
-    let err = provider_from(
-        "claude",
-        None,
-        Some("SEER_TEST_SURELY_UNSET_KEY_VAR".into()),
-    )
-    .err()
-    .unwrap();
+    let mut config = ProviderConfig::new(Kind::Anthropic);
+    config.api_key_env = "SEER_TEST_SURELY_UNSET_KEY_VAR".into();
+    let err = config.build().err().unwrap();
     assert_eq!(
         err.to_string(),
         "no API key for the anthropic provider: set the environment variable SEER_TEST_SURELY_UNSET_KEY_VAR"
     );
-    let err = provider_from("gemini", None, None).err().unwrap();
+    let err = Kind::parse("gemini").err().unwrap();
     assert!(err.to_string().contains("unknown provider \"gemini\""));
 }
 
