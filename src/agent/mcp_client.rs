@@ -267,27 +267,6 @@ impl McpConnections {
         &self.tools
     }
 
-    /// After a cancelled call: a server that can interrupt its work (seer's notebook
-    /// server has `interrupt_kernel`) is asked to, so the abandoned call stops running.
-    async fn interrupt_server(&self, server: &str) {
-        let Some(tool) = self
-            .tools
-            .iter()
-            .find(|t| t.server == server && t.name == "interrupt_kernel")
-        else {
-            return;
-        };
-        let Some(client) = self.clients.get(server) else {
-            return;
-        };
-        let call = client.call_tool(CallToolRequestParams::new(tool.name.clone()));
-        match tokio::time::timeout(std::time::Duration::from_secs(5), call).await {
-            Ok(Ok(_)) => tracing::debug!(server, "interrupted after a cancelled call"),
-            Ok(Err(e)) => tracing::warn!(server, "interrupt after a cancelled call failed: {e}"),
-            Err(_) => tracing::warn!(server, "interrupt after a cancelled call timed out"),
-        }
-    }
-
     /// Calls a tool by its qualified name. Failures of the call (unknown tool, protocol
     /// errors) come back as error outputs: the model is told, the run goes on.
     pub async fn call(
@@ -319,10 +298,9 @@ impl McpConnections {
             client.call_tool(CallToolRequestParams::new(tool.name.clone()).with_arguments(args));
         let result = tokio::select! {
             r = call => r,
-            _ = cancel.cancelled() => {
-                self.interrupt_server(&tool.server).await;
-                return ToolOutput::error("cancelled");
-            }
+            // Dropping the call makes rmcp send `notifications/cancelled`; a server
+            // that can stop its work does (seer's notebook server interrupts the kernel).
+            _ = cancel.cancelled() => return ToolOutput::error("cancelled"),
         };
         match result {
             Ok(r) => {

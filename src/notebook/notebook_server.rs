@@ -92,9 +92,10 @@ use base64::Engine as _;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
+use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use rmcp::{ServerHandler, ServiceExt, tool, tool_handler, tool_router};
+use rmcp::{RoleServer, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -251,9 +252,15 @@ pub fn server(tools: Arc<dyn NotebookTools>, opts: ServerOptions) -> NotebookSer
 #[tool_router]
 impl NotebookServer {
     #[tool(name = "execute_code", description = EXECUTE_CODE)]
-    async fn execute_code(&self, Parameters(args): Parameters<ExecuteCodeArgs>) -> CallToolResult {
+    async fn execute_code(
+        &self,
+        Parameters(args): Parameters<ExecuteCodeArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
         tracing::debug!(code_chars = args.code.len(), "notebook tool execute_code");
-        let run = self.tools.execute_code(args.code).await;
+        let run = self
+            .interrupt_if_cancelled(ctx.ct, self.tools.execute_code(args.code))
+            .await;
         self.cell_result("execute_code", run)
     }
 
@@ -274,13 +281,19 @@ impl NotebookServer {
     }
 
     #[tool(name = "edit_cell", description = EDIT_CELL)]
-    async fn edit_cell(&self, Parameters(args): Parameters<EditCellArgs>) -> CallToolResult {
+    async fn edit_cell(
+        &self,
+        Parameters(args): Parameters<EditCellArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
         tracing::debug!(
             cell_index = args.cell_index,
             code_chars = args.code.len(),
             "notebook tool edit_cell"
         );
-        let run = self.tools.edit_cell(args.code, args.cell_index).await;
+        let run = self
+            .interrupt_if_cancelled(ctx.ct, self.tools.edit_cell(args.code, args.cell_index))
+            .await;
         self.cell_result("edit_cell", run)
     }
 
@@ -328,6 +341,27 @@ impl NotebookServer {
 }
 
 impl NotebookServer {
+    /// Runs a cell; if the client cancels the call (MCP `notifications/cancelled`, e.g. a
+    /// user interrupting an agent), the kernel is interrupted so the cell stops, and its
+    /// (interrupted) result still lands in the notebook.
+    async fn interrupt_if_cancelled(
+        &self,
+        ct: CancellationToken,
+        run: impl std::future::Future<Output = anyhow::Result<CellRun>>,
+    ) -> anyhow::Result<CellRun> {
+        tokio::pin!(run);
+        tokio::select! {
+            r = &mut run => r,
+            _ = ct.cancelled() => {
+                tracing::debug!("the client cancelled a running cell: interrupting the kernel");
+                if let Err(e) = self.tools.interrupt().await {
+                    tracing::warn!("interrupting after a cancelled call failed: {e:#}");
+                }
+                run.await
+            }
+        }
+    }
+
     fn cell_result(&self, tool: &str, run: anyhow::Result<CellRun>) -> CallToolResult {
         match run {
             Ok(run) => render_cell_run(&run, self.opts.max_output_chars),
