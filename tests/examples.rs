@@ -182,6 +182,12 @@ fn every_example_script_runs_end_to_end_against_a_loopback_provider() {
             "local_api_investigation",
             vec!["Finding: the probe ran.", "worked in "],
         ),
+        // The script calls the interface itself first (`scoped.rpc` prints a map).
+        ("scoped_intro", vec!["#{\"", "Finding: the probe ran."]),
+        (
+            "petri_whitebox",
+            vec!["scores: #{\"concerning\": 2", "notebook: "],
+        ),
     ] {
         let env = Env::new();
         let out = env
