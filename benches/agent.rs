@@ -6,6 +6,8 @@
 //! rmcp call of the same tool. Then 16 agents in parallel: wall time, CPU time and memory
 //! of this process per agent. Run with `cargo bench --bench agent`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 use common::median;
 

@@ -3,6 +3,8 @@
 //! vs. last 20 cells; and session start vs. bare kernel start. Prints a table; run with
 //! `cargo bench --bench notebook`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 use common::{median_p99, ms};
 

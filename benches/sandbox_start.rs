@@ -2,6 +2,8 @@
 //! `seer run` on a script that does nothing. Prints a table; run with
 //! `cargo bench --bench sandbox_start`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};

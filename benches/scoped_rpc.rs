@@ -9,6 +9,8 @@
 //! - seer's own Rust RPC client (what `scoped.rpc` uses);
 //! - reference: the same function defined in the kernel and called in a cell.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 use common::{median_p99, ms};
 

@@ -3,6 +3,8 @@
 //! cold (`seer run`) vs. warm (a rerun under `--watch` that reuses sandbox and kernel).
 //! Runs the release `seer` binary. Run with `cargo bench --bench watch`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 use common::median;
 

@@ -16,5 +16,7 @@ pub mod scoped;
 pub mod script;
 pub mod secrets;
 pub mod shell_session;
+#[doc(hidden)]
+pub mod testenv;
 pub mod toolkit;
 pub mod workspace;

@@ -2,6 +2,8 @@
 //! (SSE) answers with scripted turns — a tool call, then text — while the tool runs for
 //! real in a notebook session reached over MCP. The test checks what seer sent.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 use common::fake_anthropic::{
     FakeAnthropic, Reply, http_error, last_tool_results, text_turn, tool_turn,

@@ -2,6 +2,8 @@
 //! long notebook cell, Esc interrupts that turn (not the chat), a later message gets an
 //! answer, Ctrl-C interrupts another turn, Ctrl-D ends the chat and the script goes on.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 use std::process::Command;
 use std::sync::Arc;

@@ -1,8 +1,10 @@
 //! Agents against real npm packages: the `claude` CLI (`provider: "claude-code"`) driving
 //! a notebook through seer's MCP server, and the third-party MCP server
 //! `@modelcontextprotocol/server-everything` over stdio driven by seer's own loop. Both run
-//! offline against the loopback Anthropic wire-format fake. The pinned packages are
-//! installed once per machine from the npm registry under the target dir.
+//! offline against the loopback Anthropic wire-format fake. The pinned packages
+//! (`tests/npm/package.json`) are installed by `tests/setup.sh`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 use std::path::{Path, PathBuf};
@@ -13,52 +15,12 @@ use common::fake_anthropic::{FakeAnthropic, text_turn, tool_turn};
 use common::{Env, ok, pids_matching, text};
 use serde_json::{Value, json};
 
-const CLAUDE_CODE: &str = "@anthropic-ai/claude-code@2.1.330";
-const EVERYTHING: &str = "@modelcontextprotocol/server-everything@2026.8.31";
 const KEY: &str = "sk-test-key-npm-0123456789";
-
-/// `npm install --prefix <dir> <spec>` once per machine. Each install goes to a fresh
-/// directory renamed into place when complete, so concurrent test processes never see
-/// (or share) a half-installed package.
-fn npm_package(spec: &str) -> PathBuf {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("npm");
-    let name = spec.replace('/', "+");
-    let dir = root.join(&name);
-    let marker = ".seer-installed";
-    if dir.join(marker).exists() {
-        return dir;
-    }
-    std::fs::create_dir_all(&root).unwrap();
-    let tmp = root.join(format!(".{name}.{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    let start = Instant::now();
-    let out = Command::new("npm")
-        .args(["install", "--no-audit", "--no-fund", "--prefix"])
-        .arg(&tmp)
-        .arg(spec)
-        .output()
-        .expect("npm is needed by these tests (.ci/run installs nodejs and npm)");
-    assert!(
-        out.status.success(),
-        "npm install {spec} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("npm install {spec}: {:.1?}", start.elapsed());
-    std::fs::write(tmp.join(marker), spec).unwrap();
-    if std::fs::rename(&tmp, &dir).is_err() {
-        // Another test process finished first.
-        let _ = std::fs::remove_dir_all(&tmp);
-        assert!(dir.join(marker).exists(), "installing {spec} failed");
-    }
-    dir
-}
 
 /// The installed `claude` executable: the package's bin, or (if npm skipped the
 /// postinstall that puts the native binary there) the platform package's binary.
 fn claude_bin() -> PathBuf {
-    let prefix = npm_package(CLAUDE_CODE);
+    let prefix = seer::testenv::npm_dir();
     let runs = |p: &Path| {
         Command::new(p)
             .arg("--version")
@@ -80,7 +42,7 @@ fn claude_bin() -> PathBuf {
 }
 
 fn everything_js() -> PathBuf {
-    npm_package(EVERYTHING)
+    seer::testenv::npm_dir()
         .join("node_modules/@modelcontextprotocol/server-everything/dist/index.js")
 }
 

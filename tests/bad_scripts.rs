@@ -1,6 +1,8 @@
 //! A table of bad scripts and configs: each must fail with exit code 1, a message that
 //! says what was wrong, the innermost `file:line:col`, and no panic.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 use common::{Env, text};
 

@@ -1,5 +1,7 @@
 //! The example experiments under scripts/ run end to end as a user runs them.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 use std::path::Path;
 
@@ -99,29 +101,6 @@ fn quickstart_runs_against_a_live_provider_when_named() {
     assert!(result.contains("[0. 0. 3. 0.]"), "{result}");
 }
 
-/// Tiny random models (Llama base + a LoRA on it), made once per machine.
-fn tiny_models() -> std::path::PathBuf {
-    static ONCE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _g = ONCE.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("example-tiny-models");
-    if !dir.join(".complete").exists() {
-        let env = Env::new();
-        let fixture = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/make_tiny_model.py"
-        );
-        let out = env.run(
-            &format!(
-                "let sb = Sandbox(#{{ python_packages: [\"torch\", \"transformers\", \"peft\"] }}).start();\nsb.exec(\"python {fixture} {}\");",
-                dir.display()
-            ),
-            &[],
-        );
-        ok(&out);
-    }
-    dir
-}
-
 /// A provider for any script: with tools, one call of the session's code tool, then a
 /// final text; without tools (judges, auditors, targets), a text with a scores block.
 fn generic_provider() -> FakeAnthropic {
@@ -163,7 +142,7 @@ fn generic_provider() -> FakeAnthropic {
 
 #[test]
 fn every_example_script_runs_end_to_end_against_a_loopback_provider() {
-    let models = tiny_models();
+    let models = seer::testenv::tiny_models();
     let fake = generic_provider();
     let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
     for (name, wants) in [

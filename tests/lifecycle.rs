@@ -2,6 +2,8 @@
 //! ends orphans of a killed seer, `seer ps` lists live sandboxes, the timeout watchdog
 //! ends a detached sandbox.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;

@@ -2,6 +2,8 @@
 //! timeouts, interrupts, restarts, a kernel killed mid-run, resume/continue; every
 //! notebook produced is validated with Python's nbformat.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 use common::{Env, ok, text, validate_notebooks};
 

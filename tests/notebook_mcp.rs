@@ -1,15 +1,17 @@
 //! A real notebook session's MCP server (streamable HTTP, bearer token) driven by the
 //! official Python MCP SDK.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use common::{Env, mcp_python, validate_notebooks};
+use common::{Env, test_python, validate_notebooks};
 
 #[test]
 fn python_mcp_client_drives_a_real_session() {
-    let python = mcp_python();
+    let python = test_python();
     let env = Env::new();
     env.write(
         "main.rhai",
@@ -100,7 +102,7 @@ fn python_mcp_client_drives_a_real_session() {
 
 #[test]
 fn seer_mcp_notebook_serves_a_live_sandbox_over_stdio() {
-    let python = mcp_python();
+    let python = test_python();
     let env = Env::new();
     let out = env.run("let sb = Sandbox(#{ execution_mode: \"notebook\", timeout: 300 }).start();\nsb.detach();\nprint(sb.id);", &[]);
     let id = common::ok(&out).trim().to_string();

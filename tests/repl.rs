@@ -1,6 +1,8 @@
 //! `seer repl` driven in a real pseudo-terminal (tmux, on a private socket), plus
 //! `seer docs` and `seer definitions`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::process::Command;

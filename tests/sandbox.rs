@@ -1,6 +1,8 @@
 //! The local backend driven through real scripts: files, commands, Python, env cache,
 //! secrets, copies, repos, models, snapshots.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 use std::path::Path;
 use std::process::Command;

@@ -2,6 +2,8 @@
 //! check, remote errors surfaced in Rhai, every `expose_as` form used by an agent against
 //! the loopback Anthropic fake, and no process left behind.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -2,6 +2,8 @@
 //! Python through the session's MCP tools, in the sandbox or in a local folder, with the
 //! workspace's libraries importable, output limits and timeouts.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 use common::Env;
 use common::fake_anthropic::{FakeAnthropic, last_tool_results, text_turn, tool_turn};

@@ -2,6 +2,8 @@
 //! output helpers, prompt assembly, and the Petri-style audit against a loopback
 //! Anthropic fake playing auditor, target and judge.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 use std::sync::Arc;
 

@@ -1,24 +1,12 @@
 //! The Python toolkit (`toolkit/`): its pytest suite on tiny offline models, and the shipped
 //! copy mounted in a real notebook session with `Library::toolkit()`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 mod common;
-use common::{Env, text, which_uv};
+use common::{Env, link_tiny_models, test_python, text};
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
-
-/// What the pytest suite needs; the same torch/transformers/peft as the workspace tests, so
-/// uv's cache serves both.
-const PACKAGES: [&str; 5] = ["torch", "transformers", "peft", "tokenizers", "pytest"];
-
-fn skip() -> bool {
-    let skip = std::env::var("SEER_SKIP_PYTHON_TESTS").is_ok_and(|v| v == "1");
-    if skip {
-        eprintln!("skipped: SEER_SKIP_PYTHON_TESTS=1");
-    }
-    skip
-}
 
 fn check(out: &std::process::Output, what: &str) {
     let (stdout, stderr) = text(out);
@@ -29,52 +17,10 @@ fn check(out: &std::process::Output, what: &str) {
     );
 }
 
-/// A venv with [`PACKAGES`], made once per target folder (offline from uv's cache when it
-/// can, else from PyPI).
-fn python() -> &'static Path {
-    static PY: OnceLock<PathBuf> = OnceLock::new();
-    PY.get_or_init(|| {
-        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("seer-toolkit-pyenv-v1");
-        let py = root.join("bin/python");
-        let ready = root.join(".ready");
-        if ready.exists() && py.exists() {
-            return py;
-        }
-        let _ = std::fs::remove_dir_all(&root);
-        let uv = which_uv();
-        let out = Command::new(&uv)
-            .args(["venv", "--quiet"])
-            .arg(&root)
-            .env("UV_PYTHON_DOWNLOADS", "never")
-            .output()
-            .expect("run uv venv");
-        check(&out, "uv venv");
-        let install = |offline: bool| {
-            let mut c = Command::new(&uv);
-            c.args(["pip", "install", "--quiet", "--python"]).arg(&py);
-            if offline {
-                c.arg("--offline");
-            }
-            c.args(PACKAGES).output().expect("run uv pip install")
-        };
-        if !install(true).status.success() {
-            check(
-                &install(false),
-                "uv pip install torch transformers peft tokenizers pytest",
-            );
-        }
-        std::fs::write(&ready, "ok\n").expect("write the venv's ready marker");
-        py
-    })
-}
-
 #[test]
 fn toolkit_pytest_suite_passes() {
-    if skip() {
-        return;
-    }
     let started = std::time::Instant::now();
-    let out = Command::new(python())
+    let out = Command::new(test_python())
         .args([
             "-m",
             "pytest",
@@ -114,19 +60,7 @@ const TORCH_ENV: &str =
 #[test]
 fn shipped_toolkit_works_in_a_notebook_session() {
     let env = Env::new();
-    let fixture = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/make_tiny_model.py"
-    );
-    let models = env.path().join("models");
-    let out = env.run(
-        &format!(
-            "let sb = Sandbox(#{{ {TORCH_ENV} }}).start();\nsb.exec(\"python {fixture} {}\");",
-            models.display()
-        ),
-        &[],
-    );
-    check(&out, "making the tiny models");
+    link_tiny_models(&env);
     // The script's folder has no toolkit/: everything comes from the copy inside seer.
     let out = env.run(
         &format!(

@@ -4,6 +4,8 @@
 //! everything kept warm; a changed sandbox config starts a new sandbox and ends the old
 //! one; Ctrl-C ends the watch and every process it started.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;

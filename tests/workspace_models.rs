@@ -2,8 +2,10 @@
 //! custom init code, and tiny random models (plain, PEFT, hidden) preloaded before the
 //! first cell. Needs torch + transformers + peft from PyPI (installed by the sandbox env).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 mod common;
-use common::{Env, ok, text, validate_notebooks};
+use common::{Env, link_tiny_models, text, validate_notebooks};
 
 const TORCH_ENV: &str =
     "python_packages: [\"torch\", \"transformers\", \"peft\"], execution_mode: \"notebook\"";
@@ -11,20 +13,7 @@ const TORCH_ENV: &str =
 #[test]
 fn libraries_skills_and_models_are_ready_in_the_kernel() {
     let env = Env::new();
-    // Tiny models, made offline in a sandbox with the same packages.
-    let fixture = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/make_tiny_model.py"
-    );
-    let models = env.path().join("models");
-    let out = env.run(
-        &format!(
-            "let sb = Sandbox(#{{ {TORCH_ENV} }}).start();\nsb.exec(\"python {fixture} {}\");",
-            models.display()
-        ),
-        &[],
-    );
-    ok(&out);
+    link_tiny_models(&env);
     env.write(
         "helpers.py",
         "\"\"\"Helpers for probing.\"\"\"\n\ndef double(x):\n    return 2 * x\n",

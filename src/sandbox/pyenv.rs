@@ -203,7 +203,13 @@ pub async fn run(
 /// The `uv` binary: seer's own copy in its cache, else one on PATH, else installed from
 /// PyPI into seer's cache with `python3 -m pip`.
 pub async fn find_uv(cancel: &CancellationToken) -> Result<PathBuf> {
-    let cache = paths::cache_dir();
+    find_uv_in(&paths::cache_dir(), cancel).await
+}
+
+/// [`find_uv`] with an explicit cache dir (`<cache>/uv/bin/uv` is seer's own copy): the
+/// test suite bootstraps uv into its shared cache through this, exactly as seer does.
+pub async fn find_uv_in(cache: &Path, cancel: &CancellationToken) -> Result<PathBuf> {
+    let cache = cache.to_path_buf();
     let own = cache.join("uv/bin/uv");
     if own.exists() {
         return Ok(own);

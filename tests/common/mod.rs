@@ -17,7 +17,7 @@ pub struct Env {
 
 /// The cache (uv, Python envs) shared by every test, so envs are built once per machine.
 pub fn shared_cache() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("seer-cache")
+    seer::testenv::shared_cache()
 }
 
 impl Env {
@@ -114,54 +114,23 @@ pub fn pids_matching(needle: &str) -> Vec<i32> {
     out
 }
 
-/// A Python venv with one package from PyPI, made once per machine under the target dir.
-fn python_with(venv_name: &str, package: &str) -> PathBuf {
-    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(venv_name);
-    let python = venv.join("bin/python");
-    static ONCE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _g = ONCE.lock().unwrap_or_else(|e| e.into_inner());
-    if !python.exists() {
-        let uv = which_uv();
-        let st = Command::new(&uv)
-            .args(["venv", "-q"])
-            .arg(&venv)
-            .status()
-            .expect("uv venv");
-        assert!(st.success());
-        let st = Command::new(&uv)
-            .args(["pip", "install", "-q", "--python"])
-            .arg(&python)
-            .arg(package)
-            .status()
-            .expect("uv pip install");
-        assert!(st.success(), "installing `{package}` from PyPI failed");
-    }
-    python
+/// The test Python (`tests/requirements.txt`, installed by `tests/setup.sh`): nbformat,
+/// the official `mcp`, `anthropic` and `openai` SDKs, torch, transformers, peft, pytest.
+pub fn test_python() -> PathBuf {
+    seer::testenv::python()
 }
 
-/// A Python with `nbformat`.
-pub fn nbformat_python() -> PathBuf {
-    python_with("nbformat-venv", "nbformat")
-}
-
-/// A Python with the official `mcp` SDK.
-pub fn mcp_python() -> PathBuf {
-    python_with("mcp-client-venv", "mcp")
-}
-
-/// uv: on PATH, or the copy seer installed into the shared test cache.
+/// uv, through seer's own bootstrap into the shared test cache.
 pub fn which_uv() -> PathBuf {
-    let cached = shared_cache().join("uv/bin/uv");
-    if cached.exists() {
-        return cached;
-    }
-    std::env::var_os("PATH")
-        .and_then(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("uv"))
-                .find(|p| p.is_file())
-        })
-        .expect("uv is needed by the tests (.ci/run installs it)")
+    seer::testenv::uv()
+}
+
+/// `models/` in the test's folder: a link to the tiny random models made once per machine
+/// (`base/`, `base_notok/`, `lora/`, `lora_tok/`; see `tests/fixtures/make_tiny_model.py`).
+pub fn link_tiny_models(env: &Env) -> PathBuf {
+    let link = env.path().join("models");
+    std::os::unix::fs::symlink(seer::testenv::tiny_models(), &link).expect("link the tiny models");
+    link
 }
 
 /// Validates every .ipynb under `dir` with Python's `nbformat.validate`; returns how many.
@@ -179,7 +148,7 @@ pub fn validate_notebooks(dir: &Path) -> usize {
     }
     walk(dir, &mut found);
     for nb in &found {
-        let out = Command::new(nbformat_python())
+        let out = Command::new(test_python())
             .args([
                 "-c",
                 "import nbformat, sys; nbformat.validate(nbformat.read(sys.argv[1], as_version=4))",

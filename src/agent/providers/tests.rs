@@ -902,46 +902,6 @@ else:
 print(json.dumps(out))
 "#;
 
-/// A venv with the official SDKs, cached under the target tmp dir; `None`
-/// (test skipped) when uv or the network is unavailable.
-async fn sdk_python() -> Option<std::path::PathBuf> {
-    let root = option_env!("CARGO_TARGET_TMPDIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tmp"));
-    let venv = root.join("seer-provider-sdk-venv");
-    let python = venv.join("bin/python");
-    let ok =
-        |o: std::io::Result<std::process::Output>| o.map(|o| o.status.success()).unwrap_or(false);
-    let check = tokio::process::Command::new(&python)
-        .args(["-c", "import anthropic, openai"])
-        .output()
-        .await;
-    if ok(check) {
-        return Some(python);
-    }
-    let home = std::env::var("HOME").unwrap_or_default();
-    let pyenv_uv = format!("{home}/.pyenv/versions/3.11.7/bin/uv");
-    let uv = if std::path::Path::new(&pyenv_uv).exists() {
-        pyenv_uv
-    } else {
-        "uv".to_string()
-    };
-    std::fs::create_dir_all(&root).ok()?;
-    let made = tokio::process::Command::new(&uv)
-        .arg("venv")
-        .arg("-q")
-        .arg(&venv)
-        .output()
-        .await;
-    let installed = tokio::process::Command::new(&uv)
-        .args(["pip", "install", "-q", "--python"])
-        .arg(&python)
-        .args(["anthropic", "openai"])
-        .output()
-        .await;
-    (ok(made) && ok(installed)).then_some(python)
-}
-
 async fn sdk_parse(python: &std::path::Path, wire: String, which: &str) -> Value {
     let fake = Fake::start(vec![stream(wire)]).await;
     let base = match which {
@@ -961,12 +921,10 @@ async fn sdk_parse(python: &std::path::Path, wire: String, which: &str) -> Value
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// Needs uv and PyPI on the first run (CI has both); fails, never skips, without them.
+/// The official SDKs come from the test Python env (`tests/setup.sh`).
 #[tokio::test]
 async fn fakes_match_official_sdks() {
-    let Some(python) = sdk_python().await else {
-        panic!("could not set up the anthropic/openai SDK venv (needs uv and PyPI)");
-    };
+    let python = crate::testenv::python();
     assert_eq!(
         sdk_parse(&python, anthropic_tool_turn(), "anthropic").await,
         json!({"content": [
