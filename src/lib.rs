@@ -10,6 +10,8 @@ pub mod config;
 pub mod kernel;
 pub mod notebook;
 pub mod paths;
+pub mod process;
+pub mod progress;
 pub mod repl;
 pub mod sandbox;
 pub mod scoped;

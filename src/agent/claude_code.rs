@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::mcp_client::{ServerConfig, parse_config};
 use super::providers::Usage;
 use super::run::{AgentConfig, AgentResult};
-use crate::sandbox::process::{group_alive, kill_groups};
+use crate::process::{group_alive, kill_groups};
 use crate::secrets::Redactor;
 
 /// Where seer looks for the CLI before `PATH`.

@@ -77,7 +77,7 @@ pub async fn ensure_env(
         return Ok(env);
     }
     let uv = find_uv(cancel).await?;
-    let bar = crate::sandbox::progress::spinner(format!(
+    let bar = crate::progress::spinner(format!(
         "creating Python {python_version} env with {} package(s)",
         pkgs.len()
     ));
@@ -216,7 +216,7 @@ pub async fn find_uv(cancel: &CancellationToken) -> Result<PathBuf> {
     if own.exists() {
         return Ok(own);
     }
-    let bar = crate::sandbox::progress::spinner("installing uv from PyPI into seer's cache".into());
+    let bar = crate::progress::spinner("installing uv from PyPI into seer's cache".into());
     let tmp = cache.join(format!("uv.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let tmp_s = tmp.to_string_lossy().to_string();
