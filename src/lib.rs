@@ -5,6 +5,7 @@
 //! those scripts ask for.
 
 pub mod agent;
+pub mod cancel;
 pub mod cli;
 pub mod config;
 pub mod kernel;

@@ -19,6 +19,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
+use crate::cancel::cancellable;
+
 /// One server of an `mcp_config`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
@@ -240,10 +242,9 @@ impl McpConnections {
         };
         let mut taken = vec![];
         for (name, cfg) in servers {
-            let client = tokio::select! {
-                c = connect_one(&name, &cfg, base_dir) => c,
-                _ = cancel.cancelled() => Err(anyhow!("cancelled")),
-            };
+            let client = cancellable(cancel, connect_one(&name, &cfg, base_dir))
+                .await
+                .and_then(|c| c);
             let client = match client {
                 Ok(c) => c,
                 Err(e) => {

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
+use crate::cancel::cancellable;
 use crate::paths;
 
 const MARKER: &str = ".seer-env.json";
@@ -167,10 +168,7 @@ async fn lock_file(path: &Path, cancel: &CancellationToken) -> Result<std::fs::F
                 return Err(e).with_context(|| format!("locking {}", path.display()));
             }
         }
-        tokio::select! {
-            _ = cancel.cancelled() => bail!("cancelled"),
-            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-        }
+        cancellable(cancel, tokio::time::sleep(Duration::from_millis(50))).await?;
     }
 }
 
@@ -189,10 +187,9 @@ pub async fn run(
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("starting {}", program.display()))?;
-    let out = tokio::select! {
-        _ = cancel.cancelled() => bail!("cancelled"),
-        out = child.wait_with_output() => out.with_context(|| format!("running {what}"))?,
-    };
+    let out = cancellable(cancel, child.wait_with_output())
+        .await?
+        .with_context(|| format!("running {what}"))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         bail!("{what} failed ({}):\n{}", out.status, stderr.trim_end());

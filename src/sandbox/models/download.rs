@@ -1,7 +1,6 @@
 //! Downloading a Hub model into the hub cache with hf-hub, cancellable between and during
 //! requests.
 
-use std::future::Future;
 use std::path::{Component, Path};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -11,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Hub;
 use super::hub_cache::{cache_folder, is_commit};
+use crate::cancel::cancellable;
 
 /// Downloads every file of `id` at `rev` into the hub cache and points `refs/<rev>` at it.
 pub(super) async fn download(
@@ -98,13 +98,4 @@ fn is_safe_relative(p: &str) -> bool {
         && Path::new(p)
             .components()
             .all(|c| matches!(c, Component::Normal(_)))
-}
-
-/// Awaits `fut` unless `cancel` fires first, in which case `fut` is dropped.
-async fn cancellable<F: Future>(cancel: &CancellationToken, fut: F) -> Result<F::Output> {
-    tokio::select! {
-        biased;
-        _ = cancel.cancelled() => bail!("cancelled"),
-        out = fut => Ok(out),
-    }
 }
