@@ -4,6 +4,8 @@
 //! errors into messages that name the field (with its path, e.g. `models[0].name`), the
 //! expected type, and for a misspelt key or enum value the closest valid one.
 
+use std::time::Duration;
+
 use serde::de::DeserializeOwned;
 
 /// A config that did not fit its type. The message is complete and user-facing.
@@ -31,6 +33,19 @@ pub fn from_dynamic<T: DeserializeOwned>(
     let json: serde_json::Value = rhai::serde::from_dynamic(value)
         .map_err(|e| ConfigError(format!("{what}: {}", strip_position(&e.to_string()))))?;
     from_json(what, json)
+}
+
+/// A timeout given in seconds, which must be more than zero. The error names `field`
+/// (`field `timeout`: must be ...`); callers put what it belongs to in front, like the other
+/// config errors (`exec options: field `timeout`: ...`).
+pub fn positive_seconds(field: &str, secs: f64) -> Result<Duration, String> {
+    if !(secs > 0.0 && secs.is_finite()) {
+        return Err(format!(
+            "field `{field}`: must be a positive number of seconds, not {secs}"
+        ));
+    }
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("field `{field}`: {secs} seconds is more than a timer can hold"))
 }
 
 /// Removes the ` (line L, position C)` rhai appends to its messages.
@@ -186,6 +201,24 @@ mod tests {
                 }],
                 mode: None
             }
+        );
+    }
+
+    #[test]
+    fn timeouts_must_be_positive_seconds() {
+        assert_eq!(
+            positive_seconds("timeout", 1.5),
+            Ok(Duration::from_millis(1500))
+        );
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert_eq!(
+                positive_seconds("timeout", bad).unwrap_err(),
+                format!("field `timeout`: must be a positive number of seconds, not {bad}")
+            );
+        }
+        assert_eq!(
+            positive_seconds("t", 1e30).unwrap_err(),
+            "field `t`: 1000000000000000000000000000000 seconds is more than a timer can hold"
         );
     }
 

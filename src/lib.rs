@@ -5,11 +5,14 @@
 //! those scripts ask for.
 
 pub mod agent;
+pub mod cancel;
 pub mod cli;
 pub mod config;
 pub mod kernel;
 pub mod notebook;
 pub mod paths;
+pub mod process;
+pub mod progress;
 pub mod repl;
 pub mod sandbox;
 pub mod scoped;

@@ -22,6 +22,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::positive_seconds;
 use crate::notebook::notebook_server::{HttpServer, serve_handler_http, truncate_middle};
 use crate::sandbox::{Command, ExecOptions, ExecOutput, Sandbox};
 
@@ -152,14 +153,13 @@ impl ShellServer {
         }
     }
 
-    async fn run(&self, cmd: Command, timeout_s: Option<f64>) -> CallToolResult {
-        let timeout = match timeout_s {
-            Some(t) if t > 0.0 && t.is_finite() => Some(Duration::from_secs_f64(t)),
-            Some(t) => {
-                return CallToolResult::error(vec![ContentBlock::text(format!(
-                    "timeout_s must be a positive number of seconds, not {t}"
-                ))]);
+    /// Runs `cmd` for the tool `tool` (named in messages).
+    async fn run(&self, tool: &str, cmd: Command, timeout_s: Option<f64>) -> CallToolResult {
+        let timeout = match timeout_s.map(|t| positive_seconds("timeout_s", t)) {
+            Some(Err(e)) => {
+                return CallToolResult::error(vec![ContentBlock::text(format!("{tool}: {e}"))]);
             }
+            Some(Ok(t)) => Some(t),
             None => None,
         };
         match self.session.run(cmd, timeout).await {
@@ -185,12 +185,14 @@ impl ShellServer {
 impl ShellServer {
     #[tool(name = "run_shell", description = RUN_SHELL)]
     async fn run_shell(&self, Parameters(args): Parameters<RunShellArgs>) -> CallToolResult {
-        self.run(Command::Shell(args.command), args.timeout_s).await
+        self.run("run_shell", Command::Shell(args.command), args.timeout_s)
+            .await
     }
 
     #[tool(name = "run_python", description = RUN_PYTHON)]
     async fn run_python(&self, Parameters(args): Parameters<RunPythonArgs>) -> CallToolResult {
-        self.run(Command::Python(args.code), args.timeout_s).await
+        self.run("run_python", Command::Python(args.code), args.timeout_s)
+            .await
     }
 }
 

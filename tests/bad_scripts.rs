@@ -199,6 +199,18 @@ fn cases() -> Vec<Case> {
             "exec options: unknown field `timout`; did you mean `timeout`?",
         ),
         case(
+            "exec timeout not positive",
+            "let sb = Sandbox(#{}).start();\nsb.exec(\"true\", #{ timeout: 0 });",
+            "main.rhai:2:4",
+            "exec options: field `timeout`: must be a positive number of seconds, not 0",
+        ),
+        case(
+            "agent request_timeout not positive",
+            "run_agent(#{ prompt: \"hi\", request_timeout: -1 });",
+            "main.rhai:1:1",
+            "run_agent: field `request_timeout`: must be a positive number of seconds, not -1",
+        ),
+        case(
             "failing command",
             "let sb = Sandbox(#{}).start();\nsb.exec(\"echo oops >&2; exit 3\");",
             "main.rhai:2:4",

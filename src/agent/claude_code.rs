@@ -22,7 +22,8 @@ use tokio_util::sync::CancellationToken;
 use super::mcp_client::{ServerConfig, parse_config};
 use super::providers::Usage;
 use super::run::{AgentConfig, AgentResult};
-use crate::sandbox::process::{group_alive, kill_groups};
+use crate::cancel::cancellable;
+use crate::process::{group_alive, kill_groups};
 use crate::secrets::Redactor;
 
 /// Where seer looks for the CLI before `PATH`.
@@ -466,10 +467,9 @@ async fn run_cli(
     }
     if let Some(mut stdin) = child.stdin.take() {
         // The prompt goes through stdin: no argv length limit, not visible in `ps`.
-        tokio::select! {
-            w = stdin.write_all(prompt.as_bytes()) => w.context("sending the prompt to the claude CLI")?,
-            _ = cancel.cancelled() => bail!("cancelled"),
-        }
+        cancellable(cancel, stdin.write_all(prompt.as_bytes()))
+            .await?
+            .context("sending the prompt to the claude CLI")?;
     }
     let stdout = child
         .stdout
@@ -486,10 +486,9 @@ async fn run_cli(
     let mut lines = BufReader::new(stdout).lines();
     let mut mapper = Mapper::default();
     loop {
-        let line = tokio::select! {
-            l = lines.next_line() => l.context("reading the claude CLI's output")?,
-            _ = cancel.cancelled() => bail!("cancelled"),
-        };
+        let line = cancellable(cancel, lines.next_line())
+            .await?
+            .context("reading the claude CLI's output")?;
         let Some(line) = line else { break };
         if line.trim().is_empty() {
             continue;
@@ -519,10 +518,9 @@ async fn run_cli(
             on_event(ev)?;
         }
     }
-    let status = tokio::select! {
-        s = child.wait() => s.context("waiting for the claude CLI")?,
-        _ = cancel.cancelled() => bail!("cancelled"),
-    };
+    let status = cancellable(cancel, child.wait())
+        .await?
+        .context("waiting for the claude CLI")?;
     let stderr = match stderr_task {
         Some(t) => tokio::time::timeout(Duration::from_secs(2), t)
             .await

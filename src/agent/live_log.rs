@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use indicatif::ProgressBar;
 
-use crate::sandbox::progress::spinner;
+use crate::progress::spinner;
 
 /// Where the log goes. The spinner exists only while a turn runs, so it never draws
 /// over a prompt (the interactive chat's).

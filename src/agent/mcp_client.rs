@@ -15,8 +15,11 @@ use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{RoleClient, ServiceExt};
 use serde::Deserialize;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
+
+use crate::cancel::cancellable;
 
 /// One server of an `mcp_config`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -103,6 +106,16 @@ pub fn parse_config(config: &Value) -> Result<Vec<(String, ServerConfig)>> {
     Ok(out)
 }
 
+/// Eight hex digits identifying a long tool name that had to be cut short.
+///
+/// The hashed text keeps the framing these names were first made with (then by the Python
+/// env cache's key function), so qualified names, which transcripts and replays refer to,
+/// stay the same.
+fn name_hash(name: &str) -> String {
+    let digest = Sha256::digest(format!("seer-env-v1\npython=\n{name}\n"));
+    hex::encode(&digest[4..8])
+}
+
 /// Characters providers accept in tool names, at most 64 of them, unique in `taken`.
 pub fn qualify(server: &str, tool: &str, taken: &mut Vec<String>) -> String {
     let clean = |s: &str| -> String {
@@ -118,9 +131,7 @@ pub fn qualify(server: &str, tool: &str, taken: &mut Vec<String>) -> String {
     };
     let mut name = format!("{}__{}", clean(server), clean(tool));
     if name.len() > 64 {
-        let digest = crate::sandbox::pyenv::env_key("", &[name.clone()]).0;
-        let tail = &digest[digest.len() - 8..];
-        name = format!("{}_{tail}", &name[..55]);
+        name = format!("{}_{}", &name[..55], name_hash(&name));
     }
     let base = name.clone();
     let mut n = 2;
@@ -231,10 +242,9 @@ impl McpConnections {
         };
         let mut taken = vec![];
         for (name, cfg) in servers {
-            let client = tokio::select! {
-                c = connect_one(&name, &cfg, base_dir) => c,
-                _ = cancel.cancelled() => Err(anyhow!("cancelled")),
-            };
+            let client = cancellable(cancel, connect_one(&name, &cfg, base_dir))
+                .await
+                .and_then(|c| c);
             let client = match client {
                 Ok(c) => c,
                 Err(e) => {
@@ -361,6 +371,11 @@ mod tests {
         );
         let long = qualify(&"s".repeat(40), &"t".repeat(40), &mut taken);
         assert_eq!(long.len(), 64);
+        // Pinned: transcripts and replays name tools by these, so the hash must not drift.
+        assert_eq!(
+            long,
+            "ssssssssssssssssssssssssssssssssssssssss__ttttttttttttt_13945ac9"
+        );
         assert!(long.starts_with("ssss"));
         assert!(
             long.chars()

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -20,6 +20,7 @@ use super::providers::{
     Block, Kind, Message, Provider, ProviderConfig, ReplayProvider, Request, ResultPart, Role,
     StopReason, StreamEvent, ToolSpec, Usage, default_model,
 };
+use crate::config::positive_seconds;
 
 const DEFAULT_SYSTEM: &str = "You are a careful research agent. Use the tools to investigate; \
 state what you found and how confident you are.";
@@ -134,10 +135,7 @@ pub fn build_provider(cfg: &AgentConfig, base_dir: &Path) -> Result<Box<dyn Prov
                 pc.api_key_env = env.clone();
             }
             if let Some(t) = cfg.request_timeout {
-                if !(t > 0.0 && t.is_finite()) {
-                    bail!("request_timeout must be a positive number of seconds, not {t}");
-                }
-                pc.timeout = std::time::Duration::from_secs_f64(t);
+                pc.timeout = positive_seconds("request_timeout", t).map_err(|e| anyhow!(e))?;
             }
             if let Some(n) = cfg.max_retries {
                 pc.max_retries = n;

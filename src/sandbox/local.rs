@@ -17,12 +17,12 @@ use tokio_util::sync::CancellationToken;
 use super::config::{FileMapping, SandboxConfig};
 use super::fsutil::{copy_tree, resolve_host, resolve_inside};
 use super::models::{self, ModelHandle};
-use super::process::{self, ProcDir};
 use super::pyenv::{self, PythonEnv};
 use super::registry::{SandboxRecord, Status, now};
 use super::repos::{self, Install, RepoHandle};
 use super::{Command, ExecOptions, ExecOutput, Sandbox, SandboxInfo};
 use crate::paths;
+use crate::process::{self, ProcDir};
 use crate::secrets::Redactor;
 
 /// Host variables a sandbox process inherits; everything else comes from the config.

@@ -5,8 +5,6 @@ pub mod config;
 pub mod fsutil;
 pub mod local;
 pub mod models;
-pub mod process;
-pub mod progress;
 pub mod pyenv;
 pub mod registry;
 pub mod repos;

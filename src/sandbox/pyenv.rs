@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
+use crate::cancel::cancellable;
 use crate::paths;
 
 const MARKER: &str = ".seer-env.json";
@@ -77,7 +78,7 @@ pub async fn ensure_env(
         return Ok(env);
     }
     let uv = find_uv(cancel).await?;
-    let bar = crate::sandbox::progress::spinner(format!(
+    let bar = crate::progress::spinner(format!(
         "creating Python {python_version} env with {} package(s)",
         pkgs.len()
     ));
@@ -167,10 +168,7 @@ async fn lock_file(path: &Path, cancel: &CancellationToken) -> Result<std::fs::F
                 return Err(e).with_context(|| format!("locking {}", path.display()));
             }
         }
-        tokio::select! {
-            _ = cancel.cancelled() => bail!("cancelled"),
-            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-        }
+        cancellable(cancel, tokio::time::sleep(Duration::from_millis(50))).await?;
     }
 }
 
@@ -189,10 +187,9 @@ pub async fn run(
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("starting {}", program.display()))?;
-    let out = tokio::select! {
-        _ = cancel.cancelled() => bail!("cancelled"),
-        out = child.wait_with_output() => out.with_context(|| format!("running {what}"))?,
-    };
+    let out = cancellable(cancel, child.wait_with_output())
+        .await?
+        .with_context(|| format!("running {what}"))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         bail!("{what} failed ({}):\n{}", out.status, stderr.trim_end());
@@ -222,7 +219,7 @@ pub async fn find_uv_in(cache: &Path, cancel: &CancellationToken) -> Result<Path
     if own.exists() {
         return Ok(own);
     }
-    let bar = crate::sandbox::progress::spinner("installing uv from PyPI into seer's cache".into());
+    let bar = crate::progress::spinner("installing uv from PyPI into seer's cache".into());
     let tmp = cache.join(format!("uv.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let tmp_s = tmp.to_string_lossy().to_string();

@@ -9,9 +9,9 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::models::ModelHandle;
-use super::process::{self, ProcDir};
 use super::repos::RepoHandle;
 use crate::paths;
+use crate::process::{self, ProcDir};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

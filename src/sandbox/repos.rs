@@ -8,13 +8,14 @@
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use anyhow::{Context, Result, bail};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
+
+use crate::cancel::cancellable;
 
 /// One entry of a script's `repos` list.
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize, PartialEq)]
@@ -446,15 +447,6 @@ async fn run_git(args: &[OsString], cancel: &CancellationToken, hint: &str) -> R
         bail!(msg);
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-/// Awaits `fut` unless `cancel` fires first, in which case `fut` is dropped.
-async fn cancellable<F: Future>(cancel: &CancellationToken, fut: F) -> Result<F::Output> {
-    tokio::select! {
-        biased;
-        _ = cancel.cancelled() => bail!("cancelled"),
-        out = fut => Ok(out),
-    }
 }
 
 /// A git command line for messages: shell-quoted, with URL credentials hidden.

@@ -3,13 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use rhai::{Array, Dynamic, Engine, Map, Module, NativeCallContext};
 use serde::Deserialize;
 
 use super::{Host, RhaiResult, at_call, runtime_error};
-use crate::config::from_dynamic;
+use crate::config::{from_dynamic, positive_seconds};
 use crate::sandbox::local::{LocalSandbox, StartRequest};
 use crate::sandbox::models::ModelConfig;
 use crate::sandbox::repos::RepoConfig;
@@ -87,15 +86,11 @@ fn exec_opts(m: Option<Map>) -> RhaiResult<ExecOptions> {
         }
         None => ExecOpts::default(),
     };
-    let timeout = match o.timeout {
-        Some(t) if !(t.is_finite() && t > 0.0) => {
-            return Err(runtime_error(format!(
-                "exec options: field `timeout`: {t} is not a number of seconds > 0"
-            )));
-        }
-        Some(t) => Some(Duration::from_secs_f64(t)),
-        None => None,
-    };
+    let timeout = o
+        .timeout
+        .map(|t| positive_seconds("timeout", t))
+        .transpose()
+        .map_err(|e| runtime_error(format!("exec options: {e}")))?;
     Ok(ExecOptions {
         host_cwd: None,
         timeout,

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::api_sandbox::{SandboxHandle, config_from};
 use super::api_workspace::WorkspaceHandle;
 use super::{Host, RhaiResult, runtime_error};
+use crate::cancel::cancellable;
 use crate::config::from_dynamic;
 use crate::sandbox::local::{LocalSandbox, StartRequest};
 use crate::sandbox::{Sandbox, SandboxConfig};
@@ -193,10 +194,9 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         let cancel = hs.cancel();
         let result = hs.block_on(async move {
             let (server, fname) = scoped.find(&f).await?;
-            tokio::select! {
-                r = server.call(&fname, args) => r.map_err(anyhow::Error::new),
-                _ = cancel.cancelled() => Err(anyhow::anyhow!("cancelled")),
-            }
+            cancellable(&cancel, server.call(&fname, args))
+                .await?
+                .map_err(anyhow::Error::new)
         })?;
         rhai::serde::to_dynamic(result)
     };

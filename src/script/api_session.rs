@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::api_sandbox::SandboxHandle;
 use super::api_workspace::WorkspaceHandle;
 use super::{Host, RhaiResult, runtime_error};
-use crate::config::from_dynamic;
+use crate::config::{from_dynamic, positive_seconds};
 use crate::notebook::RunStatus;
 use crate::notebook::session::{CellRun, NotebookSession, SessionOptions, outputs_text};
 use crate::sandbox::config::{ExecutionMode, SandboxConfig};
@@ -57,14 +57,11 @@ struct CellOpts {
     timeout: Option<f64>,
 }
 
-fn seconds(field: &str, v: Option<f64>) -> RhaiResult<Option<Duration>> {
-    match v {
-        Some(t) if !(t.is_finite() && t > 0.0) => Err(runtime_error(format!(
-            "field `{field}`: {t} is not a number of seconds > 0"
-        ))),
-        Some(t) => Ok(Some(Duration::from_secs_f64(t))),
-        None => Ok(None),
-    }
+/// An optional `timeout` option of `what`, checked.
+fn timeout(what: &str, v: Option<f64>) -> RhaiResult<Option<Duration>> {
+    v.map(|t| positive_seconds("timeout", t))
+        .transpose()
+        .map_err(|e| runtime_error(format!("{what}: {e}")))
 }
 
 fn status_name(s: RunStatus) -> &'static str {
@@ -176,7 +173,7 @@ fn start_session(
         kernel: ExecOptions::default(),
         resume: resolve(&o.resume),
         continue_from: resolve(&o.continue_from),
-        timeout: seconds("timeout", o.timeout)?,
+        timeout: timeout("notebook session options", o.timeout)?,
     };
     let cancel = host.cancel();
     // `--watch`: the kernel a previous run's session with this name and setup left.
@@ -265,7 +262,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     let h = host.clone();
     let exec = move |s: &mut SessionHandle, code: &str, m: Option<Map>| -> RhaiResult<CellRun> {
         let o: CellOpts = parse_opts("exec options", m)?;
-        let timeout = seconds("timeout", o.timeout)?;
+        let timeout = timeout("exec options", o.timeout)?;
         let session = s.session.clone();
         let code = code.to_string();
         let cancel = h.cancel();

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rhai::{Dynamic, Engine, Map};
 use serde::Deserialize;
@@ -11,7 +10,7 @@ use serde::Deserialize;
 use super::api_sandbox::SandboxHandle;
 use super::api_session::{install_workspace, workspace_config};
 use super::{Host, RhaiResult, runtime_error};
-use crate::config::from_dynamic;
+use crate::config::{from_dynamic, positive_seconds};
 use crate::sandbox::config::SandboxConfig;
 use crate::sandbox::local::{LocalSandbox, StartRequest};
 use crate::sandbox::{Command, ExecOutput, Sandbox};
@@ -88,13 +87,10 @@ fn open(
         &host.cancel(),
     );
     if let Some(t) = o.timeout {
-        if !(t > 0.0 && t.is_finite()) {
-            return Err(runtime_error(format!(
-                "shell session options: `timeout` must be a positive number of seconds, not {t}"
-            )));
-        }
+        let t = positive_seconds("timeout", t)
+            .map_err(|e| runtime_error(format!("shell session options: {e}")))?;
         if let Some(s) = Arc::get_mut(&mut session) {
-            s.timeout = Duration::from_secs_f64(t);
+            s.timeout = t;
         }
     }
     Ok(ShellHandle {

@@ -1,6 +1,8 @@
-//! Processes of a sandbox: each command runs in its own process group, recorded as a file
-//! in the sandbox's `procs/` dir so that `terminate`, Ctrl-C, the timeout watchdog and
-//! `seer gc` can end the whole group, grandchildren included.
+//! Process groups: whether they are alive and how to end them, grandchildren included.
+//!
+//! A sandbox runs each command in its own process group, recorded as a file in its `procs/`
+//! dir ([`ProcDir`]) so that `terminate`, Ctrl-C, the timeout watchdog and `seer gc` can end
+//! the whole group; the agent's claude CLI child is ended the same way.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
