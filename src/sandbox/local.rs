@@ -20,7 +20,7 @@ use super::models::{self, ModelHandle};
 use super::pyenv::{self, PythonEnv};
 use super::registry::{SandboxRecord, Status, now};
 use super::repos::{self, Install, RepoHandle};
-use super::{Command, ExecOptions, ExecOutput, Sandbox, SandboxInfo};
+use super::{Command, ExecOptions, ExecOutput, GpuRequest, Sandbox, SandboxInfo};
 use crate::paths;
 use crate::process::{self, ProcDir};
 use crate::secrets::Redactor;
@@ -74,6 +74,7 @@ pub struct LocalSandbox {
     redactor: Redactor,
     models: Vec<ModelHandle>,
     repos: Vec<RepoHandle>,
+    gpu: Option<GpuRequest>,
     record: Mutex<SandboxRecord>,
     terminated: AtomicBool,
 }
@@ -329,6 +330,7 @@ impl LocalSandbox {
             redactor,
             models,
             repos,
+            gpu: GpuRequest::of(cfg),
             record: Mutex::new(record),
             terminated: AtomicBool::new(false),
         });
@@ -381,6 +383,7 @@ impl LocalSandbox {
             redactor,
             models: record.models.clone(),
             repos: record.repos.clone(),
+            gpu: GpuRequest::of(&cfg),
             record: Mutex::new(record),
             terminated: AtomicBool::new(false),
         }))
@@ -758,6 +761,7 @@ impl Sandbox for LocalSandbox {
             dir: self.dir.clone(),
             models: self.models.clone(),
             repos: self.repos.clone(),
+            gpu: self.gpu.clone(),
             env: Some(self.env.clone()),
             config: self
                 .record

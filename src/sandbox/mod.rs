@@ -55,6 +55,24 @@ pub struct Spawned {
     pub pgid: i32,
 }
 
+/// The GPUs a sandbox asked for (`gpu`, `gpu_count` of its config).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GpuRequest {
+    /// The GPU type as configured (`"H100"`, `"any"`, …).
+    pub kind: String,
+    pub count: u32,
+}
+
+impl GpuRequest {
+    /// The request of a config; `None` when `gpu` is unset.
+    pub fn of(config: &SandboxConfig) -> Option<Self> {
+        config.gpu.as_ref().map(|kind| Self {
+            kind: kind.clone(),
+            count: config.gpu_count,
+        })
+    }
+}
+
 /// What a started sandbox reports about itself.
 #[derive(Debug, Clone, Serialize)]
 pub struct SandboxInfo {
@@ -64,6 +82,8 @@ pub struct SandboxInfo {
     pub dir: PathBuf,
     pub models: Vec<models::ModelHandle>,
     pub repos: Vec<repos::RepoHandle>,
+    /// The GPUs the sandbox was started with (`None`: CPU only).
+    pub gpu: Option<GpuRequest>,
     pub env: Option<pyenv::PythonEnv>,
     /// The config as recorded (hidden model names masked, secrets as names only).
     pub config: serde_json::Value,

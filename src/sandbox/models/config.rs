@@ -51,6 +51,9 @@ pub struct ModelHandle {
     pub base_model: Option<String>,
     pub base_model_path: Option<String>,
     pub base_model_revision: Option<String>,
+    /// Load a PEFT adapter as a `PeftModel` instead of merging it (from the config).
+    #[serde(default)]
+    pub load_as_peft: bool,
 }
 
 /// Rejects var_names that are not identifiers, duplicates, and clashing hidden folders.

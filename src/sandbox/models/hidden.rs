@@ -62,6 +62,7 @@ pub(super) async fn hide(
         base_model: base_fields.0,
         base_model_path: base_fields.1,
         base_model_revision: base_fields.2,
+        load_as_peft: cfg.load_as_peft,
     })
 }
 

@@ -177,6 +177,7 @@ impl Resolver<'_> {
                 base_model: base.as_ref().map(|(n, _)| n.clone()),
                 base_model_path: base.as_ref().map(|(_, b)| b.path.display().to_string()),
                 base_model_revision: base.map(|(_, b)| b.revision),
+                load_as_peft: cfg.load_as_peft,
             });
         }
 
