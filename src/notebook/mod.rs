@@ -5,13 +5,4 @@ pub mod nbformat;
 pub mod notebook_server;
 pub mod session;
 
-/// How an execution ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    Ok,
-    Error,
-    Aborted,
-    TimedOut,
-    KernelDied,
-}
+pub use crate::kernel::RunStatus;
