@@ -135,7 +135,7 @@ async fn agent_run(url: &str, mcp: &Value, dir: &std::path::Path, name: &str) ->
     (r.turns, t.elapsed())
 }
 
-async fn server() -> (Value, seer::notebook::notebook_server::HttpServer) {
+async fn server() -> (Value, seer::mcp_http::HttpServer) {
     let srv = serve_http(
         Arc::new(Instant0(Default::default())),
         ServerOptions::default(),

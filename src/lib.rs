@@ -8,6 +8,7 @@ pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod kernel;
+pub mod mcp_http;
 pub mod notebook;
 pub mod paths;
 pub mod repl;

@@ -56,12 +56,9 @@
 //!   rmcp transport.
 //! - [`connect_in_process`] returns a client connected to a new server over an in-memory
 //!   duplex pipe. This is for seer's own agent loop.
-//! - [`serve_http`] serves streamable HTTP on `http://127.0.0.1:<random port>/mcp`. Every
-//!   request must carry `Authorization: Bearer <token>` (the token is 32 random bytes,
-//!   hex), or it gets 401. rmcp also rejects `Host` headers other than
-//!   localhost/127.0.0.1/::1 with 403 (DNS-rebinding protection).
-//!   [`HttpServer::mcp_config`] gives the `.mcp.json` entry for outside clients such as
-//!   Claude Code.
+//! - [`serve_http`] serves streamable HTTP on `http://127.0.0.1:<random port>/mcp` behind a
+//!   bearer token (see [`crate::mcp_http`]). [`HttpServer::mcp_config`] gives the
+//!   `.mcp.json` entry for outside clients such as Claude Code.
 //! - [`serve_stdio`] serves on stdin/stdout until the client closes. Stdout carries the
 //!   protocol, so this module logs only through `tracing`, which must write to stderr.
 //!
@@ -80,28 +77,21 @@
 //! stops it (cancel the token, drop the client).
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
 use rmcp::service::RequestContext;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{RoleServer, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::mcp_http::HttpServer;
 use crate::notebook::nbformat::{Output, bundle_text};
 
 pub use crate::notebook::RunStatus;
@@ -666,40 +656,6 @@ where
     Ok(())
 }
 
-/// A running streamable-HTTP notebook server.
-pub struct HttpServer {
-    /// `http://127.0.0.1:PORT/mcp`
-    pub url: String,
-    /// The bearer token every request must carry.
-    pub token: String,
-    /// Ends after the cancellation token passed to [`serve_http`] is cancelled.
-    pub join: JoinHandle<()>,
-}
-
-impl std::fmt::Debug for HttpServer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpServer")
-            .field("url", &self.url)
-            .field("token", &"<redacted>")
-            .finish()
-    }
-}
-
-impl HttpServer {
-    /// The `.mcp.json` entry for this server:
-    /// `{"<name>": {"type": "http", "url": ..., "headers": {"Authorization": "Bearer <token>"}}}`.
-    pub fn mcp_config(&self, server_name: &str) -> Value {
-        let entry = serde_json::json!({
-            "type": "http",
-            "url": self.url,
-            "headers": {"Authorization": format!("Bearer {}", self.token)},
-        });
-        let mut config = serde_json::Map::new();
-        config.insert(server_name.to_string(), entry);
-        Value::Object(config)
-    }
-}
-
 /// Serves the notebook tools over streamable HTTP on a random loopback port, behind a
 /// bearer token, until `cancel` is cancelled.
 pub async fn serve_http(
@@ -707,98 +663,12 @@ pub async fn serve_http(
     opts: ServerOptions,
     cancel: CancellationToken,
 ) -> anyhow::Result<HttpServer> {
-    serve_handler_http(
+    crate::mcp_http::serve(
         move || server(tools.clone(), opts.clone()),
         cancel,
         "notebook",
     )
     .await
-}
-
-/// Serves any MCP server (`make` builds one per client session) over streamable HTTP on
-/// a random loopback port, behind a fresh bearer token, until `cancel` is cancelled.
-pub async fn serve_handler_http<S, F>(
-    make: F,
-    cancel: CancellationToken,
-    what: &'static str,
-) -> anyhow::Result<HttpServer>
-where
-    S: ServerHandler,
-    F: Fn() -> S + Send + Sync + 'static,
-{
-    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .await
-        .with_context(|| format!("binding 127.0.0.1:0 for the {what} MCP server"))?;
-    let addr = listener
-        .local_addr()
-        .with_context(|| format!("reading the {what} MCP server's address"))?;
-    let token = new_token();
-    let config =
-        StreamableHttpServerConfig::default().with_cancellation_token(cancel.child_token());
-    let service = StreamableHttpService::new(
-        move || Ok(make()),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    );
-    let app = axum::Router::new().nest_service("/mcp", service).layer(
-        axum::middleware::from_fn_with_state(Arc::<str>::from(token.as_str()), require_bearer),
-    );
-    let url = format!("http://{addr}/mcp");
-    tracing::info!(%url, "{what} MCP server listening");
-    let join = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(cancel.cancelled_owned())
-            .await;
-        match served {
-            Ok(()) => tracing::debug!(%addr, "{what} MCP HTTP server stopped"),
-            Err(e) => tracing::error!(%addr, error = %e, "{what} MCP HTTP server failed"),
-        }
-    });
-    Ok(HttpServer { url, token, join })
-}
-
-/// 32 random bytes as 64 hex characters. The bytes come from two v4 UUIDs (the OS random
-/// generator), so 244 bits are random: the version and variant bits are fixed.
-pub fn new_token() -> String {
-    let mut bytes = [0u8; 32];
-    bytes[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    bytes[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    hex::encode(bytes)
-}
-
-async fn require_bearer(State(expected): State<Arc<str>>, req: Request, next: Next) -> Response {
-    let authorized = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().split_once(' '))
-        .is_some_and(|(scheme, token)| {
-            scheme.eq_ignore_ascii_case("bearer")
-                && constant_time_eq(token.trim().as_bytes(), expected.as_bytes())
-        });
-    if authorized {
-        return next.run(req).await;
-    }
-    tracing::warn!(
-        method = %req.method(),
-        uri = %req.uri(),
-        "notebook MCP request without a valid bearer token"
-    );
-    (
-        StatusCode::UNAUTHORIZED,
-        [(header::WWW_AUTHENTICATE, "Bearer")],
-        "missing or invalid bearer token\n",
-    )
-        .into_response()
-}
-
-/// Compares in time that depends only on the lengths (the token's length is not secret).
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
 }
 
 #[cfg(test)]
@@ -812,7 +682,6 @@ mod tests {
     use rmcp::transport::StreamableHttpClientTransport;
     use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
     use serde_json::json;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::sync::Notify;
 
     use super::*;
@@ -1335,19 +1204,6 @@ mod tests {
         assert_eq!(strip_ansi("cut\u{1b}[1"), "cut");
     }
 
-    #[test]
-    fn token_is_64_hex_chars_and_compared_exactly() {
-        let a = new_token();
-        assert_eq!(a.len(), 64);
-        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
-        assert_ne!(a, new_token());
-        assert!(constant_time_eq(a.as_bytes(), a.clone().as_bytes()));
-        assert!(!constant_time_eq(a.as_bytes(), &a.as_bytes()[..63]));
-        let mut b = a.clone().into_bytes();
-        b[63] = if b[63] == b'0' { b'1' } else { b'0' };
-        assert!(!constant_time_eq(a.as_bytes(), &b));
-    }
-
     // ---- over MCP (in process) ----------------------------------------------------------
 
     #[tokio::test]
@@ -1666,111 +1522,6 @@ mod tests {
 
     // ---- HTTP ---------------------------------------------------------------------------
 
-    fn host_port(url: &str) -> &str {
-        url.trim_start_matches("http://").trim_end_matches("/mcp")
-    }
-
-    /// Sends a raw `initialize` POST and returns the response's status code.
-    async fn raw_status(addr: &str, path: &str, host: &str, authorization: Option<&str>) -> u16 {
-        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "raw", "version": "0"}}})
-        .to_string();
-        let mut request = format!(
-            "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
-             Accept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n",
-            body.len()
-        );
-        if let Some(value) = authorization {
-            request.push_str(&format!("Authorization: {value}\r\n"));
-        }
-        request.push_str("\r\n");
-        request.push_str(&body);
-        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
-        conn.write_all(request.as_bytes()).await.unwrap();
-        let mut received = Vec::new();
-        let mut buf = [0u8; 1024];
-        while !received.windows(2).any(|w| w == b"\r\n") {
-            let n = conn.read(&mut buf).await.unwrap();
-            assert!(n > 0, "connection closed before a status line");
-            received.extend_from_slice(&buf[..n]);
-        }
-        let status_line = String::from_utf8_lossy(&received);
-        status_line.split(' ').nth(1).unwrap().parse().unwrap()
-    }
-
-    #[tokio::test]
-    async fn http_requires_the_token() {
-        let cancel = CancellationToken::new();
-        let http = serve_http(
-            FakeNotebook::new(),
-            ServerOptions::default(),
-            cancel.clone(),
-        )
-        .await
-        .unwrap();
-        assert!(
-            http.url.starts_with("http://127.0.0.1:") && http.url.ends_with("/mcp"),
-            "{}",
-            http.url
-        );
-        assert!(!format!("{http:?}").contains(&http.token));
-        let addr = host_port(&http.url);
-        let bearer = format!("Bearer {}", http.token);
-
-        let wrong_same_length = format!("Bearer {}", "0".repeat(64));
-        let cases: Vec<(&str, &str, &str, Option<&str>, u16)> = vec![
-            ("no token", "/mcp", addr, None, 401),
-            ("wrong token", "/mcp", addr, Some("Bearer nope"), 401),
-            (
-                "wrong token of the right length",
-                "/mcp",
-                addr,
-                Some(&wrong_same_length),
-                401,
-            ),
-            ("token without scheme", "/mcp", addr, Some(&http.token), 401),
-            (
-                "basic scheme",
-                "/mcp",
-                addr,
-                Some("Basic dXNlcjpwYXNz"),
-                401,
-            ),
-            ("other path without token", "/other", addr, None, 401),
-            (
-                "token, foreign Host",
-                "/mcp",
-                "evil.example:80",
-                Some(&bearer),
-                403,
-            ),
-            ("token", "/mcp", addr, Some(&bearer), 200),
-            (
-                "token, localhost Host",
-                "/mcp",
-                "localhost",
-                Some(&bearer),
-                200,
-            ),
-        ];
-        let lower = format!("bearer {}", http.token);
-        let mut cases = cases;
-        cases.push(("lower-case scheme", "/mcp", addr, Some(&lower), 200));
-        for (name, path, host, authorization, expected) in cases {
-            assert_eq!(
-                raw_status(addr, path, host, authorization).await,
-                expected,
-                "case {name:?}"
-            );
-        }
-        cancel.cancel();
-        tokio::time::timeout(Duration::from_secs(10), http.join)
-            .await
-            .unwrap()
-            .unwrap();
-    }
-
     #[tokio::test]
     async fn http_client_lists_and_calls_with_the_token() {
         let cancel = CancellationToken::new();
@@ -1781,10 +1532,6 @@ mod tests {
         )
         .await
         .unwrap();
-        assert_eq!(
-            http.mcp_config("notebook"),
-            json!({"notebook": {"type": "http", "url": http.url, "headers": {"Authorization": format!("Bearer {}", http.token)}}})
-        );
         let transport = StreamableHttpClientTransport::from_config(
             StreamableHttpClientTransportConfig::with_uri(http.url.clone())
                 .auth_header(http.token.clone()),
@@ -1813,35 +1560,6 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-    }
-
-    #[tokio::test]
-    async fn http_server_stops_on_cancel_with_a_session_open() {
-        let cancel = CancellationToken::new();
-        let http = serve_http(
-            FakeNotebook::new(),
-            ServerOptions::default(),
-            cancel.clone(),
-        )
-        .await
-        .unwrap();
-        let transport = StreamableHttpClientTransport::from_config(
-            StreamableHttpClientTransportConfig::with_uri(http.url.clone())
-                .auth_header(http.token.clone()),
-        );
-        let client = ().serve(transport).await.unwrap();
-        call(&client, "execute_code", json!({"code": "print:x"})).await;
-        cancel.cancel();
-        tokio::time::timeout(Duration::from_secs(10), http.join)
-            .await
-            .expect("server did not stop")
-            .unwrap();
-        assert!(
-            tokio::net::TcpStream::connect(host_port(&http.url))
-                .await
-                .is_err()
-        );
-        drop(client);
     }
 
     // ---- interop with the official Python SDK -------------------------------------------

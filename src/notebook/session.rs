@@ -106,7 +106,7 @@ pub struct NotebookSession {
     doc: std::sync::Mutex<Doc>,
     /// Cancels what agents run through the MCP server (a child of the run's token).
     cancel: CancellationToken,
-    http: tokio::sync::OnceCell<super::notebook_server::HttpServer>,
+    http: tokio::sync::OnceCell<crate::mcp_http::HttpServer>,
 }
 
 /// Loads and checks a notebook to resume from.
