@@ -24,8 +24,8 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use seer::agent::providers::{ApiKey, Kind, ProviderConfig};
 use seer::agent::run::{AgentConfig, run};
 use seer::notebook::RunStatus;
+use seer::notebook::mcp::{CellRun, NotebookTools, ServerOptions, serve_http};
 use seer::notebook::nbformat::{MultiLine, Output};
-use seer::notebook::notebook_server::{CellRun, NotebookTools, ServerOptions, serve_http};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 

@@ -23,7 +23,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::mcp_http::{self, HttpServer};
-use crate::notebook::notebook_server::truncate_middle;
+use crate::notebook::render::truncate_middle;
 use crate::sandbox::{Command, ExecOptions, ExecOutput, Sandbox};
 
 /// Where and how commands run.

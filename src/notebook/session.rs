@@ -12,8 +12,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use tokio_util::sync::CancellationToken;
 
 use super::RunStatus;
+use super::mcp::{CellRun as ToolCellRun, NotebookTools, ServerOptions, serve_http};
 use super::nbformat::{Cell, MultiLine, Notebook, Output, bundle_text, new_cell_id};
-use super::notebook_server::{CellRun as ToolCellRun, NotebookTools, ServerOptions, serve_http};
 use crate::kernel::{Interrupter, Kernel};
 use crate::sandbox::{ExecOptions, Sandbox};
 
