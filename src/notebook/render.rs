@@ -1,5 +1,6 @@
-//! How cell outputs are rendered as text for agents: the MCP result of `execute_code` and
-//! `edit_cell` ([`render_cell_run`]), and the text helpers it is made of (ANSI stripping,
+//! How cell outputs are rendered as text: the plain `text` of a cell result that scripts
+//! get ([`outputs_text`]), the MCP result of `execute_code` and `edit_cell` for agents
+//! ([`render_cell_run`]), and the text helpers they are made of (ANSI stripping,
 //! carriage-return collapsing, cutting the middle out of long text).
 //!
 //! # Results of `execute_code` and `edit_cell`
@@ -36,6 +37,39 @@ use serde_json::Value;
 use super::RunStatus;
 use super::mcp::CellRun;
 use super::nbformat::{Output, bundle_text};
+
+/// Text of outputs for people and agents: streams, plain text of results, errors with
+/// ANSI codes removed, images as `[image/png]`-style placeholders.
+pub fn outputs_text(outputs: &[Output]) -> String {
+    let mut out = String::new();
+    for o in outputs {
+        match o {
+            Output::Stream { text, .. } => out.push_str(&text.text()),
+            Output::ExecuteResult { data, .. } | Output::DisplayData { data, .. } => {
+                if let Some(t) = data.get("text/plain") {
+                    out.push_str(&bundle_text(t));
+                    out.push('\n');
+                }
+                for mime in data.keys().filter(|k| k.starts_with("image/")) {
+                    out.push_str(&format!("[{mime}]\n"));
+                }
+            }
+            Output::Error {
+                ename,
+                evalue,
+                traceback,
+            } => {
+                if traceback.is_empty() {
+                    out.push_str(&format!("{ename}: {evalue}\n"));
+                } else {
+                    out.push_str(&strip_ansi(&traceback.join("\n")));
+                    out.push('\n');
+                }
+            }
+        }
+    }
+    out
+}
 
 /// MIME types sent as MCP image content, with their magic bytes.
 const IMAGE_TYPES: [(&str, &[u8]); 4] = [

@@ -354,4 +354,54 @@ fn strips_ansi_sequences() {
     );
     assert_eq!(strip_ansi("plain ✓"), "plain ✓");
     assert_eq!(strip_ansi("cut\u{1b}[1"), "cut");
+    assert_eq!(
+        strip_ansi("\u{1b}[0;31mZeroDivisionError\u{1b}[0m: x"),
+        "ZeroDivisionError: x"
+    );
+    // A CSI sequence ends at any final byte, not only at a letter.
+    assert_eq!(strip_ansi("a\u{1b}[2~b"), "ab");
+    // A hyperlink (OSC 8, ended by BEL) keeps only its text.
+    assert_eq!(
+        strip_ansi("\u{1b}]8;;http://x\u{7}link\u{1b}]8;;\u{7}!"),
+        "link!"
+    );
+    // Two-character escapes such as ESC = (keypad mode).
+    assert_eq!(strip_ansi("a\u{1b}=b"), "ab");
+}
+
+#[test]
+fn outputs_text_is_the_plain_text_of_each_output() {
+    let outputs = vec![
+        stream("stdout", "a\n"),
+        stream("stderr", "b\n"),
+        bundle(
+            false,
+            &[
+                ("image/png", json!(PNG)),
+                ("text/plain", json!(["<Figure ", "size 1x1>"])),
+            ],
+        ),
+        bundle(true, &[("text/html", json!("<b>x</b>"))]),
+        error("ZeroDivisionError", "division by zero"),
+        Output::Error {
+            ename: "E".into(),
+            evalue: "v".into(),
+            traceback: vec![],
+        },
+        Output::Error {
+            ename: "L".into(),
+            evalue: "".into(),
+            traceback: vec!["see \u{1b}]8;;http://x\u{7}docs\u{1b}]8;;\u{7}".into()],
+        },
+    ];
+    assert_eq!(
+        outputs_text(&outputs),
+        "a\nb\n<Figure size 1x1>\n[image/png]\n\
+         -----------------------------------\n\
+         ZeroDivisionError Traceback (most recent call last)\n\
+         Cell In[1], line 1\n\
+         ZeroDivisionError: division by zero\n\
+         E: v\n\
+         see docs\n"
+    );
 }

@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::RunStatus;
 use super::mcp::{CellRun as ToolCellRun, NotebookTools, ServerOptions, serve_http};
-use super::nbformat::{Cell, MultiLine, Notebook, Output, bundle_text, new_cell_id};
+use super::nbformat::{Cell, MultiLine, Notebook, Output, new_cell_id};
+use super::render::outputs_text;
 use crate::kernel::{Interrupter, Kernel};
 use crate::sandbox::{ExecOptions, Sandbox};
 
@@ -123,60 +124,6 @@ pub fn load_notebook(path: &Path) -> Result<Notebook> {
         );
     }
     Ok(nb)
-}
-
-/// Text of outputs for people and agents: streams, plain text of results, errors with
-/// ANSI codes removed, images as `[image/png WxH]`-style placeholders.
-pub fn outputs_text(outputs: &[Output]) -> String {
-    let mut out = String::new();
-    for o in outputs {
-        match o {
-            Output::Stream { text, .. } => out.push_str(&text.text()),
-            Output::ExecuteResult { data, .. } | Output::DisplayData { data, .. } => {
-                if let Some(t) = data.get("text/plain") {
-                    out.push_str(&bundle_text(t));
-                    out.push('\n');
-                }
-                for mime in data.keys().filter(|k| k.starts_with("image/")) {
-                    out.push_str(&format!("[{mime}]\n"));
-                }
-            }
-            Output::Error {
-                ename,
-                evalue,
-                traceback,
-            } => {
-                if traceback.is_empty() {
-                    out.push_str(&format!("{ename}: {evalue}\n"));
-                } else {
-                    out.push_str(&strip_ansi(&traceback.join("\n")));
-                    out.push('\n');
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Removes ANSI escape sequences (colours in tracebacks).
-pub fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                for d in chars.by_ref() {
-                    if ('@'..='~').contains(&d) {
-                        break;
-                    }
-                }
-            }
-            continue;
-        }
-        out.push(c);
-    }
-    out
 }
 
 impl NotebookSession {
@@ -594,14 +541,6 @@ impl NotebookTools for SessionTools {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ansi_codes_are_stripped() {
-        assert_eq!(
-            strip_ansi("\u{1b}[0;31mZeroDivisionError\u{1b}[0m: x"),
-            "ZeroDivisionError: x"
-        );
-    }
 
     #[test]
     fn rendered_notebook_parses_back() {
