@@ -23,8 +23,8 @@
 //! request could not be carried out (no such cell, a markdown cell, the session is gone).
 //! The text is then the error with its context chain.
 //!
-//! A Python exception ([`RunStatus::Error`]), a timeout, an abort or a dead kernel are
-//! normal results with `is_error: Some(false)`. The cell exists in the notebook and has an
+//! A Python exception ([`RunStatus::Error`](super::RunStatus::Error)), a timeout, an abort
+//! or a dead kernel are normal results with `is_error: Some(false)`. The cell exists in the notebook and has an
 //! index for `edit_cell`, and the text says what happened. An exception is an ordinary
 //! outcome of exploratory code, not a failure of the tool. Harnesses treat `is_error`
 //! results as broken tool calls: Claude Code shows them as tool failures, and seer's own
@@ -68,22 +68,10 @@ use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
-use super::nbformat::Output;
 use super::render::render_cell_run;
 use crate::mcp_http::HttpServer;
 
-use super::RunStatus;
-
-/// The outcome of running one code cell.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CellRun {
-    pub cell_index: usize,
-    pub execution_count: Option<i64>,
-    pub outputs: Vec<Output>,
-    pub status: RunStatus,
-    /// e.g. "the kernel died; it was restarted and its state is lost"
-    pub note: Option<String>,
-}
+use super::CellRun;
 
 /// What the notebook session offers to the MCP server.
 #[async_trait::async_trait]

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use super::*;
+use crate::notebook::RunStatus;
 use crate::notebook::render::tests::{PNG, bundle, error, stream, text_of};
 
 // ---- a test double of the notebook session ----------------------------------------
@@ -91,7 +92,7 @@ impl FakeNotebook {
             _ => Some(self.execution_count.fetch_add(1, Ordering::SeqCst) + 1),
         };
         Ok(CellRun {
-            cell_index,
+            cell_index: Some(cell_index),
             execution_count,
             outputs,
             status,

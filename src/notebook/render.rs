@@ -6,7 +6,8 @@
 //! # Results of `execute_code` and `edit_cell`
 //! One text block, then one image block per image output. The text block is:
 //! - a header `[cell N, execution_count M]` (`[cell N, no execution_count]` when the kernel
-//!   gave none). `N` is the index the session reported, the one `edit_cell` takes;
+//!   gave none). `N` is the index the session reported, the one `edit_cell` takes (a hidden
+//!   execution, which has no cell, says `hidden execution` instead of `cell N`);
 //! - the outputs in order, separated by newlines:
 //!   - stream text: consecutive chunks of one stream are merged, and carriage-return
 //!     progress bars keep only their final state. Stderr is preceded by a `[stderr]` line;
@@ -34,9 +35,8 @@ use base64::Engine as _;
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::Value;
 
-use super::RunStatus;
-use super::mcp::CellRun;
 use super::nbformat::{Output, bundle_text};
+use super::{CellRun, RunStatus};
 
 /// Text of outputs for people and agents: streams, plain text of results, errors with
 /// ANSI codes removed, images as `[image/png]`-style placeholders.
@@ -118,10 +118,14 @@ pub(crate) fn render_cell_run(run: &CellRun, max_output_chars: usize) -> CallToo
     }
     flush_stream(stream.take(), &mut parts);
 
-    let mut text = match run.execution_count {
-        Some(n) => format!("[cell {}, execution_count {n}]", run.cell_index),
-        None => format!("[cell {}, no execution_count]", run.cell_index),
+    let mut text = match run.cell_index {
+        Some(i) => format!("[cell {i}, "),
+        None => "[hidden execution, ".to_string(),
     };
+    match run.execution_count {
+        Some(n) => text.push_str(&format!("execution_count {n}]")),
+        None => text.push_str("no execution_count]"),
+    }
     let body = truncate_middle(&parts.join("\n"), max_output_chars);
     if !body.is_empty() {
         text.push('\n');

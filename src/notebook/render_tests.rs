@@ -53,7 +53,7 @@ pub(crate) fn error(ename: &str, evalue: &str) -> Output {
 
 fn run_of(outputs: Vec<Output>, status: RunStatus, note: Option<&str>) -> CellRun {
     CellRun {
-        cell_index: 2,
+        cell_index: Some(2),
         execution_count: Some(5),
         outputs,
         status,
@@ -263,7 +263,7 @@ fn renders_each_output_kind() {
 #[test]
 fn header_without_execution_count() {
     let run = CellRun {
-        cell_index: 0,
+        cell_index: Some(0),
         execution_count: None,
         outputs: vec![],
         status: RunStatus::Aborted,
@@ -272,6 +272,16 @@ fn header_without_execution_count() {
     assert_eq!(
         text_of(&render_cell_run(&run, 100)),
         "[cell 0, no execution_count]\n[aborted: the kernel did not run this code]"
+    );
+    let hidden = CellRun {
+        cell_index: None,
+        outputs: vec![stream("stdout", "set up\n")],
+        status: RunStatus::Ok,
+        ..run
+    };
+    assert_eq!(
+        text_of(&render_cell_run(&hidden, 100)),
+        "[hidden execution, no execution_count]\nset up"
     );
 }
 

@@ -11,23 +11,12 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use tokio_util::sync::CancellationToken;
 
-use super::RunStatus;
-use super::mcp::{CellRun as ToolCellRun, NotebookTools, ServerOptions, serve_http};
-use super::nbformat::{Cell, MultiLine, Notebook, Output, new_cell_id};
+use super::mcp::{NotebookTools, ServerOptions, serve_http};
+use super::nbformat::{Cell, MultiLine, Notebook, new_cell_id};
 use super::render::outputs_text;
+use super::{CellRun, RunStatus};
 use crate::kernel::{Interrupter, Kernel};
 use crate::sandbox::{ExecOptions, Sandbox};
-
-/// The result of running one cell.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CellRun {
-    /// Index of the cell in the notebook; `None` for hidden executions.
-    pub cell_index: Option<usize>,
-    pub execution_count: Option<i64>,
-    pub outputs: Vec<Output>,
-    pub status: RunStatus,
-    pub note: Option<String>,
-}
 
 /// A cell still running after this long is written to the notebook as running.
 const SHOW_RUNNING_AFTER: Duration = Duration::from_millis(200);
@@ -502,30 +491,16 @@ impl NotebookSession {
 /// The notebook MCP server's view of a session.
 struct SessionTools(Arc<NotebookSession>);
 
-fn tool_run(r: CellRun) -> ToolCellRun {
-    ToolCellRun {
-        cell_index: r.cell_index.unwrap_or(0),
-        execution_count: r.execution_count,
-        outputs: r.outputs,
-        status: r.status,
-        note: r.note,
-    }
-}
-
 #[async_trait::async_trait]
 impl NotebookTools for SessionTools {
-    async fn execute_code(&self, code: String) -> Result<ToolCellRun> {
-        Ok(tool_run(
-            self.0.execute(&code, false, None, &self.0.cancel).await?,
-        ))
+    async fn execute_code(&self, code: String) -> Result<CellRun> {
+        self.0.execute(&code, false, None, &self.0.cancel).await
     }
     async fn add_markdown(&self, content: String) -> Result<usize> {
         self.0.add_markdown(&content)
     }
-    async fn edit_cell(&self, code: String, cell_index: i64) -> Result<ToolCellRun> {
-        Ok(tool_run(
-            self.0.edit_cell(&code, cell_index, &self.0.cancel).await?,
-        ))
+    async fn edit_cell(&self, code: String, cell_index: i64) -> Result<CellRun> {
+        self.0.edit_cell(&code, cell_index, &self.0.cancel).await
     }
     async fn interrupt(&self) -> Result<()> {
         self.0.interrupt().await
