@@ -32,7 +32,8 @@ const PORT_CLASH: &str = "Address already in use";
 /// After an interrupt, how long the kernel has to go idle before it is declared dead.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
 
-/// How an execution ended.
+/// How an execution ended. Its serde names (`ok`, `error`, `aborted`, `timed_out`,
+/// `kernel_died`) are the ones scripts see, and its `Display` writes them too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
@@ -41,6 +42,15 @@ pub enum RunStatus {
     Aborted,
     TimedOut,
     KernelDied,
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match serde_json::to_value(self) {
+            Ok(Value::String(name)) => f.write_str(&name),
+            _ => write!(f, "{self:?}"),
+        }
+    }
 }
 
 /// Multi-line strings are stored as a list of lines in .ipynb files; both forms are read.
@@ -657,5 +667,24 @@ impl Kernel {
     pub fn kill(&mut self) {
         self.sandbox.kill_group(self.pgid);
         let _ = std::fs::remove_file(&self.conn_file);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_status_names_are_the_serde_names() {
+        let all = [
+            RunStatus::Ok,
+            RunStatus::Error,
+            RunStatus::Aborted,
+            RunStatus::TimedOut,
+            RunStatus::KernelDied,
+        ];
+        let names = ["ok", "error", "aborted", "timed_out", "kernel_died"];
+        assert_eq!(all.map(|s| s.to_string()), names);
+        assert_eq!(serde_json::to_value(all).unwrap(), serde_json::json!(names));
     }
 }

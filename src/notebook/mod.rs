@@ -12,7 +12,7 @@ use crate::kernel::Output;
 
 /// The result of running code in a notebook session: what scripts get (as a map) and what
 /// the MCP tools render for agents.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct CellRun {
     /// Index of the cell in the notebook, the one `edit_cell` takes; `None` for hidden
     /// executions, which add no cell.
