@@ -7,8 +7,8 @@
 //! message and the remote traceback.
 //!
 //! Served over streamable HTTP on `http://127.0.0.1:<random port>/mcp` behind a bearer
-//! token (401 without a valid one), like the notebook server, or in-process
-//! ([`connect_in_process`]).
+//! token (401 without a valid one) by [`crate::mcp_http`], like the notebook server, or
+//! in-process ([`connect_in_process`]).
 
 use std::sync::Arc;
 
