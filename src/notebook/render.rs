@@ -80,7 +80,7 @@ const IMAGE_TYPES: [(&str, &[u8]); 4] = [
 ];
 
 /// Renders a cell run as a tool result: one text block, then one image block per image.
-pub(crate) fn render_cell_run(run: &CellRun, max_output_chars: usize) -> CallToolResult {
+pub fn render_cell_run(run: &CellRun, max_output_chars: usize) -> CallToolResult {
     let mut parts: Vec<String> = Vec::new();
     let mut images: Vec<ContentBlock> = Vec::new();
     // Consecutive chunks of one stream are merged before rendering.
