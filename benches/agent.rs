@@ -25,9 +25,9 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use seer::agent::providers::{ApiKey, Kind, ProviderConfig};
 use seer::agent::run::{AgentConfig, run};
-use seer::notebook::RunStatus;
+use seer::notebook::mcp::{NotebookTools, ServerOptions, serve_http};
 use seer::notebook::nbformat::{MultiLine, Output};
-use seer::notebook::notebook_server::{CellRun, NotebookTools, ServerOptions, serve_http};
+use seer::notebook::{CellRun, RunStatus};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -43,7 +43,7 @@ impl NotebookTools for Instant0 {
     async fn execute_code(&self, code: String) -> anyhow::Result<CellRun> {
         let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(CellRun {
-            cell_index: n,
+            cell_index: Some(n),
             execution_count: Some(n as i64 + 1),
             outputs: vec![Output::Stream {
                 name: "stdout".into(),
@@ -137,7 +137,7 @@ async fn agent_run(url: &str, mcp: &Value, dir: &std::path::Path, name: &str) ->
     (r.turns, t.elapsed())
 }
 
-async fn server() -> (Value, seer::notebook::notebook_server::HttpServer) {
+async fn server() -> (Value, seer::mcp_http::HttpServer) {
     let srv = serve_http(
         Arc::new(Instant0(Default::default())),
         ServerOptions::default(),

@@ -16,7 +16,7 @@ use rmcp::model::CallToolRequestParams;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use seer::kernel::Kernel;
-use seer::notebook::notebook_server::{ServerOptions, connect_in_process, serve_http};
+use seer::notebook::mcp::{ServerOptions, connect_in_process, serve_http};
 use seer::notebook::session::{NotebookSession, SessionOptions};
 use seer::sandbox::config::{ExecutionMode, SandboxConfig};
 use seer::sandbox::local::{LocalSandbox, StartRequest};

@@ -90,14 +90,14 @@ fn main() -> anyhow::Result<()> {
             "_t = []\nfor _i in range({CALLS}):\n    _s = time.perf_counter()\n    bench_tools.add(_i, 1)\n    _t.append((time.perf_counter() - _s) * 1000)\nprint(json.dumps(_t))"
         );
         let r = session.execute(&loop_code, false, None, &cancel).await?;
-        let text = seer::notebook::session::outputs_text(&r.outputs);
+        let text = seer::notebook::render::outputs_text(&r.outputs);
         let in_kernel: Vec<f64> = serde_json::from_str(text.trim())?;
         let direct_code = format!(
             "_t = []\nfor _i in range({CALLS}):\n    _s = time.perf_counter()\n    add(_i, 1)\n    _t.append((time.perf_counter() - _s) * 1000)\nprint(json.dumps(_t))"
         );
         let r = session.execute(&direct_code, false, None, &cancel).await?;
         let in_kernel_direct: Vec<f64> =
-            serde_json::from_str(seer::notebook::session::outputs_text(&r.outputs).trim())?;
+            serde_json::from_str(seer::notebook::render::outputs_text(&r.outputs).trim())?;
 
         // seer's Rust client.
         let mut rust_rpc = vec![];

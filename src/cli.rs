@@ -95,7 +95,7 @@ enum McpServer {
 
 /// `seer mcp notebook SANDBOX`: stdout carries the protocol, so logs go to stderr.
 fn mcp_notebook(sandbox: &str, name: &str, output_dir: PathBuf) -> anyhow::Result<()> {
-    use crate::notebook::notebook_server::{ServerOptions, serve_stdio};
+    use crate::notebook::mcp::{ServerOptions, serve_stdio};
     use crate::notebook::session::{NotebookSession, SessionOptions};
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -17,13 +17,12 @@ use jupyter_protocol::{
     JupyterMessageContent as C, KernelInfoRequest, ReplyStatus, ShutdownRequest,
 };
 use jupyter_zmq_client as jz;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::notebook::RunStatus;
-use crate::notebook::nbformat::{MultiLine, Output};
 use crate::sandbox::{ExecOptions, Sandbox};
 
 /// How long a kernel may take to answer its first kernel_info request.
@@ -32,6 +31,101 @@ pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(90);
 const PORT_CLASH: &str = "Address already in use";
 /// After an interrupt, how long the kernel has to go idle before it is declared dead.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
+
+/// How an execution ended. Its serde names (`ok`, `error`, `aborted`, `timed_out`,
+/// `kernel_died`) are the ones scripts see, and its `Display` writes them too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Ok,
+    Error,
+    Aborted,
+    TimedOut,
+    KernelDied,
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match serde_json::to_value(self) {
+            Ok(Value::String(name)) => f.write_str(&name),
+            _ => write!(f, "{self:?}"),
+        }
+    }
+}
+
+/// Multi-line strings are stored as a list of lines in .ipynb files; both forms are read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MultiLine {
+    Lines(Vec<String>),
+    Text(String),
+}
+
+impl MultiLine {
+    pub fn text(&self) -> String {
+        match self {
+            MultiLine::Lines(l) => l.concat(),
+            MultiLine::Text(t) => t.clone(),
+        }
+    }
+
+    /// Splits after each newline, as Jupyter writes it.
+    pub fn from_text(s: &str) -> Self {
+        MultiLine::Lines(s.split_inclusive('\n').map(str::to_string).collect())
+    }
+}
+
+impl Default for MultiLine {
+    fn default() -> Self {
+        MultiLine::Lines(vec![])
+    }
+}
+
+/// One output of an execution, in the shape nbformat stores it in a code cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "output_type", rename_all = "snake_case")]
+pub enum Output {
+    Stream {
+        name: String,
+        text: MultiLine,
+    },
+    ExecuteResult {
+        execution_count: Option<i64>,
+        /// MIME type -> content (text is a MultiLine, images base64, JSON as JSON).
+        data: BTreeMap<String, Value>,
+        #[serde(default)]
+        metadata: BTreeMap<String, Value>,
+    },
+    DisplayData {
+        data: BTreeMap<String, Value>,
+        #[serde(default)]
+        metadata: BTreeMap<String, Value>,
+    },
+    Error {
+        ename: String,
+        evalue: String,
+        traceback: Vec<String>,
+    },
+}
+
+impl Output {
+    /// The MIME bundle of a result or display output.
+    pub fn data(&self) -> Option<&BTreeMap<String, Value>> {
+        match self {
+            Output::ExecuteResult { data, .. } | Output::DisplayData { data, .. } => Some(data),
+            _ => None,
+        }
+    }
+}
+
+/// Text of a MIME bundle entry (stored as a string or a list of lines).
+pub fn bundle_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a.iter().filter_map(|x| x.as_str()).collect(),
+        other => other.to_string(),
+    }
+}
 
 /// One execution's result.
 #[derive(Debug, Clone, PartialEq)]
@@ -573,5 +667,24 @@ impl Kernel {
     pub fn kill(&mut self) {
         self.sandbox.kill_group(self.pgid);
         let _ = std::fs::remove_file(&self.conn_file);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_status_names_are_the_serde_names() {
+        let all = [
+            RunStatus::Ok,
+            RunStatus::Error,
+            RunStatus::Aborted,
+            RunStatus::TimedOut,
+            RunStatus::KernelDied,
+        ];
+        let names = ["ok", "error", "aborted", "timed_out", "kernel_died"];
+        assert_eq!(all.map(|s| s.to_string()), names);
+        assert_eq!(serde_json::to_value(all).unwrap(), serde_json::json!(names));
     }
 }

@@ -9,6 +9,7 @@ pub mod cancel;
 pub mod cli;
 pub mod config;
 pub mod kernel;
+pub mod mcp_http;
 pub mod notebook;
 pub mod paths;
 pub mod process;

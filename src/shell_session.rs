@@ -23,7 +23,8 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::positive_seconds;
-use crate::notebook::notebook_server::{HttpServer, serve_handler_http, truncate_middle};
+use crate::mcp_http::{self, HttpServer};
+use crate::notebook::render::truncate_middle;
 use crate::sandbox::{Command, ExecOptions, ExecOutput, Sandbox};
 
 /// Where and how commands run.
@@ -79,7 +80,7 @@ impl ShellSession {
             .http
             .get_or_try_init(|| async move {
                 let m = me.clone();
-                serve_handler_http(
+                mcp_http::serve(
                     move || ShellServer::new(m.clone()),
                     me.cancel.clone(),
                     "shell",

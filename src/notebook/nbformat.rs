@@ -6,79 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Multi-line strings are stored as a list of lines in .ipynb files; both forms are read.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum MultiLine {
-    Lines(Vec<String>),
-    Text(String),
-}
-
-impl MultiLine {
-    pub fn text(&self) -> String {
-        match self {
-            MultiLine::Lines(l) => l.concat(),
-            MultiLine::Text(t) => t.clone(),
-        }
-    }
-
-    /// Splits after each newline, as Jupyter writes it.
-    pub fn from_text(s: &str) -> Self {
-        MultiLine::Lines(s.split_inclusive('\n').map(str::to_string).collect())
-    }
-}
-
-impl Default for MultiLine {
-    fn default() -> Self {
-        MultiLine::Lines(vec![])
-    }
-}
-
-/// One output of a code cell.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "output_type", rename_all = "snake_case")]
-pub enum Output {
-    Stream {
-        name: String,
-        text: MultiLine,
-    },
-    ExecuteResult {
-        execution_count: Option<i64>,
-        /// MIME type -> content (text is a MultiLine, images base64, JSON as JSON).
-        data: BTreeMap<String, Value>,
-        #[serde(default)]
-        metadata: BTreeMap<String, Value>,
-    },
-    DisplayData {
-        data: BTreeMap<String, Value>,
-        #[serde(default)]
-        metadata: BTreeMap<String, Value>,
-    },
-    Error {
-        ename: String,
-        evalue: String,
-        traceback: Vec<String>,
-    },
-}
-
-impl Output {
-    /// The MIME bundle of a result or display output.
-    pub fn data(&self) -> Option<&BTreeMap<String, Value>> {
-        match self {
-            Output::ExecuteResult { data, .. } | Output::DisplayData { data, .. } => Some(data),
-            _ => None,
-        }
-    }
-}
-
-/// Text of a MIME bundle entry (stored as a string or a list of lines).
-pub fn bundle_text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Array(a) => a.iter().filter_map(|x| x.as_str()).collect(),
-        other => other.to_string(),
-    }
-}
+/// A code cell's outputs and multi-line text are the kernel's types.
+pub use crate::kernel::{MultiLine, Output, bundle_text};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "cell_type", rename_all = "snake_case")]

@@ -11,22 +11,12 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use tokio_util::sync::CancellationToken;
 
-use super::RunStatus;
-use super::nbformat::{Cell, MultiLine, Notebook, Output, bundle_text, new_cell_id};
-use super::notebook_server::{CellRun as ToolCellRun, NotebookTools, ServerOptions, serve_http};
+use super::mcp::{NotebookTools, ServerOptions, serve_http};
+use super::nbformat::{Cell, MultiLine, Notebook, new_cell_id};
+use super::render::outputs_text;
+use super::{CellRun, RunStatus};
 use crate::kernel::{Interrupter, Kernel};
 use crate::sandbox::{ExecOptions, Sandbox};
-
-/// The result of running one cell.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CellRun {
-    /// Index of the cell in the notebook; `None` for hidden executions.
-    pub cell_index: Option<usize>,
-    pub execution_count: Option<i64>,
-    pub outputs: Vec<Output>,
-    pub status: RunStatus,
-    pub note: Option<String>,
-}
 
 /// A cell still running after this long is written to the notebook as running.
 const SHOW_RUNNING_AFTER: Duration = Duration::from_millis(200);
@@ -106,7 +96,7 @@ pub struct NotebookSession {
     doc: std::sync::Mutex<Doc>,
     /// Cancels what agents run through the MCP server (a child of the run's token).
     cancel: CancellationToken,
-    http: tokio::sync::OnceCell<super::notebook_server::HttpServer>,
+    http: tokio::sync::OnceCell<crate::mcp_http::HttpServer>,
 }
 
 /// Loads and checks a notebook to resume from.
@@ -123,60 +113,6 @@ pub fn load_notebook(path: &Path) -> Result<Notebook> {
         );
     }
     Ok(nb)
-}
-
-/// Text of outputs for people and agents: streams, plain text of results, errors with
-/// ANSI codes removed, images as `[image/png WxH]`-style placeholders.
-pub fn outputs_text(outputs: &[Output]) -> String {
-    let mut out = String::new();
-    for o in outputs {
-        match o {
-            Output::Stream { text, .. } => out.push_str(&text.text()),
-            Output::ExecuteResult { data, .. } | Output::DisplayData { data, .. } => {
-                if let Some(t) = data.get("text/plain") {
-                    out.push_str(&bundle_text(t));
-                    out.push('\n');
-                }
-                for mime in data.keys().filter(|k| k.starts_with("image/")) {
-                    out.push_str(&format!("[{mime}]\n"));
-                }
-            }
-            Output::Error {
-                ename,
-                evalue,
-                traceback,
-            } => {
-                if traceback.is_empty() {
-                    out.push_str(&format!("{ename}: {evalue}\n"));
-                } else {
-                    out.push_str(&strip_ansi(&traceback.join("\n")));
-                    out.push('\n');
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Removes ANSI escape sequences (colours in tracebacks).
-pub fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                for d in chars.by_ref() {
-                    if ('@'..='~').contains(&d) {
-                        break;
-                    }
-                }
-            }
-            continue;
-        }
-        out.push(c);
-    }
-    out
 }
 
 impl NotebookSession {
@@ -555,30 +491,16 @@ impl NotebookSession {
 /// The notebook MCP server's view of a session.
 struct SessionTools(Arc<NotebookSession>);
 
-fn tool_run(r: CellRun) -> ToolCellRun {
-    ToolCellRun {
-        cell_index: r.cell_index.unwrap_or(0),
-        execution_count: r.execution_count,
-        outputs: r.outputs,
-        status: r.status,
-        note: r.note,
-    }
-}
-
 #[async_trait::async_trait]
 impl NotebookTools for SessionTools {
-    async fn execute_code(&self, code: String) -> Result<ToolCellRun> {
-        Ok(tool_run(
-            self.0.execute(&code, false, None, &self.0.cancel).await?,
-        ))
+    async fn execute_code(&self, code: String) -> Result<CellRun> {
+        self.0.execute(&code, false, None, &self.0.cancel).await
     }
     async fn add_markdown(&self, content: String) -> Result<usize> {
         self.0.add_markdown(&content)
     }
-    async fn edit_cell(&self, code: String, cell_index: i64) -> Result<ToolCellRun> {
-        Ok(tool_run(
-            self.0.edit_cell(&code, cell_index, &self.0.cancel).await?,
-        ))
+    async fn edit_cell(&self, code: String, cell_index: i64) -> Result<CellRun> {
+        self.0.edit_cell(&code, cell_index, &self.0.cancel).await
     }
     async fn interrupt(&self) -> Result<()> {
         self.0.interrupt().await
@@ -594,14 +516,6 @@ impl NotebookTools for SessionTools {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ansi_codes_are_stripped() {
-        assert_eq!(
-            strip_ansi("\u{1b}[0;31mZeroDivisionError\u{1b}[0m: x"),
-            "ZeroDivisionError: x"
-        );
-    }
 
     #[test]
     fn rendered_notebook_parses_back() {

@@ -6,6 +6,8 @@
 use base64::Engine as _;
 use rhai::{Dynamic, Map};
 
+use crate::notebook::render::strip_ansi;
+
 /// Lines and characters shown before the rest is cut.
 pub const MAX_LINES: usize = 200;
 pub const MAX_CHARS: usize = 20_000;
@@ -278,26 +280,6 @@ pub fn png_size(bytes: &[u8]) -> Option<(u32, u32)> {
     let w = u32::from_be_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]);
     let h = u32::from_be_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]);
     Some((w, h))
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                for d in chars.by_ref() {
-                    if d.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            }
-            continue;
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]

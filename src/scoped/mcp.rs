@@ -7,8 +7,8 @@
 //! message and the remote traceback.
 //!
 //! Served over streamable HTTP on `http://127.0.0.1:<random port>/mcp` behind a bearer
-//! token (401 without a valid one), like the notebook server, or in-process
-//! ([`connect_in_process`]).
+//! token (401 without a valid one) by [`crate::mcp_http`], like the notebook server, or
+//! in-process ([`connect_in_process`]).
 
 use std::sync::Arc;
 
@@ -24,7 +24,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::RpcServer;
-use crate::notebook::notebook_server::serve_handler_http;
+use crate::mcp_http;
 
 /// The MCP face of one RPC server.
 #[derive(Clone)]
@@ -137,7 +137,7 @@ pub async fn connect_in_process(
         .context("connecting the in-process scoped MCP client")
 }
 
-pub use crate::notebook::notebook_server::HttpServer;
+pub use crate::mcp_http::HttpServer;
 
 /// Serves the tools over streamable HTTP on a random loopback port, behind a bearer token,
 /// until `cancel`.
@@ -146,5 +146,5 @@ pub async fn serve_http(
     cancel: CancellationToken,
 ) -> anyhow::Result<HttpServer> {
     let handler = ScopedMcp::new(rpc);
-    serve_handler_http(move || handler.clone(), cancel, "scoped").await
+    mcp_http::serve(move || handler.clone(), cancel, "scoped").await
 }

@@ -508,7 +508,7 @@ impl ScopedSandbox {
     }
 }
 
-pub use crate::notebook::notebook_server::new_token;
+pub use crate::mcp_http::new_token;
 
 fn docstring_literal(text: &str) -> String {
     let clean = text.replace('\\', "\\\\").replace("\"\"\"", "\\\"\\\"\\\"");

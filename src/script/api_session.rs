@@ -12,8 +12,9 @@ use super::api_sandbox::SandboxHandle;
 use super::api_workspace::WorkspaceHandle;
 use super::{Host, RhaiResult, runtime_error};
 use crate::config::{from_dynamic, positive_seconds};
-use crate::notebook::RunStatus;
-use crate::notebook::session::{CellRun, NotebookSession, SessionOptions, outputs_text};
+use crate::notebook::render::outputs_text;
+use crate::notebook::session::{NotebookSession, SessionOptions};
+use crate::notebook::{CellRun, RunStatus};
 use crate::sandbox::config::{ExecutionMode, SandboxConfig};
 use crate::sandbox::local::{LocalSandbox, StartRequest};
 use crate::sandbox::models::ModelConfig;
@@ -64,38 +65,14 @@ fn timeout(what: &str, v: Option<f64>) -> RhaiResult<Option<Duration>> {
         .map_err(|e| runtime_error(format!("{what}: {e}")))
 }
 
-fn status_name(s: RunStatus) -> &'static str {
-    match s {
-        RunStatus::Ok => "ok",
-        RunStatus::Error => "error",
-        RunStatus::Aborted => "aborted",
-        RunStatus::TimedOut => "timed_out",
-        RunStatus::KernelDied => "kernel_died",
-    }
-}
-
+/// A cell result as scripts get it: the fields of [`CellRun`] as serde names them
+/// (`status` is `"ok"`, `"timed_out"`, ...), plus `ok` and the outputs' plain `text`.
 fn run_to_map(r: &CellRun) -> RhaiResult<Dynamic> {
-    let mut m = Map::new();
-    m.insert(
-        "cell_index".into(),
-        r.cell_index
-            .map(|i| Dynamic::from(i as i64))
-            .unwrap_or(Dynamic::UNIT),
-    );
-    m.insert(
-        "execution_count".into(),
-        r.execution_count
-            .map(Dynamic::from)
-            .unwrap_or(Dynamic::UNIT),
-    );
-    m.insert("status".into(), status_name(r.status).into());
+    let mut m = rhai::serde::to_dynamic(r)?
+        .try_cast::<Map>()
+        .ok_or_else(|| runtime_error("a cell result did not become a map"))?;
     m.insert("ok".into(), (r.status == RunStatus::Ok).into());
-    m.insert("outputs".into(), rhai::serde::to_dynamic(&r.outputs)?);
     m.insert("text".into(), outputs_text(&r.outputs).into());
-    m.insert(
-        "note".into(),
-        r.note.clone().map(Dynamic::from).unwrap_or(Dynamic::UNIT),
-    );
     Ok(m.into())
 }
 
@@ -278,7 +255,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     });
     let throwing = move |r: CellRun| -> RhaiResult<Dynamic> {
         if r.status != RunStatus::Ok {
-            let mut msg = format!("cell failed ({})", status_name(r.status));
+            let mut msg = format!("cell failed ({})", r.status);
             if let Some(note) = &r.note {
                 msg.push_str(&format!(": {note}"));
             }
@@ -373,4 +350,72 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
             s.session.notebook_path.display()
         )
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::notebook::nbformat::{MultiLine, Output};
+
+    fn as_json(r: &CellRun) -> serde_json::Value {
+        serde_json::to_value(run_to_map(r).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_cell_result_becomes_the_map_scripts_see() {
+        let run = CellRun {
+            cell_index: Some(3),
+            execution_count: Some(7),
+            outputs: vec![Output::Stream {
+                name: "stdout".into(),
+                text: MultiLine::Text("hi\n".into()),
+            }],
+            status: RunStatus::TimedOut,
+            note: Some("slow".into()),
+        };
+        assert_eq!(
+            as_json(&run),
+            json!({
+                "cell_index": 3, "execution_count": 7, "status": "timed_out", "ok": false,
+                "outputs": [{"output_type": "stream", "name": "stdout", "text": "hi\n"}],
+                "text": "hi\n", "note": "slow",
+            })
+        );
+        let hidden = CellRun {
+            cell_index: None,
+            execution_count: None,
+            outputs: vec![],
+            status: RunStatus::Ok,
+            note: None,
+        };
+        assert_eq!(
+            as_json(&hidden),
+            json!({
+                "cell_index": null, "execution_count": null, "status": "ok", "ok": true,
+                "outputs": [], "text": "", "note": null,
+            })
+        );
+    }
+
+    #[test]
+    fn map_values_have_the_script_types() {
+        let run = CellRun {
+            cell_index: Some(0),
+            execution_count: None,
+            outputs: vec![],
+            status: RunStatus::KernelDied,
+            note: None,
+        };
+        let m = run_to_map(&run).unwrap().cast::<Map>();
+        assert_eq!(m["cell_index"].as_int(), Ok(0));
+        assert!(m["execution_count"].is_unit());
+        assert!(m["note"].is_unit());
+        assert_eq!(
+            m["status"].clone().into_string().as_deref(),
+            Ok("kernel_died")
+        );
+        assert!(m["outputs"].is_array());
+    }
 }

@@ -1,0 +1,704 @@
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+
+use rmcp::model::CallToolRequestParams;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+use super::*;
+use crate::notebook::RunStatus;
+use crate::notebook::render::tests::{PNG, bundle, error, stream, text_of};
+
+// ---- a test double of the notebook session ----------------------------------------
+
+enum FakeCell {
+    Code,
+    Markdown,
+}
+
+/// An in-memory notebook. Each line of "code" is a command: `print:X` (stdout),
+/// `eprint:X` (stderr), `result:X` (execute_result), `png` (a figure display), `raise` (an
+/// exception), `sleep` (waits for interrupt()), `timeout`, `die`, `big:N` (N chars of
+/// stdout), `fail` (the trait returns Err).
+#[derive(Default)]
+struct FakeNotebook {
+    cells: Mutex<Vec<FakeCell>>,
+    execution_count: AtomicI64,
+    interrupt: Notify,
+    running: AtomicBool,
+    calls: Mutex<Vec<&'static str>>,
+}
+
+impl FakeNotebook {
+    fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    async fn run(&self, cell_index: usize, code: &str) -> anyhow::Result<CellRun> {
+        let mut outputs = Vec::new();
+        let mut status = RunStatus::Ok;
+        let mut note = None;
+        for line in code.lines() {
+            let (cmd, arg) = line.split_once(':').unwrap_or((line, ""));
+            match cmd {
+                "print" => outputs.push(stream("stdout", &format!("{arg}\n"))),
+                "eprint" => outputs.push(stream("stderr", &format!("{arg}\n"))),
+                "result" => outputs.push(bundle(true, &[("text/plain", json!(arg))])),
+                "png" => outputs.push(bundle(
+                    false,
+                    &[
+                        ("image/png", json!([&PNG[..40], "\n", &PNG[40..]])),
+                        ("text/plain", json!("<Figure size 1x1 with 1 Axes>")),
+                    ],
+                )),
+                "raise" => {
+                    outputs.push(error("ZeroDivisionError", "division by zero"));
+                    status = RunStatus::Error;
+                }
+                "sleep" => {
+                    let interrupted = self.interrupt.notified();
+                    tokio::pin!(interrupted);
+                    interrupted.as_mut().enable();
+                    self.running.store(true, Ordering::SeqCst);
+                    interrupted.await;
+                    self.running.store(false, Ordering::SeqCst);
+                    outputs.push(error("KeyboardInterrupt", ""));
+                    status = RunStatus::Error;
+                }
+                "timeout" => status = RunStatus::TimedOut,
+                "die" => {
+                    status = RunStatus::KernelDied;
+                    note =
+                        Some("the kernel died; it was restarted and its state is lost".to_string());
+                }
+                "big" => {
+                    let n: usize = arg.parse()?;
+                    let text: String = "0123456789".chars().cycle().take(n).collect();
+                    outputs.push(stream("stdout", &text));
+                }
+                "fail" => anyhow::bail!("the kernel is gone"),
+                other => anyhow::bail!("unknown fake command {other:?}"),
+            }
+            if status != RunStatus::Ok {
+                break;
+            }
+        }
+        let execution_count = match status {
+            RunStatus::KernelDied => None,
+            _ => Some(self.execution_count.fetch_add(1, Ordering::SeqCst) + 1),
+        };
+        Ok(CellRun {
+            cell_index: Some(cell_index),
+            execution_count,
+            outputs,
+            status,
+            note,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl NotebookTools for FakeNotebook {
+    async fn execute_code(&self, code: String) -> anyhow::Result<CellRun> {
+        let index = {
+            let mut cells = self.cells.lock().unwrap();
+            cells.push(FakeCell::Code);
+            cells.len() - 1
+        };
+        self.run(index, &code).await
+    }
+
+    async fn add_markdown(&self, _content: String) -> anyhow::Result<usize> {
+        let mut cells = self.cells.lock().unwrap();
+        cells.push(FakeCell::Markdown);
+        Ok(cells.len() - 1)
+    }
+
+    async fn edit_cell(&self, code: String, cell_index: i64) -> anyhow::Result<CellRun> {
+        let index = {
+            let cells = self.cells.lock().unwrap();
+            let len = cells.len() as i64;
+            let index = if cell_index < 0 {
+                len + cell_index
+            } else {
+                cell_index
+            };
+            if index < 0 || index >= len {
+                return Err(anyhow::anyhow!(
+                    "cell index {cell_index} is out of range: the notebook has {len} cells"
+                ))
+                .context("cannot edit the cell");
+            }
+            if let FakeCell::Markdown = cells[index as usize] {
+                anyhow::bail!("cell {index} is a markdown cell; edit_cell edits code cells");
+            }
+            index as usize
+        };
+        self.run(index, &code).await
+    }
+
+    async fn interrupt(&self) -> anyhow::Result<()> {
+        self.calls.lock().unwrap().push("interrupt");
+        self.interrupt.notify_waiters();
+        Ok(())
+    }
+
+    async fn restart(&self) -> anyhow::Result<()> {
+        self.calls.lock().unwrap().push("restart");
+        self.execution_count.store(0, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn shutdown(&self) -> anyhow::Result<()> {
+        self.calls.lock().unwrap().push("shutdown");
+        anyhow::bail!("the kernel was already shut down")
+    }
+}
+
+// ---- helpers ------------------------------------------------------------------------
+
+fn args(v: Value) -> CallToolRequestParams {
+    CallToolRequestParams::new("").with_arguments(v.as_object().cloned().unwrap_or_default())
+}
+
+async fn call(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
+    tool: &'static str,
+    a: Value,
+) -> CallToolResult {
+    let mut params = args(a);
+    params.name = tool.into();
+    client.call_tool(params).await.unwrap()
+}
+
+// ---- over MCP (in process) ----------------------------------------------------------
+
+#[tokio::test]
+async fn lists_tools_with_their_schemas() {
+    let client = connect_in_process(FakeNotebook::new(), ServerOptions::default())
+        .await
+        .unwrap();
+    let info = client.peer_info().unwrap();
+    let implementation = info.server_info.as_ref().unwrap();
+    assert_eq!(implementation.name, "seer-notebook");
+    assert_eq!(implementation.version, env!("CARGO_PKG_VERSION"));
+    assert!(
+        info.instructions
+            .as_deref()
+            .unwrap()
+            .contains("execute_code")
+    );
+
+    let tools = client.list_all_tools().await.unwrap();
+    let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "add_markdown",
+            "edit_cell",
+            "execute_code",
+            "interrupt_kernel",
+            "restart_kernel",
+            "shutdown_session"
+        ]
+    );
+    let schema = |name: &str| {
+        let tool = tools.iter().find(|t| t.name == name).unwrap();
+        Value::Object((*tool.input_schema).clone())
+    };
+    let description = |name: &str| {
+        tools
+            .iter()
+            .find(|t| t.name == name)
+            .unwrap()
+            .description
+            .clone()
+            .unwrap()
+    };
+
+    let execute = schema("execute_code");
+    assert_eq!(execute["type"], "object");
+    assert_eq!(execute["required"], json!(["code"]));
+    assert_eq!(execute["properties"]["code"]["type"], "string");
+    assert!(
+        execute["properties"]["code"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("Python")
+    );
+
+    let markdown = schema("add_markdown");
+    assert_eq!(markdown["required"], json!(["content"]));
+    assert_eq!(markdown["properties"]["content"]["type"], "string");
+
+    let edit = schema("edit_cell");
+    assert_eq!(edit["required"], json!(["code"]));
+    assert_eq!(edit["properties"]["cell_index"]["type"], "integer");
+    assert_eq!(edit["properties"]["cell_index"]["default"], json!(-1));
+
+    for name in ["interrupt_kernel", "restart_kernel", "shutdown_session"] {
+        let s = schema(name);
+        assert_eq!(s["type"], "object", "{name}");
+        assert!(
+            s.get("required").is_none_or(|r| r == &json!([])),
+            "{name}: {s}"
+        );
+    }
+    assert!(description("restart_kernel").contains("ALL kernel state is lost"));
+    assert!(description("execute_code").contains("[cell N, execution_count M]"));
+    assert!(description("edit_cell").contains("-1 (the default) is the last cell"));
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn round_trip_of_every_tool() {
+    let fake = FakeNotebook::new();
+    let client = connect_in_process(fake.clone(), ServerOptions::default())
+        .await
+        .unwrap();
+
+    let r = call(
+        &client,
+        "execute_code",
+        json!({"code": "print:hello\nresult:42"}),
+    )
+    .await;
+    assert_eq!(text_of(&r), "[cell 0, execution_count 1]\nhello\n42");
+    assert_eq!(r.is_error, Some(false));
+
+    let r = call(&client, "add_markdown", json!({"content": "# Notes"})).await;
+    assert_eq!(text_of(&r), "[markdown cell 1 added]");
+
+    let r = call(&client, "execute_code", json!({"code": "raise"})).await;
+    assert!(
+        text_of(&r)
+            .starts_with("[cell 2, execution_count 2]\nZeroDivisionError: division by zero\n"),
+        "{}",
+        text_of(&r)
+    );
+    assert!(text_of(&r).ends_with("\n[error: the code raised an exception]"));
+    assert!(!text_of(&r).contains('\u{1b}'));
+    assert_eq!(
+        r.is_error,
+        Some(false),
+        "a Python exception is a normal result"
+    );
+
+    let r = call(&client, "execute_code", json!({"code": "die"})).await;
+    assert_eq!(
+        text_of(&r),
+        "[cell 3, no execution_count]\n[kernel died while running this code]\n\
+         [note: the kernel died; it was restarted and its state is lost]"
+    );
+
+    let r = call(&client, "interrupt_kernel", json!({})).await;
+    assert_eq!(
+        text_of(&r),
+        "Interrupt sent to the kernel; variables are kept."
+    );
+    let r = call(&client, "restart_kernel", json!({})).await;
+    assert!(text_of(&r).contains("All variables"));
+    let r = call(&client, "shutdown_session", json!({})).await;
+    assert_eq!(r.is_error, Some(true));
+    assert_eq!(text_of(&r), "the kernel was already shut down");
+    assert_eq!(
+        *fake.calls.lock().unwrap(),
+        ["interrupt", "restart", "shutdown"]
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn images_come_back_as_image_content() {
+    let client = connect_in_process(FakeNotebook::new(), ServerOptions::default())
+        .await
+        .unwrap();
+    let r = call(
+        &client,
+        "execute_code",
+        json!({"code": "print:plotting\npng"}),
+    )
+    .await;
+    assert_eq!(
+        text_of(&r),
+        "[cell 0, execution_count 1]\nplotting\n<Figure size 1x1 with 1 Axes>\n[image 1: image/png, attached]"
+    );
+    assert_eq!(r.content.len(), 2);
+    let image = r.content[1].as_image().unwrap();
+    assert_eq!(
+        (image.mime_type.as_str(), image.data.as_str()),
+        ("image/png", PNG)
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn edit_cell_takes_negative_and_default_indices() {
+    let client = connect_in_process(FakeNotebook::new(), ServerOptions::default())
+        .await
+        .unwrap();
+    call(&client, "execute_code", json!({"code": "print:a"})).await;
+    call(&client, "execute_code", json!({"code": "print:b"})).await;
+    let r = call(
+        &client,
+        "edit_cell",
+        json!({"code": "print:c", "cell_index": -2}),
+    )
+    .await;
+    assert_eq!(text_of(&r), "[cell 0, execution_count 3]\nc");
+    let r = call(&client, "edit_cell", json!({"code": "print:d"})).await;
+    assert_eq!(text_of(&r), "[cell 1, execution_count 4]\nd");
+    let r = call(
+        &client,
+        "edit_cell",
+        json!({"code": "print:e", "cell_index": 0}),
+    )
+    .await;
+    assert_eq!(text_of(&r), "[cell 0, execution_count 5]\ne");
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn trait_errors_are_tool_errors() {
+    let client = connect_in_process(FakeNotebook::new(), ServerOptions::default())
+        .await
+        .unwrap();
+    call(&client, "execute_code", json!({"code": "print:a"})).await;
+    call(&client, "add_markdown", json!({"content": "text"})).await;
+
+    let r = call(
+        &client,
+        "edit_cell",
+        json!({"code": "print:x", "cell_index": 7}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(true));
+    assert_eq!(r.content.len(), 1);
+    assert_eq!(
+        text_of(&r),
+        "cannot edit the cell: cell index 7 is out of range: the notebook has 2 cells"
+    );
+
+    let r = call(&client, "edit_cell", json!({"code": "print:x"})).await;
+    assert_eq!(r.is_error, Some(true));
+    assert_eq!(
+        text_of(&r),
+        "cell 1 is a markdown cell; edit_cell edits code cells"
+    );
+
+    let r = call(&client, "execute_code", json!({"code": "fail"})).await;
+    assert_eq!(
+        (r.is_error, text_of(&r)),
+        (Some(true), "the kernel is gone")
+    );
+
+    // A missing argument is also a tool error (rmcp's behaviour), not a protocol error.
+    let r = call(&client, "execute_code", json!({})).await;
+    assert_eq!(r.is_error, Some(true));
+    assert!(text_of(&r).contains("code"), "{}", text_of(&r));
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn interrupt_reaches_running_code() {
+    let fake = FakeNotebook::new();
+    let client = connect_in_process(fake.clone(), ServerOptions::default())
+        .await
+        .unwrap();
+    let running = call(
+        &client,
+        "execute_code",
+        json!({"code": "print:start\nsleep"}),
+    );
+    let interrupt = async {
+        while !fake.running.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        call(&client, "interrupt_kernel", json!({})).await
+    };
+    let (r, i) = tokio::time::timeout(Duration::from_secs(10), async {
+        tokio::join!(running, interrupt)
+    })
+    .await
+    .expect("the interrupted cell did not return");
+    assert_eq!(i.is_error, Some(false));
+    assert!(
+        text_of(&r).starts_with("[cell 0, execution_count 1]\nstart\nKeyboardInterrupt: \n"),
+        "{}",
+        text_of(&r)
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn truncation_limit_comes_from_the_options() {
+    let client = connect_in_process(
+        FakeNotebook::new(),
+        ServerOptions {
+            max_output_chars: 10,
+        },
+    )
+    .await
+    .unwrap();
+    let r = call(&client, "execute_code", json!({"code": "big:25"})).await;
+    assert_eq!(
+        text_of(&r),
+        "[cell 0, execution_count 1]\n01234\n[... 15 characters omitted ...]\n01234"
+    );
+    client.cancel().await.unwrap();
+
+    let client = connect_in_process(FakeNotebook::new(), ServerOptions::default())
+        .await
+        .unwrap();
+    let r = call(&client, "execute_code", json!({"code": "big:50000"})).await;
+    let text = text_of(&r);
+    assert!(text.contains("\n[... 30000 characters omitted ...]\n"));
+    assert_eq!(
+        text.chars().count(),
+        "[cell 0, execution_count 1]\n".len()
+            + 20_000
+            + "\n[... 30000 characters omitted ...]\n".len()
+    );
+    client.cancel().await.unwrap();
+}
+
+// ---- stdio --------------------------------------------------------------------------
+
+/// serve_stdio is `serve_until_closed` on joined stdin/stdout; this drives the same
+/// function over a duplex pipe and checks that it returns when the client closes.
+#[tokio::test]
+async fn stdio_server_runs_until_the_client_closes() {
+    let (server_end, client_end) = tokio::io::duplex(64 * 1024);
+    let (server_read, server_write) = tokio::io::split(server_end);
+    let task = tokio::spawn(serve_until_closed(
+        server(FakeNotebook::new(), ServerOptions::default()),
+        tokio::io::join(server_read, server_write),
+    ));
+    let client = ().serve(client_end).await.unwrap();
+    assert_eq!(client.list_all_tools().await.unwrap().len(), 6);
+    let r = call(&client, "execute_code", json!({"code": "print:over stdio"})).await;
+    assert_eq!(text_of(&r), "[cell 0, execution_count 1]\nover stdio");
+    client.cancel().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+// ---- HTTP ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn http_client_lists_and_calls_with_the_token() {
+    let cancel = CancellationToken::new();
+    let http = serve_http(
+        FakeNotebook::new(),
+        ServerOptions::default(),
+        cancel.clone(),
+    )
+    .await
+    .unwrap();
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(http.url.clone())
+            .auth_header(http.token.clone()),
+    );
+    let client = ().serve(transport).await.unwrap();
+    assert_eq!(client.list_all_tools().await.unwrap().len(), 6);
+    let r = call(
+        &client,
+        "execute_code",
+        json!({"code": "print:over http\npng"}),
+    )
+    .await;
+    assert_eq!(
+        text_of(&r),
+        "[cell 0, execution_count 1]\nover http\n<Figure size 1x1 with 1 Axes>\n[image 1: image/png, attached]"
+    );
+    assert_eq!(r.content[1].as_image().unwrap().data, PNG);
+
+    // Without the token the client cannot even connect.
+    let anonymous = ().serve(StreamableHttpClientTransport::from_uri(http.url.clone())).await;
+    assert!(anonymous.is_err());
+
+    client.cancel().await.unwrap();
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(10), http.join)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+// ---- interop with the official Python SDK -------------------------------------------
+
+fn target_tmpdir() -> PathBuf {
+    if let Some(dir) = option_env!("CARGO_TARGET_TMPDIR") {
+        return PathBuf::from(dir);
+    }
+    // Unit tests do not get CARGO_TARGET_TMPDIR; it is <target>/tmp, and this test
+    // binary is <target>/<profile>/deps/<name>.
+    let exe = std::env::current_exe().unwrap();
+    exe.ancestors().nth(3).unwrap().join("tmp")
+}
+
+fn find_uv() -> PathBuf {
+    if let Ok(uv) = std::env::var("UV") {
+        return PathBuf::from(uv);
+    }
+    let on_path = std::process::Command::new("uv").arg("--version").output();
+    if on_path.is_ok_and(|o| o.status.success()) {
+        return PathBuf::from("uv");
+    }
+    let home = std::env::var("HOME").unwrap_or_default();
+    let pyenv = Path::new(&home).join(".pyenv/versions/3.11.7/bin/uv");
+    assert!(
+        pyenv.exists(),
+        "uv is needed for the interop test: not on PATH, not at {}, and UV is not set",
+        pyenv.display()
+    );
+    pyenv
+}
+
+/// A venv with the official `mcp` package, made once and kept under the target dir.
+async fn python_with_mcp() -> PathBuf {
+    let venv = target_tmpdir().join("notebook-mcp-interop-venv");
+    let python = venv.join("bin/python");
+    let ready = tokio::process::Command::new(&python)
+        .args(["-c", "import mcp"])
+        .output()
+        .await;
+    if ready.is_ok_and(|o| o.status.success()) {
+        return python;
+    }
+    let uv = find_uv();
+    let staging = target_tmpdir().join(format!("notebook-mcp-interop-venv.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(target_tmpdir()).unwrap();
+    let out = tokio::process::Command::new(&uv)
+        .arg("venv")
+        .arg(&staging)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "`uv venv` failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = tokio::process::Command::new(&uv)
+        .args(["pip", "install", "--python"])
+        .arg(staging.join("bin/python"))
+        .arg("mcp")
+        .output()
+        .await
+        .unwrap();
+    if !out.status.success() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    assert!(
+        out.status.success(),
+        "could not install the `mcp` package from PyPI (is PyPI reachable from here?). \
+         The interop test needs it and does not skip.\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&venv);
+    std::fs::rename(&staging, &venv).unwrap();
+    python
+}
+
+#[tokio::test]
+async fn official_python_sdk_can_use_the_http_server() {
+    let python = python_with_mcp().await;
+    let cancel = CancellationToken::new();
+    let http = serve_http(
+        FakeNotebook::new(),
+        ServerOptions::default(),
+        cancel.clone(),
+    )
+    .await
+    .unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/mcp_interop.py");
+    let run = tokio::process::Command::new(&python)
+        .arg(script)
+        .env("MCP_URL", &http.url)
+        .env("MCP_TOKEN", &http.token)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the interop script hung")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "interop script failed:\n{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "bad JSON from the script ({e}):\n{}\n{stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+
+    assert_eq!(report["initialize"]["serverInfo"]["name"], "seer-notebook");
+    assert_eq!(
+        report["initialize"]["serverInfo"]["version"],
+        env!("CARGO_PKG_VERSION")
+    );
+    let mut names: Vec<&str> = report["tools"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "add_markdown",
+            "edit_cell",
+            "execute_code",
+            "interrupt_kernel",
+            "restart_kernel",
+            "shutdown_session"
+        ]
+    );
+    let edit = report["tools"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "edit_cell")
+        .unwrap();
+    assert_eq!(edit["inputSchema"]["required"], json!(["code"]));
+    assert_eq!(
+        edit["inputSchema"]["properties"]["cell_index"]["default"],
+        json!(-1)
+    );
+
+    assert_eq!(
+        report["hello"]["content"],
+        json!([{"type": "text", "text": "[cell 0, execution_count 1]\nhello"}])
+    );
+    assert_ne!(report["hello"]["isError"], json!(true));
+    let png = &report["png"]["content"];
+    assert_eq!(
+        png[0]["text"],
+        "[cell 1, execution_count 2]\n<Figure size 1x1 with 1 Axes>\n[image 1: image/png, attached]"
+    );
+    assert_eq!(
+        (
+            png[1]["type"].as_str(),
+            png[1]["mimeType"].as_str(),
+            png[1]["data"].as_str()
+        ),
+        (Some("image"), Some("image/png"), Some(PNG))
+    );
+    assert_eq!(report["bad_index"]["isError"], json!(true));
+
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(10), http.join)
+        .await
+        .unwrap()
+        .unwrap();
+}
