@@ -535,84 +535,10 @@ async fn http_client_lists_and_calls_with_the_token() {
 
 // ---- interop with the official Python SDK -------------------------------------------
 
-fn target_tmpdir() -> PathBuf {
-    if let Some(dir) = option_env!("CARGO_TARGET_TMPDIR") {
-        return PathBuf::from(dir);
-    }
-    // Unit tests do not get CARGO_TARGET_TMPDIR; it is <target>/tmp, and this test
-    // binary is <target>/<profile>/deps/<name>.
-    let exe = std::env::current_exe().unwrap();
-    exe.ancestors().nth(3).unwrap().join("tmp")
-}
-
-fn find_uv() -> PathBuf {
-    if let Ok(uv) = std::env::var("UV") {
-        return PathBuf::from(uv);
-    }
-    let on_path = std::process::Command::new("uv").arg("--version").output();
-    if on_path.is_ok_and(|o| o.status.success()) {
-        return PathBuf::from("uv");
-    }
-    let home = std::env::var("HOME").unwrap_or_default();
-    let pyenv = Path::new(&home).join(".pyenv/versions/3.11.7/bin/uv");
-    assert!(
-        pyenv.exists(),
-        "uv is needed for the interop test: not on PATH, not at {}, and UV is not set",
-        pyenv.display()
-    );
-    pyenv
-}
-
-/// A venv with the official `mcp` package, made once and kept under the target dir.
-async fn python_with_mcp() -> PathBuf {
-    let venv = target_tmpdir().join("notebook-mcp-interop-venv");
-    let python = venv.join("bin/python");
-    let ready = tokio::process::Command::new(&python)
-        .args(["-c", "import mcp"])
-        .output()
-        .await;
-    if ready.is_ok_and(|o| o.status.success()) {
-        return python;
-    }
-    let uv = find_uv();
-    let staging = target_tmpdir().join(format!("notebook-mcp-interop-venv.{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(target_tmpdir()).unwrap();
-    let out = tokio::process::Command::new(&uv)
-        .arg("venv")
-        .arg(&staging)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "`uv venv` failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = tokio::process::Command::new(&uv)
-        .args(["pip", "install", "--python"])
-        .arg(staging.join("bin/python"))
-        .arg("mcp")
-        .output()
-        .await
-        .unwrap();
-    if !out.status.success() {
-        let _ = std::fs::remove_dir_all(&staging);
-    }
-    assert!(
-        out.status.success(),
-        "could not install the `mcp` package from PyPI (is PyPI reachable from here?). \
-         The interop test needs it and does not skip.\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let _ = std::fs::remove_dir_all(&venv);
-    std::fs::rename(&staging, &venv).unwrap();
-    python
-}
-
 #[tokio::test]
 async fn official_python_sdk_can_use_the_http_server() {
-    let python = python_with_mcp().await;
+    // The official `mcp` SDK comes from the test Python env (`tests/setup.sh`).
+    let python = crate::testenv::python();
     let cancel = CancellationToken::new();
     let http = serve_http(
         FakeNotebook::new(),
