@@ -10,6 +10,7 @@ pub mod config;
 pub mod kernel;
 pub mod notebook;
 pub mod paths;
+pub mod python_syntax;
 pub mod repl;
 pub mod sandbox;
 pub mod scoped;

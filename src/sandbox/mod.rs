@@ -10,6 +10,7 @@ pub mod progress;
 pub mod pyenv;
 pub mod registry;
 pub mod repos;
+pub mod sync;
 pub mod watchdog;
 
 use std::collections::BTreeMap;
