@@ -94,6 +94,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn names() {
+        for ok in ["x", "_", "model", "m2", "_private", "Class"] {
+            assert!(is_identifier(ok) && is_module_name(ok), "{ok}");
+        }
+        for bad in ["", "2x", "has space", "a-b", "a.b", "é", "x\n"] {
+            assert!(!is_identifier(bad) && !is_module_name(bad), "{bad:?}");
+        }
+        // Keywords are identifiers, but `import class` cannot work.
+        assert!(is_identifier("class") && !is_module_name("class"));
+        assert!(PY_KEYWORDS.iter().all(|k| is_identifier(k)));
+    }
+
+    #[test]
     fn py_str_table() {
         let cases: &[(&str, &str)] = &[
             ("plain", "'plain'"),

@@ -16,6 +16,8 @@ use hf_hub::api::tokio::{ApiBuilder, ApiError};
 use hf_hub::{Cache, Repo, RepoType};
 use tokio_util::sync::CancellationToken;
 
+use crate::python_syntax::is_identifier;
+
 fn default_var_name() -> String {
     "model".into()
 }
@@ -232,12 +234,6 @@ fn check_var_names(cfgs: &[ModelConfig]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn is_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// A model directory found on disk.
