@@ -5,9 +5,9 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use super::constructors::{cannot_read, dir_name, resolve};
@@ -15,6 +15,7 @@ use super::names::{check_module_name, check_skill_name};
 use super::skill_md::parse_front_matter;
 use super::{Installed, Library, LibrarySource, ModelSpec, Skill, WorkspaceConfig, tokenizer_var};
 use crate::python_syntax::is_module_name;
+use crate::sandbox::fsutil::copy_dest;
 use crate::sandbox::sync::{SyncOpts, copy_if_changed, remove_any, sync_dir, write_if_changed};
 
 /// Written into the libraries folder: what the last install put where, so the next one can
@@ -263,6 +264,8 @@ fn plan_skills(ws: &WorkspaceConfig, base_dir: &Path) -> Result<Vec<PlannedSkill
     Ok(planned)
 }
 
+/// The local files and folders to copy, checked; destinations are placed by
+/// [`copy_dest`].
 fn plan_copies(
     ws: &WorkspaceConfig,
     base_dir: &Path,
@@ -283,14 +286,9 @@ fn plan_copies(
                 }
                 bail!("local_files entry `{src}` is a folder; list it under local_dirs instead");
             }
-            let mut to = dest_inside(workspace_dir, dst)
-                .with_context(|| format!("{kind} entry `{src}`: destination `{dst}`"))?;
-            if !want_dir && (dst.ends_with('/') || to == workspace_dir) {
-                let Some(name) = from.file_name() else {
-                    bail!("local_files entry `{src}` has no file name; name the destination file");
-                };
-                to = to.join(name);
-            }
+            let file = (!want_dir).then_some(from.as_path());
+            let to = copy_dest(workspace_dir, dst, file)
+                .with_context(|| format!("{kind} entry `{src}`"))?;
             copies.push(PlannedCopy {
                 from,
                 to,
@@ -299,38 +297,6 @@ fn plan_copies(
         }
     }
     Ok(copies)
-}
-
-/// A destination inside `root`: relative, or absolute but already inside; no `..`.
-fn dest_inside(root: &Path, dst: &str) -> Result<PathBuf> {
-    if dst.is_empty() {
-        bail!("the destination is empty; give a path relative to the workspace, or `.`");
-    }
-    let path = Path::new(dst);
-    let rel = if path.is_absolute() {
-        path.strip_prefix(root).map_err(|_| {
-            anyhow!(
-                "it is outside the workspace {}; give a path relative to the workspace",
-                root.display()
-            )
-        })?
-    } else {
-        path
-    };
-    let mut out = root.to_path_buf();
-    for comp in rel.components() {
-        match comp {
-            Component::Normal(c) => out.push(c),
-            Component::CurDir => {}
-            Component::ParentDir => {
-                bail!("it contains `..`; give a path inside the workspace without `..`")
-            }
-            Component::RootDir | Component::Prefix(_) => {
-                bail!("it is not a plain relative path; give a path relative to the workspace")
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// Writes one library; true when something on disk changed.

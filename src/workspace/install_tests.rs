@@ -248,11 +248,16 @@ fn install_rejects_duplicates_and_bad_destinations() {
         err_of(install_fx(&ws, &f))
     };
     let e = bad(vec![("data.csv".into(), "../escape.csv".into())], false);
-    assert!(e.contains("contains `..`"), "{e}");
-    let e = bad(vec![("data.csv".into(), "/etc/evil".into())], false);
-    assert!(e.contains("outside the workspace"), "{e}");
+    assert!(e.contains("`../escape.csv` uses `..`"), "{e}");
+    let e = bad(vec![("data.csv".into(), "/etc/../../evil".into())], false);
+    assert!(e.contains("uses `..`"), "{e}");
     let e = bad(vec![("assets".into(), "a/../../b".into())], true);
-    assert!(e.contains("contains `..`"), "{e}");
+    assert!(
+        e.contains("local_dirs entry `assets`") && e.contains("uses `..`"),
+        "{e}"
+    );
+    let e = bad(vec![("data.csv".into(), "".into())], false);
+    assert!(e.contains("the destination is empty"), "{e}");
     let e = bad(vec![("assets".into(), "x".into())], false);
     assert!(e.contains("list it under local_dirs"), "{e}");
     let e = bad(vec![("data.csv".into(), "x".into())], true);
@@ -263,17 +268,23 @@ fn install_rejects_duplicates_and_bad_destinations() {
         "{e}"
     );
 
-    // An absolute destination inside the workspace is fine; `.` takes the file's name.
+    // An absolute destination inside the workspace is kept; another absolute one is
+    // Seer-style and lands under the workspace (as in a sandbox's local_files); `.` takes
+    // the file's name.
     let inside = f.ws_dir.join("abs/d.csv").display().to_string();
     let ws = WorkspaceConfig {
         local_files: vec![
             ("data.csv".into(), inside.clone()),
+            ("data.csv".into(), "/root/in/".into()),
             ("data.csv".into(), ".".into()),
         ],
+        local_dirs: vec![("assets".into(), "/root/assets".into())],
         ..Default::default()
     };
     install_fx(&ws, &f).unwrap();
     assert!(Path::new(&inside).is_file());
+    assert!(f.ws_dir.join("root/in/data.csv").is_file());
+    assert!(f.ws_dir.join("root/assets/img/a.txt").is_file());
     assert!(f.ws_dir.join("data.csv").is_file());
 }
 

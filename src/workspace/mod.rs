@@ -72,11 +72,13 @@ pub struct WorkspaceConfig {
     #[serde(default)]
     pub skill_dirs: Vec<String>,
     /// `(host folder, destination in the workspace)`: copied recursively, merged into
-    /// what is there.
+    /// what is there. Destinations are placed as a sandbox's are
+    /// ([`crate::sandbox::fsutil::copy_dest`]): relative to the workspace, a Seer-style
+    /// absolute `/root/x` at `<workspace>/root/x`, never outside it.
     #[serde(default)]
     pub local_dirs: Vec<(String, String)>,
-    /// `(host file, destination in the workspace)`; a destination ending in `/` (or `.`)
-    /// is a folder that receives the file under its own name.
+    /// `(host file, destination in the workspace)`, placed like `local_dirs`; a destination
+    /// ending in `/` (or `.`) is a folder that receives the file under its own name.
     #[serde(default)]
     pub local_files: Vec<(String, String)>,
     /// Python run in the kernel after the libraries are imported and the models loaded.
