@@ -1,26 +1,9 @@
-//! File helpers: recursive copy and the rules that place paths given by a script (host
-//! paths, sandbox paths, and the destinations of `local_files` / `local_dirs`).
+//! Where paths given by a script land: host paths, sandbox paths, and the destinations of
+//! `local_files` / `local_dirs`. (Copying files is [`super::sync`].)
 
 use std::path::{Component, Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
-
-/// Copies a directory tree; symlinks are followed (their targets are copied).
-pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
-    std::fs::create_dir_all(dst).with_context(|| format!("creating {}", dst.display()))?;
-    for entry in std::fs::read_dir(src).with_context(|| format!("reading {}", src.display()))? {
-        let entry = entry?;
-        let from = entry.path();
-        let to = dst.join(entry.file_name());
-        if from.is_dir() {
-            copy_tree(&from, &to)?;
-        } else {
-            std::fs::copy(&from, &to)
-                .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
-        }
-    }
-    Ok(())
-}
+use anyhow::{Result, bail};
 
 /// Resolves a path given by a script for a sandbox: relative paths are inside `root`;
 /// absolute ones must already be inside it; `..` may not climb out.
@@ -170,17 +153,5 @@ mod tests {
         );
         assert_eq!(file("in/b.csv").unwrap(), PathBuf::from("/s/ws/in/b.csv"));
         assert!(copy_dest(ws, ".", Some(Path::new("/"))).is_err());
-    }
-
-    #[test]
-    fn copy_tree_copies_nested_files() {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(d.path().join("src/a")).unwrap();
-        std::fs::write(d.path().join("src/a/f.txt"), "hi").unwrap();
-        copy_tree(&d.path().join("src"), &d.path().join("dst")).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(d.path().join("dst/a/f.txt")).unwrap(),
-            "hi"
-        );
     }
 }

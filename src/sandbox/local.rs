@@ -15,12 +15,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use super::config::{FileMapping, SandboxConfig};
-use super::fsutil::{copy_dest, copy_tree, resolve_host, resolve_inside};
+use super::fsutil::{copy_dest, resolve_host, resolve_inside};
 use super::models::{self, ModelHandle};
 use super::process::{self, ProcDir};
 use super::pyenv::{self, PythonEnv};
 use super::registry::{SandboxRecord, Status, now};
 use super::repos::{self, Install, RepoHandle};
+use super::sync::copy_tree;
 use super::{Command, ExecOptions, ExecOutput, Sandbox, SandboxInfo};
 use crate::paths;
 use crate::secrets::Redactor;

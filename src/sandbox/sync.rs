@@ -1,6 +1,7 @@
 //! Host-to-sandbox file sync: make a folder hold what another holds, rewriting only files
 //! whose content changed, each replaced atomically (write a temporary sibling, then rename)
-//! so a running kernel never reads half a file.
+//! so a running kernel never reads half a file. Also the plain recursive copy
+//! ([`copy_tree`]) used for `local_dirs` and snapshots.
 
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
@@ -92,6 +93,12 @@ fn sync_level(src: &Path, dst: &Path, opts: &SyncOpts, depth: usize) -> Result<u
         }
     }
     Ok(n)
+}
+
+/// Copies a folder tree into `dst`, merged with what is there: [`sync_dir`] without
+/// pruning.
+pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
+    sync_dir(src, dst, &SyncOpts::default()).map(|_| ())
 }
 
 /// Removes a file, symlink or folder; false when nothing was there.
@@ -191,4 +198,124 @@ fn read_full(f: &mut fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
         filled += k;
     }
     Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(path: &Path, text: &str) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn copy_tree_copies_nested_files() {
+        let d = tempfile::tempdir().unwrap();
+        write(&d.path().join("src/a/f.txt"), "hi");
+        write(&d.path().join("dst/keep.txt"), "kept");
+        copy_tree(&d.path().join("src"), &d.path().join("dst")).unwrap();
+        assert_eq!(
+            fs::read_to_string(d.path().join("dst/a/f.txt")).unwrap(),
+            "hi"
+        );
+        assert!(d.path().join("dst/keep.txt").is_file());
+    }
+
+    #[test]
+    fn sync_dir_counts_prunes_and_skips() {
+        let d = tempfile::tempdir().unwrap();
+        let (src, dst) = (d.path().join("src"), d.path().join("dst"));
+        write(&src.join("a.py"), "a");
+        write(&src.join("sub/b.txt"), "b");
+        write(&src.join("__pycache__/a.cpython-311.pyc"), "x");
+        write(&dst.join("stale.txt"), "old");
+        write(&dst.join("__pycache__/kept.pyc"), "y");
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(d.path().join("nowhere"), src.join("broken")).unwrap();
+        let opts = SyncOpts {
+            prune: true,
+            skip_bytecode: true,
+            exclude: None,
+        };
+        // Two files written, one removed; bytecode neither copied nor pruned.
+        assert_eq!(sync_dir(&src, &dst, &opts).unwrap(), 3);
+        assert_eq!(fs::read_to_string(dst.join("sub/b.txt")).unwrap(), "b");
+        assert!(!dst.join("stale.txt").exists());
+        assert!(!dst.join("__pycache__/a.cpython-311.pyc").exists());
+        assert!(dst.join("__pycache__/kept.pyc").exists());
+        assert!(!dst.join("broken").exists());
+        // Nothing changed: nothing written.
+        assert_eq!(sync_dir(&src, &dst, &opts).unwrap(), 0);
+        write(&src.join("a.py"), "A");
+        assert_eq!(sync_dir(&src, &dst, &opts).unwrap(), 1);
+        assert_eq!(fs::read_to_string(dst.join("a.py")).unwrap(), "A");
+    }
+
+    #[test]
+    fn sync_dir_skips_the_excluded_folder() {
+        let d = tempfile::tempdir().unwrap();
+        write(&d.path().join("a.txt"), "a");
+        write(&d.path().join("out/ws/x.txt"), "x");
+        let ws = d.path().join("out/ws");
+        let opts = SyncOpts {
+            exclude: Some(fs::canonicalize(&ws).unwrap()),
+            ..SyncOpts::default()
+        };
+        sync_dir(d.path(), &ws.join("copy"), &opts).unwrap();
+        assert!(ws.join("copy/a.txt").is_file());
+        assert!(!ws.join("copy/out/ws").exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlink_loops_end() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("src");
+        write(&src.join("f.txt"), "f");
+        std::os::unix::fs::symlink(&src, src.join("loop")).unwrap();
+        // The kernel stops following the loop (ELOOP) before MAX_DEPTH; that entry is
+        // then skipped like a broken symlink. Either way the copy ends.
+        let _ = copy_tree(&src, &d.path().join("dst"));
+        let depth = walkdir_depth(&d.path().join("dst"));
+        assert!((1..=MAX_DEPTH + 1).contains(&depth), "{depth}");
+    }
+
+    #[cfg(unix)]
+    fn walkdir_depth(dir: &Path) -> usize {
+        let mut deepest = 0;
+        let mut stack = vec![(dir.to_path_buf(), 1)];
+        while let Some((d, n)) = stack.pop() {
+            deepest = deepest.max(n);
+            for e in fs::read_dir(&d).unwrap() {
+                let e = e.unwrap();
+                if e.file_type().unwrap().is_dir() {
+                    stack.push((e.path(), n + 1));
+                }
+            }
+        }
+        deepest
+    }
+
+    #[test]
+    fn writes_replace_only_changed_files() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("f.txt");
+        assert!(write_if_changed(&f, b"one").unwrap());
+        assert!(!write_if_changed(&f, b"one").unwrap());
+        assert!(write_if_changed(&f, b"two").unwrap());
+        let g = d.path().join("g.txt");
+        assert!(copy_if_changed(&f, &g).unwrap());
+        assert!(!copy_if_changed(&f, &g).unwrap());
+        assert_eq!(fs::read(&g).unwrap(), b"two");
+        // A folder in the way is replaced; no temporary file is left behind.
+        fs::create_dir_all(d.path().join("h.txt/inner")).unwrap();
+        assert!(write_if_changed(&d.path().join("h.txt"), b"h").unwrap());
+        let names: Vec<_> = fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(names.iter().all(|n| !n.contains("seer-tmp")), "{names:?}");
+        assert!(remove_any(&f).unwrap() && !remove_any(&f).unwrap());
+    }
 }
