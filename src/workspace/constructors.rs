@@ -275,7 +275,7 @@ impl Skill {
         })
     }
 
-    /// An inline skill: [`install`] writes its `SKILL.md`.
+    /// An inline skill: [`install`](fn@super::install) writes its `SKILL.md`.
     pub fn new(
         name: impl Into<String>,
         description: impl Into<String>,

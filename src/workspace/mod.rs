@@ -12,13 +12,13 @@
 //! The flow is: build [`Library`] / [`Skill`] values with their constructors (relative
 //! paths are taken from the script's folder), put them in a [`WorkspaceConfig`], pair the
 //! resolved models with their `load_as_peft` flags ([`ModelSpec::from_resolved`]), call
-//! [`check_conflicts`] and [`install`], then run [`init_code`] hidden in a fresh kernel and
-//! give the agent [`model_info_text`] (which includes [`library_docs`]).
+//! [`check_conflicts`] and [`install`](fn@install), then run [`init_code`] hidden in a
+//! fresh kernel and give the agent [`model_info_text`] (which includes [`library_docs`]).
 //!
-//! [`install`] is idempotent: it rewrites only files whose content changed, removes the
-//! libraries and skills a previous install put there that are no longer configured, and
-//! reports which library modules changed, so a hot reload can re-install and then run
-//! [`reload_code`] for [`Installed::changed_modules`].
+//! [`install`](fn@install) is idempotent: it rewrites only files whose content changed,
+//! removes the libraries and skills a previous install put there that are no longer
+//! configured, and reports which library modules changed, so a hot reload can re-install
+//! and then run [`reload_code`] for [`Installed::changed_modules`].
 //!
 //! Generated Python embeds every string through
 //! [`py_str`](crate::python_syntax::py_str), so any model name, path or code is safe to
@@ -120,8 +120,8 @@ pub struct Library {
 }
 
 /// Where a library comes from. `code` and `skill_md` are snapshots taken when the library
-/// was made; [`install`] reads the files at `path` again (so edits are picked up) and
-/// falls back to the snapshot only when the file is gone.
+/// was made; [`install`](fn@install) reads the files at `path` again (so edits are picked
+/// up) and falls back to the snapshot only when the file is gone.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum LibrarySource {
@@ -171,7 +171,7 @@ pub struct InitOptions {
     pub cuda: bool,
 }
 
-/// What [`install`] did.
+/// What [`install`](fn@install) did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Installed {
     /// Absolute path of the folder the kernel puts first on `sys.path`.
