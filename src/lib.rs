@@ -14,6 +14,7 @@ pub mod notebook;
 pub mod paths;
 pub mod process;
 pub mod progress;
+pub mod python_syntax;
 pub mod repl;
 pub mod sandbox;
 pub mod scoped;

@@ -1,7 +1,8 @@
 //! The `toolkit/` Python package (interpretability helpers), embedded in the binary so an
-//! installed `seer` can mount it without the source tree: [`crate::workspace::Library::toolkit`]
-//! installs the whole package as `toolkit`, and `Library::from_file("toolkit/<module>.py")`
-//! falls back to these copies when no such file exists next to the script.
+//! installed `seer` can mount it without the source tree: its files ([`FILES`]) and the
+//! lookups by name ([`file`](fn@file)) and by a script's path ([`shipped`]). A leaf
+//! module: the workspace depends on it (to install the package, or one module of it, when
+//! no such file exists next to the script), never the other way round.
 
 /// Every shipped file of the package, `(file name, text)`; the tests in `toolkit/tests/`
 /// are not shipped. A unit test checks this list against the folder.

@@ -149,6 +149,13 @@ fn cases() -> Vec<Case> {
             "main.rhai:1:46",
             "is not an existing directory",
         ),
+        Case {
+            name: "local file copied outside the workspace",
+            script: "Sandbox(#{ local_files: [[\"a.txt\", \"../a.txt\"]] }).start();",
+            files: &[("a.txt", "a")],
+            at: "main.rhai:1:52",
+            msg: "local_files[0]: destination `../a.txt` uses `..`; copies must stay inside the workspace",
+        },
         case(
             "gpu on a machine without one",
             "Sandbox(#{ gpu: \"A100\" }).start();",

@@ -15,11 +15,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use super::config::{FileMapping, SandboxConfig};
-use super::fsutil::{copy_tree, resolve_host, resolve_inside};
+use super::fsutil::{copy_dest, resolve_host, resolve_inside};
 use super::models::{self, ModelHandle};
 use super::pyenv::{self, PythonEnv};
 use super::registry::{SandboxRecord, Status, now};
 use super::repos::{self, Install, RepoHandle};
+use super::sync::copy_tree;
 use super::{Command, ExecOptions, ExecOutput, GpuRequest, Sandbox, SandboxInfo};
 use crate::paths;
 use crate::process::{self, ProcDir};
@@ -147,13 +148,16 @@ fn check_system_packages(pkgs: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Host sources and sandbox destinations of `local_files` / `local_dirs`, checked.
+/// Host sources of `local_files` / `local_dirs`, checked, with where each lands in
+/// `workspace` (by [`copy_dest`]; an entry without a destination keeps its name at the
+/// workspace root).
 fn plan_copies(
     field: &str,
     items: &[FileMapping],
     base: &Path,
+    workspace: &Path,
     want_dir: bool,
-) -> Result<Vec<(PathBuf, String)>> {
+) -> Result<Vec<(PathBuf, PathBuf)>> {
     let mut out = vec![];
     for (i, m) in items.iter().enumerate() {
         let src = resolve_host(base, m.local());
@@ -177,20 +181,11 @@ fn plan_copies(
                 .map(|n| n.to_string_lossy().to_string())
                 .ok_or_else(|| anyhow!("{field}[{i}]: {} has no file name", src.display()))?,
         };
-        out.push((src, dest));
+        let file = (!want_dir).then_some(src.as_path());
+        let to = copy_dest(workspace, &dest, file).with_context(|| format!("{field}[{i}]"))?;
+        out.push((src, to));
     }
     Ok(out)
-}
-
-/// The sandbox path for a copy destination: absolute sandbox paths (Seer style, e.g.
-/// `/root/data.txt`) are placed under the workspace with their leading `/` removed.
-fn dest_in(workspace: &Path, dest: &str) -> Result<PathBuf> {
-    let rel = if Path::new(dest).is_absolute() && !Path::new(dest).starts_with(workspace) {
-        dest.trim_start_matches('/')
-    } else {
-        dest
-    };
-    resolve_inside(workspace, rel)
 }
 
 impl LocalSandbox {
@@ -201,8 +196,6 @@ impl LocalSandbox {
         cfg.validate().map_err(|e| anyhow!(e))?;
         let cuda = check_gpu(cfg)?;
         check_system_packages(&cfg.system_packages)?;
-        let files = plan_copies("local_files", &cfg.local_files, &req.base_dir, false)?;
-        let dirs = plan_copies("local_dirs", &cfg.local_dirs, &req.base_dir, true)?;
         let snapshot_dir = match &req.snapshot {
             Some(id) => {
                 let d = paths::snapshots_dir().join(id);
@@ -220,6 +213,20 @@ impl LocalSandbox {
         let id = new_id("sb");
         let dir = paths::sandboxes_dir().join(&id);
         let workspace = dir.join("workspace");
+        let files = plan_copies(
+            "local_files",
+            &cfg.local_files,
+            &req.base_dir,
+            &workspace,
+            false,
+        )?;
+        let dirs = plan_copies(
+            "local_dirs",
+            &cfg.local_dirs,
+            &req.base_dir,
+            &workspace,
+            true,
+        )?;
         for d in ["workspace", "logs", "procs", "tmp", "models"] {
             std::fs::create_dir_all(dir.join(d))
                 .with_context(|| format!("creating {}", dir.join(d).display()))?;
@@ -270,8 +277,8 @@ impl LocalSandbox {
         req: &StartRequest,
         mut record: SandboxRecord,
         cuda: Option<String>,
-        files: Vec<(PathBuf, String)>,
-        dirs: Vec<(PathBuf, String)>,
+        files: Vec<(PathBuf, PathBuf)>,
+        dirs: Vec<(PathBuf, PathBuf)>,
         snapshot_dir: Option<PathBuf>,
         cancel: &CancellationToken,
     ) -> Result<Arc<Self>> {
@@ -306,16 +313,15 @@ impl LocalSandbox {
         record.repos = repos.clone();
         record.save()?;
 
-        for (src, dest) in &files {
-            let to = dest_in(&workspace, dest)?;
+        for (src, to) in &files {
             if let Some(parent) = to.parent() {
                 std::fs::create_dir_all(parent)?;
             }
-            std::fs::copy(src, &to)
+            std::fs::copy(src, to)
                 .with_context(|| format!("copying {} into the sandbox", src.display()))?;
         }
-        for (src, dest) in &dirs {
-            copy_tree(src, &dest_in(&workspace, dest)?)
+        for (src, to) in &dirs {
+            copy_tree(src, to)
                 .with_context(|| format!("copying {} into the sandbox", src.display()))?;
         }
 

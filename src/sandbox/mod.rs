@@ -8,6 +8,7 @@ pub mod models;
 pub mod pyenv;
 pub mod registry;
 pub mod repos;
+pub mod sync;
 pub mod watchdog;
 
 use std::collections::BTreeMap;

@@ -27,9 +27,10 @@ use serde_json::{Value, json};
 use sha2::Digest;
 use tokio_util::sync::CancellationToken;
 
+use crate::python_syntax::py_str;
 use crate::sandbox::models::ModelConfig;
 use crate::sandbox::{ExecOptions, Sandbox, Spawned};
-use crate::workspace::{self, WorkspaceConfig, py_str};
+use crate::workspace::{self, WorkspaceConfig};
 
 /// The RPC server that runs in the sandbox.
 pub const RPC_SERVER: &str = include_str!("rpc_server.py");

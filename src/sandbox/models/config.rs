@@ -5,6 +5,8 @@ use std::collections::HashMap;
 
 use anyhow::{Result, bail};
 
+use crate::python_syntax::is_identifier;
+
 fn default_var_name() -> String {
     "model".into()
 }
@@ -105,10 +107,4 @@ pub(super) fn check_var_names(cfgs: &[ModelConfig]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn is_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
