@@ -1,7 +1,6 @@
 //! End-to-end tests: the generated Python runs in a real interpreter with torch,
-//! transformers and peft from PyPI (a venv made with uv and cached under the target
-//! folder) against tiny random models made offline by `tests/fixtures/make_tiny_model.py`.
-//! Set `SEER_SKIP_PYTHON_TESTS=1` to skip them.
+//! transformers and peft (the test Python env of `tests/setup.sh`) against tiny random
+//! models made offline by `tests/fixtures/make_tiny_model.py`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -13,51 +12,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
 use std::sync::OnceLock;
 
-const PACKAGES: [&str; 3] = ["torch", "transformers", "peft"];
-
-fn skip() -> bool {
-    let skip = std::env::var("SEER_SKIP_PYTHON_TESTS").is_ok_and(|v| v == "1");
-    if skip {
-        eprintln!("skipped: SEER_SKIP_PYTHON_TESTS=1");
-    }
-    skip
-}
-
-/// `CARGO_TARGET_TMPDIR` is only set for integration tests; a unit test binary lives
-/// in `<target>/<profile>/deps/`, so use `<target>/tmp` next to it.
-fn test_tmp() -> PathBuf {
-    if let Some(d) = option_env!("CARGO_TARGET_TMPDIR") {
-        return PathBuf::from(d);
-    }
-    let exe = std::env::current_exe().unwrap();
-    exe.ancestors().nth(3).unwrap().join("tmp")
-}
-
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-fn find_uv() -> PathBuf {
-    let on_path = Command::new("uv")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if on_path {
-        return "uv".into();
-    }
-    let p = dirs::home_dir()
-        .unwrap()
-        .join(".pyenv/versions/3.11.7/bin/uv");
-    assert!(
-        p.exists(),
-        "uv is neither on PATH nor at {}; install it with `pip install uv`",
-        p.display()
-    );
-    p
+    crate::testenv::fixture(name)
 }
 
 fn check(out: &Output, what: &str) {
@@ -70,40 +26,10 @@ fn check(out: &Output, what: &str) {
     );
 }
 
-/// The venv's python, made on first use.
+/// The test Python env's interpreter.
 fn python() -> &'static Path {
     static PY: OnceLock<PathBuf> = OnceLock::new();
-    PY.get_or_init(|| {
-        let root = test_tmp().join("seer-workspace-pyenv-v1");
-        let py = root.join("bin/python");
-        let ready = root.join(".ready");
-        if ready.exists() && py.exists() {
-            return py;
-        }
-        let _ = fs::remove_dir_all(&root);
-        fs::create_dir_all(test_tmp()).unwrap();
-        let uv = find_uv();
-        let out = Command::new(&uv)
-            .args(["venv", "--quiet"])
-            .arg(&root)
-            .env("UV_PYTHON_DOWNLOADS", "never")
-            .output()
-            .unwrap();
-        check(&out, "uv venv");
-        let install = |offline: bool| {
-            let mut c = Command::new(&uv);
-            c.args(["pip", "install", "--quiet", "--python"]).arg(&py);
-            if offline {
-                c.arg("--offline");
-            }
-            c.args(PACKAGES).output().unwrap()
-        };
-        if !install(true).status.success() {
-            check(&install(false), "uv pip install torch transformers peft");
-        }
-        fs::write(&ready, "ok\n").unwrap();
-        py
-    })
+    PY.get_or_init(crate::testenv::python)
 }
 
 fn offline(cmd: &mut Command) -> &mut Command {
@@ -118,21 +44,7 @@ fn offline(cmd: &mut Command) -> &mut Command {
 /// The tiny models, made once per target folder.
 fn tiny() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = test_tmp().join("seer-workspace-tiny-v1");
-        if dir.join(".complete").exists() {
-            return dir;
-        }
-        let out = offline(
-            Command::new(python())
-                .arg(fixture("make_tiny_model.py"))
-                .arg(&dir),
-        )
-        .output()
-        .unwrap();
-        check(&out, "make_tiny_model.py");
-        dir
-    })
+    DIR.get_or_init(crate::testenv::tiny_models)
 }
 
 fn tiny_path(sub: &str) -> String {
@@ -154,9 +66,6 @@ fn text(b: &[u8]) -> String {
 
 #[test]
 fn py_literals_and_docstrings_agree_with_python() {
-    if skip() {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let strings = [
         "plain",
@@ -204,9 +113,6 @@ fn py_literals_and_docstrings_agree_with_python() {
 
 #[test]
 fn plain_models_library_and_custom_code() {
-    if skip() {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path().join("script");
     fs::create_dir_all(&base).unwrap();
@@ -270,9 +176,6 @@ print("CHECKS OK")
 
 #[test]
 fn peft_merged_and_kept() {
-    if skip() {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let adapter = |var: &str, dir: &str| {
         let mut h = handle("tiny-lora", &tiny_path(dir), var);
@@ -325,9 +228,6 @@ print("CHECKS OK")
 
 #[test]
 fn hidden_models_are_masked() {
-    if skip() {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let mut plain = handle("hidden-model-0", &tiny_path("base"), "model");
     plain.hidden = true;
@@ -423,9 +323,6 @@ print(secret.peft_config)
 
 #[test]
 fn broken_library_fails_at_start_with_its_traceback() {
-    if skip() {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     fs::write(
         tmp.path().join("broken.py"),
@@ -535,9 +432,6 @@ impl Drop for Kernel {
 
 #[test]
 fn reinstall_then_reload() {
-    if skip() {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path().join("script");
     let put = |rel: &str, text: &str| {
