@@ -93,10 +93,13 @@ enum McpServer {
     },
 }
 
-/// `seer mcp notebook SANDBOX`: stdout carries the protocol, so logs go to stderr.
+/// `seer mcp notebook SANDBOX`: stdout carries the protocol, so logs go to stderr. The
+/// session is set up like a script's (`create_notebook_session(sb, ())`): the sandbox's
+/// models are preloaded by the same init code.
 fn mcp_notebook(sandbox: &str, name: &str, output_dir: PathBuf) -> anyhow::Result<()> {
     use crate::notebook::mcp::{ServerOptions, serve_stdio};
-    use crate::notebook::session::{NotebookSession, SessionOptions};
+    use crate::session_setup::{NotebookRequest, open_notebook};
+    use crate::workspace::WorkspaceConfig;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -104,12 +107,22 @@ fn mcp_notebook(sandbox: &str, name: &str, output_dir: PathBuf) -> anyhow::Resul
         let sb: std::sync::Arc<dyn crate::sandbox::Sandbox> =
             crate::sandbox::local::LocalSandbox::attach(sandbox)?;
         let cancel = tokio_util::sync::CancellationToken::new();
-        let opts = SessionOptions {
+        let req = NotebookRequest {
             name: name.to_string(),
             output_dir,
             ..Default::default()
         };
-        let session = NotebookSession::start(sb, opts, &cancel).await?;
+        let base_dir = std::env::current_dir()?;
+        let opened = open_notebook(
+            sb,
+            &WorkspaceConfig::default(),
+            &base_dir,
+            req,
+            None,
+            &cancel,
+        )
+        .await?;
+        let session = opened.session;
         eprintln!(
             "seer: serving notebook {} over stdio",
             session.notebook_path.display()

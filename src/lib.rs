@@ -20,8 +20,10 @@ pub mod sandbox;
 pub mod scoped;
 pub mod script;
 pub mod secrets;
+pub mod session_setup;
 pub mod shell_session;
 #[doc(hidden)]
 pub mod testenv;
 pub mod toolkit;
+pub mod warm;
 pub mod workspace;

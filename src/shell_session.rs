@@ -48,6 +48,7 @@ impl ShellSession {
         sandbox: Arc<dyn Sandbox>,
         host_cwd: Option<std::path::PathBuf>,
         env: BTreeMap<String, String>,
+        timeout: Option<Duration>,
         cancel: &CancellationToken,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -55,7 +56,7 @@ impl ShellSession {
             sandbox,
             host_cwd,
             env,
-            timeout: Duration::from_secs(600),
+            timeout: timeout.unwrap_or(Duration::from_secs(600)),
             max_output_chars: 20_000,
             cancel: cancel.child_token(),
             http: tokio::sync::OnceCell::new(),

@@ -229,7 +229,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
                 }
             };
             // `--watch`: the sandbox a previous run started with this config.
-            let key = super::warm::sandbox_key(&config, snapshot.as_deref());
+            let key = crate::warm::sandbox_key(&config, snapshot.as_deref());
             if let Some(sb) = hs.pool.as_ref().and_then(|p| p.claim(&key)) {
                 tracing::info!(sandbox = %sb.info().id, "reusing the warm sandbox");
                 hs.own(sb.clone());

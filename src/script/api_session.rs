@@ -13,13 +13,13 @@ use super::api_workspace::WorkspaceHandle;
 use super::{Host, RhaiResult, runtime_error};
 use crate::config::{from_dynamic, positive_seconds};
 use crate::notebook::render::outputs_text;
-use crate::notebook::session::{NotebookSession, SessionOptions};
+use crate::notebook::session::NotebookSession;
 use crate::notebook::{CellRun, RunStatus};
+use crate::sandbox::Sandbox;
 use crate::sandbox::config::{ExecutionMode, SandboxConfig};
 use crate::sandbox::local::{LocalSandbox, StartRequest};
-use crate::sandbox::models::ModelConfig;
-use crate::sandbox::{ExecOptions, Sandbox};
-use crate::workspace::{self, InitOptions, ModelSpec, WorkspaceConfig};
+use crate::session_setup::{self, NotebookRequest};
+use crate::workspace::WorkspaceConfig;
 
 /// The script-side notebook session.
 #[derive(Clone)]
@@ -97,28 +97,6 @@ pub(super) fn workspace_config(ws: &Dynamic) -> RhaiResult<WorkspaceConfig> {
     }
 }
 
-/// Installs `ws` for a session on the sandbox `info`: libraries into the sandbox, skills
-/// and files into `workspace_dir`, after checking it against the sandbox's models.
-pub(super) fn install_workspace(
-    host: &Host,
-    info: &crate::sandbox::SandboxInfo,
-    ws: &WorkspaceConfig,
-    workspace_dir: &std::path::Path,
-) -> anyhow::Result<(workspace::Installed, Vec<ModelSpec>)> {
-    let cfgs: Vec<ModelConfig> =
-        serde_json::from_value(info.config.get("models").cloned().unwrap_or_default())
-            .unwrap_or_default();
-    let specs = ModelSpec::from_resolved(&info.models, &cfgs)?;
-    workspace::check_conflicts(ws, &specs)?;
-    let installed = workspace::install(
-        ws,
-        &info.dir.join("libraries"),
-        workspace_dir,
-        &host.script_dir,
-    )?;
-    Ok((installed, specs))
-}
-
 fn start_session(
     host: &Host,
     sandbox: Arc<dyn Sandbox>,
@@ -126,58 +104,30 @@ fn start_session(
     o: SessionOpts,
 ) -> RhaiResult<SessionHandle> {
     let ws = workspace_config(workspace)?;
-    let info = sandbox.info();
-    let prepare = || -> anyhow::Result<(String, String, Vec<String>)> {
-        let (installed, specs) = install_workspace(host, &info, &ws, &info.workspace)?;
-        let cuda = info.config.get("gpu").is_some_and(|g| !g.is_null());
-        let init = workspace::init_code(&ws, &installed, &specs, InitOptions { cuda });
-        Ok((
-            init,
-            workspace::model_info_text(&specs, &ws),
-            installed.changed_modules,
-        ))
-    };
-    let (init_code, model_info_text, changed) =
-        prepare().map_err(|e| runtime_error(format!("{e:#}")))?;
     let resolve = |p: &Option<String>| {
         p.as_ref()
             .map(|p| crate::sandbox::fsutil::resolve_host(&host.script_dir, p))
     };
-    let opts = SessionOptions {
+    let req = NotebookRequest {
         name: o.name.clone().unwrap_or_else(|| "notebook".into()),
         output_dir: host.run_dir.clone(),
-        init_code,
-        kernel: ExecOptions::default(),
         resume: resolve(&o.resume),
         continue_from: resolve(&o.continue_from),
         timeout: timeout("notebook session options", o.timeout)?,
     };
     let cancel = host.cancel();
-    // `--watch`: the kernel a previous run's session with this name and setup left.
-    let key = crate::script::warm::kernel_key(&opts.name, &opts.init_code);
-    let warm = host
-        .pool
-        .as_ref()
-        .and_then(|p| p.take_kernel(&info.id, &key));
-    let session = match warm {
-        Some(kernel) => {
-            let reload = workspace::reload_code(&changed);
-            tracing::info!(session = %opts.name, "reusing the warm kernel");
-            host.block_on(async move {
-                NotebookSession::adopt(sandbox, opts, &cancel, kernel, reload).await
-            })?
-        }
-        None => {
-            host.block_on(async move { NotebookSession::start(sandbox, opts, &cancel).await })?
-        }
-    };
+    let base_dir = host.script_dir.clone();
+    let pool = host.pool.clone();
+    let opened = host.block_on(async move {
+        session_setup::open_notebook(sandbox, &ws, &base_dir, req, pool.as_deref(), &cancel).await
+    })?;
     if let Ok(mut v) = host.sessions.lock() {
-        v.push(session.clone());
+        v.push(opened.session.clone());
     }
     Ok(SessionHandle {
-        session,
-        model_info_text,
-        library_docs: workspace::library_docs(&ws),
+        session: opened.session,
+        model_info_text: opened.prepared.model_info_text,
+        library_docs: opened.prepared.library_docs,
     })
 }
 

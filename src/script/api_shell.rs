@@ -8,14 +8,15 @@ use rhai::{Dynamic, Engine, Map};
 use serde::Deserialize;
 
 use super::api_sandbox::SandboxHandle;
-use super::api_session::{install_workspace, workspace_config};
+use super::api_session::workspace_config;
 use super::{Host, RhaiResult, runtime_error};
 use crate::config::{from_dynamic, positive_seconds};
 use crate::sandbox::config::SandboxConfig;
 use crate::sandbox::local::{LocalSandbox, StartRequest};
 use crate::sandbox::{Command, ExecOutput, Sandbox};
+use crate::session_setup::{self, ShellRequest};
 use crate::shell_session::ShellSession;
-use crate::workspace::{self, WorkspaceConfig};
+use crate::workspace::WorkspaceConfig;
 
 /// The script-side shell session.
 #[derive(Clone)]
@@ -57,8 +58,7 @@ fn opts_of(m: Option<Map>) -> RhaiResult<ShellOpts> {
     }
 }
 
-/// Installs the workspace (libraries in the sandbox, skills and files in `workspace_dir`)
-/// and builds the session.
+/// Opens the session through the library's one setup path.
 fn open(
     host: &Host,
     sandbox: Arc<dyn Sandbox>,
@@ -68,36 +68,25 @@ fn open(
     workspace_dir: std::path::PathBuf,
     host_cwd: Option<std::path::PathBuf>,
 ) -> RhaiResult<ShellHandle> {
-    let info = sandbox.info();
-    let prepare = || -> anyhow::Result<(workspace::Installed, String)> {
-        let (installed, specs) = install_workspace(host, &info, ws, &workspace_dir)?;
-        Ok((installed, workspace::model_info_text(&specs, ws)))
-    };
-    let (installed, model_info_text) = prepare().map_err(|e| runtime_error(format!("{e:#}")))?;
-    let mut env = BTreeMap::new();
-    env.insert(
-        "PYTHONPATH".to_string(),
-        installed.libraries_dir.to_string_lossy().to_string(),
-    );
-    let mut session = ShellSession::new(
-        o.name.clone().unwrap_or_else(|| default_name.into()),
-        sandbox,
+    let timeout = o
+        .timeout
+        .map(|t| positive_seconds("timeout", t))
+        .transpose()
+        .map_err(|e| runtime_error(format!("shell session options: {e}")))?;
+    let req = ShellRequest {
+        name: o.name.clone().unwrap_or_else(|| default_name.into()),
+        workspace_dir: workspace_dir.clone(),
         host_cwd,
-        env,
-        &host.cancel(),
-    );
-    if let Some(t) = o.timeout {
-        let t = positive_seconds("timeout", t)
-            .map_err(|e| runtime_error(format!("shell session options: {e}")))?;
-        if let Some(s) = Arc::get_mut(&mut session) {
-            s.timeout = t;
-        }
-    }
+        timeout,
+    };
+    let (session, prepared) =
+        session_setup::open_shell(sandbox, ws, &host.script_dir, req, &host.cancel())
+            .map_err(|e| runtime_error(format!("{e:#}")))?;
     Ok(ShellHandle {
         session,
         workspace_path: workspace_dir.to_string_lossy().to_string(),
-        model_info_text,
-        library_docs: workspace::library_docs(ws),
+        model_info_text: prepared.model_info_text,
+        library_docs: prepared.library_docs,
     })
 }
 

@@ -13,7 +13,6 @@ pub mod errors;
 pub mod reference;
 pub mod runner;
 pub mod stdlib;
-pub mod warm;
 pub mod watch;
 
 use std::future::Future;
@@ -48,7 +47,7 @@ pub struct Host {
     /// The turn of an interactive chat that Ctrl-C interrupts instead of the script.
     pub interrupt: crate::agent::chat_terminal::InterruptSlot,
     /// `seer run --watch`: sandboxes and kernels kept warm across runs.
-    pub pool: Option<Arc<warm::WarmPool>>,
+    pub pool: Option<Arc<crate::warm::WarmPool>>,
     /// Notebook sessions this run opened (their kernels go to the pool at the end).
     pub sessions: Mutex<Vec<Arc<crate::notebook::session::NotebookSession>>>,
     /// Host files the script read through seer: `--watch` reruns when one changes.

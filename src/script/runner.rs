@@ -12,9 +12,9 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::errors::{self, Located};
-use super::warm::WarmPool;
 use super::{Host, api_agent, build_engine};
 use crate::sandbox::registry::now;
+use crate::warm::WarmPool;
 
 pub struct RunOptions {
     pub script: PathBuf,
@@ -228,7 +228,7 @@ pub(crate) fn run_once(
             if !pool.holds(&sid) {
                 continue;
             }
-            let key = super::warm::kernel_key(&s.name, s.init_code());
+            let key = crate::warm::kernel_key(&s.name, s.init_code());
             if let Some(k) = rt.block_on(s.take_kernel())
                 && !k.is_dead()
             {

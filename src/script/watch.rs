@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::errors;
 use super::runner::{Outcome, RunOptions, run_once, spawn_signal_watch};
-use super::warm::WarmPool;
+use crate::warm::WarmPool;
 
 /// Quiet time after the last save before the rerun starts.
 pub const DEBOUNCE: Duration = Duration::from_millis(100);

@@ -11,7 +11,7 @@ use super::names::{check_module_name, check_skill_name};
 use super::pydoc::extract_docstring;
 use super::skill_md::{parse_front_matter, yaml_scalar};
 use super::{Library, LibrarySource, ModelSpec, Skill};
-use crate::sandbox::models::{ModelConfig, ModelHandle};
+use crate::sandbox::models::ModelHandle;
 
 /// `p` taken relative to `base_dir`, made absolute.
 pub(super) fn resolve(base_dir: &Path, p: &Path) -> PathBuf {
@@ -313,39 +313,13 @@ impl ModelSpec {
             load_as_peft,
         }
     }
-
-    /// Pairs the handles `resolve_models` returned with the configs they came from (same
-    /// order, same length).
-    pub fn from_resolved(handles: &[ModelHandle], cfgs: &[ModelConfig]) -> Result<Vec<Self>> {
-        if handles.len() != cfgs.len() {
-            bail!(
-                "internal error: {} resolved models for {} configured ones; resolve the \
-                 models again from the same list",
-                handles.len(),
-                cfgs.len()
-            );
-        }
-        handles
-            .iter()
-            .zip(cfgs)
-            .map(|(h, c)| {
-                if h.var_name != c.var_name {
-                    bail!(
-                        "internal error: resolved model `{}` does not match the configured \
-                         var_name `{}`; pass the handles in the order of the configs",
-                        h.var_name,
-                        c.var_name
-                    );
-                }
-                Ok(ModelSpec::new(h.clone(), c.load_as_peft))
-            })
-            .collect()
-    }
 }
 
+/// A resolved model as its config asked to load it (`load_as_peft` travels on the handle).
 impl From<ModelHandle> for ModelSpec {
     fn from(handle: ModelHandle) -> Self {
-        ModelSpec::new(handle, false)
+        let load_as_peft = handle.load_as_peft;
+        ModelSpec::new(handle, load_as_peft)
     }
 }
 

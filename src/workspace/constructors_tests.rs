@@ -272,12 +272,9 @@ fn shipped_toolkit() {
 }
 
 #[test]
-fn model_specs_pair_handles_with_configs() {
-    let cfg: ModelConfig =
-        serde_json::from_str(r#"{"name": "x", "var_name": "a", "load_as_peft": true}"#).unwrap();
-    let specs =
-        ModelSpec::from_resolved(&[handle("x", "/x", "a")], std::slice::from_ref(&cfg)).unwrap();
-    assert!(specs[0].load_as_peft);
-    assert!(ModelSpec::from_resolved(&[], std::slice::from_ref(&cfg)).is_err());
-    assert!(ModelSpec::from_resolved(&[handle("x", "/x", "b")], &[cfg]).is_err());
+fn model_specs_load_as_their_handles_say() {
+    let mut h = handle("x", "/x", "a");
+    assert_eq!(ModelSpec::from(h.clone()), ModelSpec::new(h.clone(), false));
+    h.load_as_peft = true;
+    assert_eq!(ModelSpec::from(h.clone()), ModelSpec::new(h, true));
 }
