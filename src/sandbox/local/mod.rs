@@ -26,32 +26,11 @@ use crate::paths;
 use crate::process::{self, ProcDir};
 use crate::secrets::Redactor;
 
-/// Host variables a sandbox process inherits; everything else comes from the config.
-const INHERITED_ENV: &[&str] = &[
-    "HOME",
-    "USER",
-    "LOGNAME",
-    "LANG",
-    "LC_ALL",
-    "LC_CTYPE",
-    "TERM",
-    "TZ",
-    "SHELL",
-    "HF_HOME",
-    "HF_HUB_CACHE",
-    "HF_HUB_OFFLINE",
-    "HF_ENDPOINT",
-    "TRANSFORMERS_OFFLINE",
-    "XDG_CACHE_HOME",
-    "UV_CACHE_DIR",
-    "UV_INDEX_URL",
-    "UV_EXTRA_INDEX_URL",
-    "PIP_INDEX_URL",
-    "PIP_FIND_LINKS",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "REQUESTS_CA_BUNDLE",
-];
+mod host;
+mod proc_env;
+
+use host::{check_gpu, check_system_packages};
+use proc_env::build_env;
 
 /// Everything needed to start a sandbox.
 #[derive(Debug, Clone)]
@@ -85,67 +64,6 @@ fn new_id(prefix: &str) -> String {
         "{prefix}-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     )
-}
-
-/// Number of NVIDIA GPUs on this machine.
-fn gpu_count() -> usize {
-    if let Ok(entries) = std::fs::read_dir("/proc/driver/nvidia/gpus") {
-        return entries.count();
-    }
-    std::process::Command::new("nvidia-smi")
-        .arg("-L")
-        .output()
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .filter(|l| l.starts_with("GPU "))
-                .count()
-        })
-        .unwrap_or(0)
-}
-
-fn check_gpu(cfg: &SandboxConfig) -> Result<Option<String>> {
-    let Some(gpu) = &cfg.gpu else { return Ok(None) };
-    let have = gpu_count();
-    if have == 0 {
-        bail!(
-            "gpu: \"{gpu}\" was requested but this machine has no NVIDIA GPU; use `gpu: ()` to run on the CPU, or a backend with GPUs"
-        );
-    }
-    let want = cfg.gpu_count as usize;
-    if want > have {
-        bail!("gpu_count: {want} GPUs requested but this machine has {have}");
-    }
-    Ok(Some(
-        (0..want)
-            .map(|i| i.to_string())
-            .collect::<Vec<_>>()
-            .join(","),
-    ))
-}
-
-fn check_system_packages(pkgs: &[String]) -> Result<()> {
-    if pkgs.is_empty() {
-        return Ok(());
-    }
-    let mut missing = vec![];
-    for p in pkgs {
-        let out = std::process::Command::new("dpkg-query")
-            .args(["-W", "-f=${Status}", p])
-            .output()
-            .context("checking system_packages needs dpkg-query (Debian/Ubuntu)")?;
-        if !String::from_utf8_lossy(&out.stdout).contains("install ok installed") {
-            missing.push(p.as_str());
-        }
-    }
-    if !missing.is_empty() {
-        bail!(
-            "system_packages not installed on this machine: {}. The local backend does not install system packages; run `sudo apt-get install {}` and start again",
-            missing.join(", "),
-            missing.join(" ")
-        );
-    }
-    Ok(())
 }
 
 /// Host sources of `local_files` / `local_dirs`, checked, with where each lands in
@@ -695,66 +613,6 @@ fn masked_config(cfg: &SandboxConfig) -> Result<serde_json::Value> {
         }
     }
     Ok(v)
-}
-
-/// The environment of sandbox processes, and the redactor for its secret values.
-fn build_env(
-    cfg: &SandboxConfig,
-    record: &SandboxRecord,
-    env: &PythonEnv,
-    cuda: Option<&str>,
-    warn_missing: bool,
-) -> (BTreeMap<String, String>, Redactor) {
-    let mut vars = BTreeMap::new();
-    for k in INHERITED_ENV {
-        if let Ok(v) = std::env::var(k) {
-            vars.insert(k.to_string(), v);
-        }
-    }
-    let venv = record.dir.join("venv");
-    let mut path = vec![];
-    if venv.exists() {
-        path.push(venv.join("bin").to_string_lossy().to_string());
-    }
-    path.push(env.bin_dir().to_string_lossy().to_string());
-    path.push(std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()));
-    vars.insert("PATH".into(), path.join(":"));
-    let active = if venv.exists() {
-        venv
-    } else {
-        env.path.clone()
-    };
-    vars.insert("VIRTUAL_ENV".into(), active.to_string_lossy().to_string());
-    vars.insert(
-        "TMPDIR".into(),
-        record.dir.join("tmp").to_string_lossy().to_string(),
-    );
-    vars.insert("PYTHONUNBUFFERED".into(), "1".into());
-    vars.insert("SEER_SANDBOX_ID".into(), record.id.clone());
-    vars.insert(
-        "SEER_WORKSPACE".into(),
-        record.workspace.to_string_lossy().to_string(),
-    );
-    if let Some(c) = cuda {
-        vars.insert("CUDA_VISIBLE_DEVICES".into(), c.to_string());
-    }
-    for (k, v) in &cfg.env {
-        vars.insert(k.clone(), v.clone());
-    }
-    let mut secret_values = vec![];
-    for name in &cfg.secrets {
-        match std::env::var(name) {
-            Ok(v) => {
-                secret_values.push(v.clone());
-                vars.insert(name.clone(), v);
-            }
-            Err(_) if warn_missing => tracing::warn!(
-                "secret `{name}` is not set in the environment or in .env; the sandbox starts without it"
-            ),
-            Err(_) => {}
-        }
-    }
-    (vars, Redactor::new(secret_values))
 }
 
 #[async_trait::async_trait]
