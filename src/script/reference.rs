@@ -33,7 +33,8 @@ pub struct ApiFn {
     /// Parameter names (may be `_`) and script-level types (`string`, `map`, `Sandbox`, `?`).
     pub params: Vec<(String, String)>,
     pub ret: String,
-    pub doc: Option<&'static str>,
+    /// The doc comment: Markdown, possibly several lines (rhai's standard library).
+    pub doc: Option<String>,
 }
 
 impl ApiFn {
@@ -58,8 +59,9 @@ impl ApiFn {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        // `?` (any value) reads as nothing, as in the definitions: the doc says what it is.
         let ret = match self.ret.as_str() {
-            "" | "()" => String::new(),
+            "" | "()" | "?" => String::new(),
             r => format!(" -> {r}"),
         };
         match self.kind {
@@ -476,54 +478,6 @@ const DOCS: &[(&str, &str, &str)] = &[
         "",
         "Whether the spawned closure has finished.",
     ),
-    // Helpers
-    (
-        "read_file",
-        "path: string",
-        "Reads a host file (relative to the script's folder).",
-    ),
-    (
-        "write_file",
-        "path: string, text: string",
-        "Writes a host file (relative to the script's folder).",
-    ),
-    (
-        "append_file",
-        "path: string, text: string",
-        "Appends to a host file.",
-    ),
-    ("file_exists", "path: string", "Whether a host file exists."),
-    (
-        "env",
-        "name: string, default: string",
-        "An environment variable, `()` (or the default) when unset.",
-    ),
-    (
-        "parse_json",
-        "text: string",
-        "Parses JSON text into Rhai values.",
-    ),
-    (
-        "to_json",
-        "value, pretty: bool",
-        "Serializes a value as JSON (`pretty` for indented).",
-    ),
-    ("path_join", "", "Joins path parts."),
-    (
-        "script_dir",
-        "",
-        "The script's folder (the current dir in the REPL).",
-    ),
-    ("script_path", "", "The script's path."),
-    ("run_dir", "", "This run's output folder (created on use)."),
-    ("args", "", "The script's arguments (also `ARGS`)."),
-    (
-        "sleep",
-        "seconds: float",
-        "Waits some seconds; Ctrl-C interrupts it.",
-    ),
-    ("now", "", "The current time, RFC 3339."),
-    ("unix_time", "", "Seconds since the epoch, as a float."),
 ];
 
 /// The doc comment for a key (`run_agent`, `Sandbox.exec`, `Sandbox::from_id`).
@@ -669,10 +623,12 @@ fn convert(engine: &Engine, module: Option<&str>, f: MetaFn) -> Option<ApiFn> {
         doc: None,
     };
     let key = out.key();
+    let skip = usize::from(out.kind != Kind::Function);
+    let named = out.params.iter().skip(skip).any(|(n, _)| n != "_");
     // Parameter names (rhai records none for `register_fn`), and the types of functions
     // registered on a module (rhai records none there): from the table, by position after
     // the receiver. A recorded type wins over the table's.
-    if let Some(sig) = params_for(&key) {
+    if let Some(sig) = params_for(&key).filter(|_| !named) {
         let (ps, r) = sig.split_once("->").unwrap_or((sig, ""));
         let named: Vec<(String, String)> = ps
             .split(',')
@@ -682,7 +638,6 @@ fn convert(engine: &Engine, module: Option<&str>, f: MetaFn) -> Option<ApiFn> {
                 (n.trim().to_string(), t.trim().to_string())
             })
             .collect();
-        let skip = usize::from(out.kind != Kind::Function);
         for (slot, (n, t)) in out.params.iter_mut().skip(skip).zip(named) {
             slot.0 = n;
             if slot.1.is_empty() || slot.1 == "?" {
@@ -694,18 +649,46 @@ fn convert(engine: &Engine, module: Option<&str>, f: MetaFn) -> Option<ApiFn> {
         }
     }
     out.ret = ret;
-    out.doc = doc_for(&key);
-    if out.doc.is_none() && !f.doc_comments.is_empty() {
-        // Rhai script fns keep their `///` comments; leak is fine for a process-wide table.
-        let text = f
-            .doc_comments
-            .iter()
-            .map(|c| c.trim_start_matches('/').trim())
-            .collect::<Vec<_>>()
-            .join(" ");
-        out.doc = Some(Box::leak(text.into_boxed_str()));
-    }
+    out.doc = doc_text(&f.doc_comments).or_else(|| doc_for(&key).map(str::to_string));
     Some(out)
+}
+
+/// Doc comments as rhai keeps them (`/// line` blocks, `/** block */`s) as text: the
+/// comment markers gone, one line per source line, blocks a blank line apart.
+fn doc_text(comments: &[String]) -> Option<String> {
+    let blocks: Vec<String> = comments
+        .iter()
+        .map(|c| {
+            let c = c.trim();
+            let lines: Vec<&str> = match c.strip_prefix("/**") {
+                Some(b) => b
+                    .strip_suffix("*/")
+                    .unwrap_or(b)
+                    .lines()
+                    .map(|l| {
+                        let l = l.trim();
+                        l.strip_prefix("* ")
+                            .unwrap_or(l.strip_prefix('*').unwrap_or(l))
+                    })
+                    .collect(),
+                None => c
+                    .lines()
+                    .map(|l| {
+                        let l = l.trim().trim_start_matches('/');
+                        l.strip_prefix(' ').unwrap_or(l).trim_end()
+                    })
+                    .collect(),
+            };
+            let start = lines.iter().position(|l| !l.trim().is_empty()).unwrap_or(0);
+            let end = lines
+                .iter()
+                .rposition(|l| !l.trim().is_empty())
+                .map_or(0, |i| i + 1);
+            lines.get(start..end).unwrap_or_default().join("\n")
+        })
+        .filter(|b| !b.is_empty())
+        .collect();
+    (!blocks.is_empty()).then(|| blocks.join("\n\n"))
 }
 
 /// Rhai's own types read in lower case (`string`, `map`, `i32`); seer's are capitalized.
@@ -793,7 +776,7 @@ pub fn markdown(engine: &Engine) -> String {
             let key = f.key();
             if key != last_key {
                 s.push_str(&format!("\n### `{key}`\n\n"));
-                if let Some(d) = f.doc {
+                if let Some(d) = &f.doc {
                     s.push_str(&format!("{d}\n\n"));
                 }
                 last_key = key;
@@ -831,7 +814,12 @@ fn def_line(f: &ApiFn) -> String {
         "" | "?" => String::new(),
         r => format!(" -> {r}"),
     };
-    let doc = f.doc.map(|d| format!("/// {d}\n")).unwrap_or_default();
+    let doc: String = f
+        .doc
+        .iter()
+        .flat_map(|d| d.lines())
+        .map(|l| format!("/// {l}").trim_end().to_string() + "\n")
+        .collect();
     match f.kind {
         Kind::Property => format!("{doc}fn get {}({params}){ret};\n", f.name),
         _ => format!("{doc}fn {}({params}){ret};\n", f.name),
