@@ -136,36 +136,6 @@ pub const SECTIONS: &[&str] = &[
 const DOCS: &[(&str, &str, &str)] = &[
     // Sandboxes
     (
-        "Sandbox",
-        "cfg: map",
-        "A sandbox config (Seer's SandboxConfig; checked strictly: an unknown key names the closest valid one). Call `.start()` on it.",
-    ),
-    (
-        "SandboxConfig",
-        "cfg: map -> map",
-        "Validates a sandbox config map and returns it with defaults filled in.",
-    ),
-    (
-        "ModelConfig",
-        "cfg: map -> map",
-        "Validates a model map (`name, var_name, hidden, is_peft, base_model, revision, load_as_peft`) and returns it.",
-    ),
-    (
-        "RepoConfig",
-        "cfg: map -> map",
-        "Validates a repo map (`url, install, branch, dockerfile`) and returns it.",
-    ),
-    (
-        "Sandbox::from_id",
-        "id: string -> Sandbox",
-        "A live sandbox by id (see `seer ps`), e.g. one a previous run detached.",
-    ),
-    (
-        "Sandbox::from_snapshot",
-        "id: string, cfg: map -> Sandbox",
-        "A new sandbox (call `.start()`) whose workspace starts from a snapshot.",
-    ),
-    (
         "ScopedSandbox",
         "cfg: map",
         "A sandbox whose functions the agent reaches only through `serve()` (Seer's ScopedSandbox; same config as `Sandbox`). Call `.start()` or `.start(workspace)` on it.",
@@ -196,97 +166,9 @@ const DOCS: &[(&str, &str, &str)] = &[
         "Ends the RPC and MCP servers and the sandbox.",
     ),
     (
-        "Sandbox.start",
-        "",
-        "Provisions the sandbox (Python env from the cache, models, repos, files) and returns it started.",
-    ),
-    (
-        "Sandbox.exec",
-        "cmd: string, opts: map",
-        "Runs a shell command; returns stdout. A non-zero exit is a catchable error with the exit code, stderr and stdout. Options: `#{ timeout, cwd, env }`.",
-    ),
-    (
-        "Sandbox.exec_python",
-        "code: string, opts: map",
-        "Runs Python code with the sandbox's env; returns stdout. An exception is an error led by its last traceback line.",
-    ),
-    (
-        "Sandbox.exec_result",
-        "cmd: string, opts: map",
-        "Runs a shell command; returns `#{ stdout, stderr, exit_code }` and never throws on exit codes.",
-    ),
-    (
-        "Sandbox.write_file",
-        "path: string, text: string",
-        "Writes a text file, path relative to the workspace.",
-    ),
-    (
-        "Sandbox.read_file",
-        "path: string",
-        "Reads a text file, path relative to the workspace.",
-    ),
-    (
-        "Sandbox.ensure_dir",
-        "path: string",
-        "Creates a directory (and its parents) in the workspace.",
-    ),
-    (
-        "Sandbox.snapshot",
-        "description: string",
-        "Saves the workspace; returns the snapshot id.",
-    ),
-    (
-        "Sandbox.terminate",
-        "opts: map",
-        "Ends every process of the sandbox. With `#{ save_snapshot: true }` returns the snapshot id.",
-    ),
-    (
-        "Sandbox.detach",
-        "",
-        "Keeps the sandbox alive after seer exits (until its `timeout`); reconnect with `Sandbox::from_id`.",
-    ),
-    (
         "Sandbox.create_notebook_session",
         "workspace, opts: map",
         "See `create_notebook_session`.",
-    ),
-    ("Sandbox.id", "", "The sandbox id (as `seer ps` shows it)."),
-    ("Sandbox.sandbox_id", "", "Same as `id`."),
-    ("Sandbox.backend", "", "The backend name (`local`)."),
-    (
-        "Sandbox.workspace_path",
-        "",
-        "The workspace folder commands run in.",
-    ),
-    (
-        "Sandbox.state_dir",
-        "",
-        "The sandbox's folder in seer's state dir (logs, records).",
-    ),
-    (
-        "Sandbox.is_running",
-        "",
-        "Whether the sandbox is started and not terminated.",
-    ),
-    (
-        "Sandbox.env_info",
-        "",
-        "`#{ path, key, python_version, packages, installed, cache_hit }` of the Python env.",
-    ),
-    (
-        "Sandbox.model_handles",
-        "",
-        "The resolved models: `name, path, revision, var_name, hidden, is_peft, base_model, base_model_path`.",
-    ),
-    (
-        "Sandbox.repo_handles",
-        "",
-        "The cloned repos: `url, local_path, install, commit`.",
-    ),
-    (
-        "Sandbox.jupyter_url",
-        "",
-        "Always `()`: seer talks to the kernel directly.",
     ),
     // Workspaces
     (
@@ -729,29 +611,22 @@ pub fn api(engine: &Engine, std: bool) -> Vec<ApiFn> {
     }
     // Display helpers are how values print, not API.
     out.retain(|f| !(f.kind == Kind::Method && (f.name == "to_string" || f.name == "to_debug")));
-    out.sort_by(|a, b| {
-        let sec = |f: &ApiFn| {
-            SECTIONS
-                .iter()
-                .position(|s| *s == f.section())
-                .unwrap_or(99)
-        };
+    // Functions and methods first, then each static module's; ties by signature, so the
+    // order does not depend on how rhai happens to store overloads.
+    out.sort_by_cached_key(|f| {
+        let sec = SECTIONS
+            .iter()
+            .position(|s| *s == f.section())
+            .unwrap_or(SECTIONS.len());
         (
-            sec(a),
-            a.module.is_some(),
-            a.this_type(),
-            a.kind,
-            &a.name,
-            a.params.len(),
+            sec,
+            f.module.clone(),
+            f.this_type().map(str::to_string),
+            f.kind,
+            f.name.clone(),
+            f.params.len(),
+            f.signature(),
         )
-            .cmp(&(
-                sec(b),
-                b.module.is_some(),
-                b.this_type(),
-                b.kind,
-                &b.name,
-                b.params.len(),
-            ))
     });
     out.dedup_by(|a, b| a.signature() == b.signature());
     out
