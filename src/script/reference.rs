@@ -171,61 +171,6 @@ const DOCS: &[(&str, &str, &str)] = &[
         "See `create_notebook_session`.",
     ),
     // Workspaces
-    (
-        "Workspace",
-        "cfg: map",
-        "A workspace: `#{ libraries, skills, skill_dirs, local_dirs, local_files, custom_init_code, preload_models, hidden_model_loading }`.",
-    ),
-    (
-        "Workspace.get_library_docs",
-        "",
-        "The docstrings of the workspace's libraries, as text for a prompt.",
-    ),
-    (
-        "Workspace.library_docs",
-        "",
-        "Same as `get_library_docs()`.",
-    ),
-    (
-        "Workspace.libraries",
-        "",
-        "The workspace's libraries (maps).",
-    ),
-    (
-        "Library::from_file",
-        "path: string -> map",
-        "A Python file importable in the kernel (`import name`); its module docstring is its doc.",
-    ),
-    (
-        "Library::from_directory",
-        "path: string -> map",
-        "A Python package directory (with `__init__.py`).",
-    ),
-    (
-        "Library::toolkit",
-        "",
-        "The interpretability toolkit shipped with seer, importable as the package `toolkit` (`toolkit.extract_activations`, `steering_hook`, `batch_generate`, `logit_lens`, `activation_patching`, `contrastive_steering_vector`). `Library::from_file(\"toolkit/<module>.py\")` mounts one module.",
-    ),
-    (
-        "Library::from_code",
-        "name: string, code: string -> map",
-        "A library from source text.",
-    ),
-    (
-        "Library::from_skill_dir",
-        "dir: string -> map",
-        "A library from a skill dir (`code.py` + `SKILL.md`).",
-    ),
-    (
-        "Skill::from_dir",
-        "dir: string -> map",
-        "A skill folder with a `SKILL.md`.",
-    ),
-    (
-        "Skill::new",
-        "name: string, description: string, body: string -> map",
-        "A skill from text; lands in `<workspace>/.claude/skills/<name>/SKILL.md`.",
-    ),
     // Sessions
     (
         "create_notebook_session",
