@@ -136,36 +136,6 @@ pub const SECTIONS: &[&str] = &[
 const DOCS: &[(&str, &str, &str)] = &[
     // Sandboxes
     (
-        "ScopedSandbox",
-        "cfg: map",
-        "A sandbox whose functions the agent reaches only through `serve()` (Seer's ScopedSandbox; same config as `Sandbox`). Call `.start()` or `.start(workspace)` on it.",
-    ),
-    (
-        "ScopedSandbox.start",
-        "",
-        "Provisions the sandbox; a workspace's libraries become importable by interface files and its `custom_init_code` runs before each.",
-    ),
-    (
-        "ScopedSandbox.serve",
-        "path: string, opts: map",
-        "Serves the `@expose` functions of an interface file from the sandbox (RPC on 127.0.0.1 with a token). `#{ expose_as: \"library\" | \"mcp\" | \"prompt\" | \"skill\", name }` returns a Library map (client module), an mcp_config map, Markdown, or a Skill map.",
-    ),
-    (
-        "ScopedSandbox.rpc",
-        "function: string, args: map",
-        "Calls a served function from the script (`\"name\"` or `\"interface.name\"`) with named arguments; a remote exception is a catchable error with its type, message and traceback.",
-    ),
-    (
-        "ScopedSandbox.functions",
-        "",
-        "Every served function: `#{ interface, name, signature, summary, doc, parameters }`.",
-    ),
-    (
-        "ScopedSandbox.terminate",
-        "",
-        "Ends the RPC and MCP servers and the sandbox.",
-    ),
-    (
         "Sandbox.create_notebook_session",
         "workspace, opts: map",
         "See `create_notebook_session`.",
