@@ -135,23 +135,8 @@ pub const SECTIONS: &[&str] = &[
 /// (key, parameter list for functions rhai records without types, doc).
 const DOCS: &[(&str, &str, &str)] = &[
     // Sandboxes
-    (
-        "Sandbox.create_notebook_session",
-        "workspace, opts: map",
-        "See `create_notebook_session`.",
-    ),
     // Workspaces
     // Sessions
-    (
-        "create_notebook_session",
-        "sandbox: Sandbox, workspace, opts: map",
-        "A Jupyter kernel in the sandbox driven as a notebook; options `#{ name, timeout, resume, continue_from }`. The .ipynb is rewritten after every cell.",
-    ),
-    (
-        "create_local_notebook_session",
-        "workspace, opts: map",
-        "A notebook session on a sandbox made for it; options as `create_notebook_session` plus `python_packages`.",
-    ),
     (
         "create_local_session",
         "workspace: Workspace, opts: map",
@@ -176,73 +161,6 @@ const DOCS: &[(&str, &str, &str)] = &[
         "ShellSession.mcp_config",
         "",
         "`#{ shell: #{ type: \"http\", url, headers } }` for run_agent.",
-    ),
-    (
-        "NotebookSession.exec",
-        "code: string, opts: map",
-        "Runs a cell; returns `#{ cell_index, execution_count, status, ok, outputs, text, note }`, also when Python raised. Options `#{ hidden, timeout }`.",
-    ),
-    (
-        "NotebookSession.exec_or_throw",
-        "code: string, opts: map",
-        "Like `exec`, but a failed cell is a script error.",
-    ),
-    (
-        "NotebookSession.add_markdown",
-        "text: string",
-        "Appends a markdown cell; returns its index.",
-    ),
-    (
-        "NotebookSession.edit_cell",
-        "code: string, index: int",
-        "Replaces a cell's code and re-runs it (negative index counts from the end).",
-    ),
-    (
-        "NotebookSession.interrupt",
-        "",
-        "Interrupts the running cell.",
-    ),
-    (
-        "NotebookSession.restart",
-        "",
-        "Restarts the kernel and sets the workspace up again.",
-    ),
-    (
-        "NotebookSession.shutdown",
-        "",
-        "Ends the kernel and the session's MCP server.",
-    ),
-    (
-        "NotebookSession.notebook_path",
-        "",
-        "The .ipynb file, rewritten after every cell.",
-    ),
-    (
-        "NotebookSession.mcp_config",
-        "",
-        "`#{ notebooks: #{ type: \"http\", url, headers } }` for `run_agent` or any MCP client.",
-    ),
-    (
-        "NotebookSession.model_info_text",
-        "",
-        "A description of the loaded models for an agent's prompt.",
-    ),
-    (
-        "NotebookSession.library_docs",
-        "",
-        "The workspace's library docs.",
-    ),
-    ("NotebookSession.session_id", "", "The session id."),
-    ("NotebookSession.name", "", "The notebook name."),
-    (
-        "NotebookSession.workspace_path",
-        "",
-        "The sandbox workspace the kernel runs in.",
-    ),
-    (
-        "NotebookSession.cell_count",
-        "",
-        "How many cells the notebook has.",
     ),
     // Agents
     (
