@@ -137,31 +137,6 @@ const DOCS: &[(&str, &str, &str)] = &[
     // Sandboxes
     // Workspaces
     // Sessions
-    (
-        "create_local_session",
-        "workspace: Workspace, opts: map",
-        "A shell session in a local folder (`#{ workspace_dir, name, python_packages, timeout }`): the agent gets `run_shell`/`run_python` MCP tools there, with the workspace's libraries importable.",
-    ),
-    (
-        "create_cli_session",
-        "sandbox: Sandbox, workspace: Workspace",
-        "A shell session inside the sandbox (`#{ name, timeout }`): `run_shell`/`run_python` MCP tools in its workspace, libraries importable.",
-    ),
-    (
-        "ShellSession.exec",
-        "",
-        "Runs a shell command in the session's folder; returns stdout (error on a non-zero exit).",
-    ),
-    (
-        "ShellSession.exec_python",
-        "",
-        "Runs Python in the session's env and folder; returns stdout.",
-    ),
-    (
-        "ShellSession.mcp_config",
-        "",
-        "`#{ shell: #{ type: \"http\", url, headers } }` for run_agent.",
-    ),
     // Agents
     (
         "run_agent",
