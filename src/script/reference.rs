@@ -1,10 +1,18 @@
 //! The registered API as data: every function the engine knows (from rhai's `metadata`
-//! feature), with readable types and a doc comment from the table below. Used by
-//! `seer docs` (Markdown), `seer definitions` (`.d.rhai` files for the Rhai language
-//! server), and the REPL's `:help` and completion.
+//! feature), with readable types and its doc comment. Used by `seer docs` (Markdown),
+//! `seer definitions` (`.d.rhai` files for the Rhai language server), and the REPL's
+//! `:help` and completion.
 //!
-//! Doc comments live here, keyed by name, rather than at each `register_fn`: rhai's
-//! `register_fn` records no comments and its recorded types are raw Rust paths.
+//! Docs and parameter names live at the registrations: each API family registers its
+//! functions through `api_util::func`/`getter`/`module_fn`, which store them in rhai's
+//! function metadata, and this module reads them back. What is here is presentation:
+//! sections and their order, receiver names in signatures, Rust type paths read as script
+//! types, which functions are not API (operators, `to_string`, `__`-prefixed internals).
+//!
+//! The one exception is custom syntax (`spawn`): rhai's metadata lists functions only, so
+//! [`SYNTAX`] lists it, with its doc kept next to its registration
+//! (`api_agent::SPAWN`). It is not written to the `.d.rhai` files: a definition
+//! `fn spawn(..)` would declare a keyword as a function.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,6 +29,37 @@ pub enum Kind {
     Method,
     /// `value.name` (a registered getter).
     Property,
+    /// `name(args)` that is custom syntax rather than a function (`spawn`).
+    Syntax,
+}
+
+/// Custom syntax documented like a function: `keyword(params) -> ret`.
+pub struct Syntax {
+    pub keyword: &'static str,
+    /// (name, script type).
+    pub params: &'static [(&'static str, &'static str)],
+    pub ret: &'static str,
+    pub doc: &'static str,
+}
+
+/// The custom syntax seer registers (see the module doc).
+const SYNTAX: &[Syntax] = &[super::api_agent::SPAWN];
+
+impl Syntax {
+    fn api_fn(&self) -> ApiFn {
+        ApiFn {
+            module: None,
+            name: self.keyword.to_string(),
+            kind: Kind::Syntax,
+            params: self
+                .params
+                .iter()
+                .map(|(n, t)| (n.to_string(), t.to_string()))
+                .collect(),
+            ret: self.ret.to_string(),
+            doc: Some(self.doc.to_string()),
+        }
+    }
 }
 
 /// One registered overload.
@@ -41,8 +80,8 @@ impl ApiFn {
     /// The receiver type of a method or property.
     pub fn this_type(&self) -> Option<&str> {
         match self.kind {
-            Kind::Function => None,
-            _ => self.params.first().map(|(_, t)| t.as_str()),
+            Kind::Function | Kind::Syntax => None,
+            Kind::Method | Kind::Property => self.params.first().map(|(_, t)| t.as_str()),
         }
     }
 
@@ -72,7 +111,7 @@ impl ApiFn {
                 self.name,
                 shown(&self.params[1..])
             ),
-            Kind::Function => match &self.module {
+            Kind::Function | Kind::Syntax => match &self.module {
                 Some(m) => format!("{m}::{}({}){ret}", self.name, shown(&self.params)),
                 None => format!("{}({}){ret}", self.name, shown(&self.params)),
             },
@@ -89,22 +128,23 @@ impl ApiFn {
     }
 
     pub fn section(&self) -> &'static str {
-        let owner = self
-            .module
-            .as_deref()
-            .or(self.this_type())
-            .unwrap_or(self.name.as_str());
+        // A session is made by a method of its sandbox: with the sessions.
+        let owner = match self.name.as_str() {
+            n @ ("create_notebook_session" | "create_cli_session") => n,
+            n => self.module.as_deref().or(self.this_type()).unwrap_or(n),
+        };
         match owner {
             "Sandbox" | "SandboxConfig" | "ModelConfig" | "RepoConfig" | "ScopedSandbox" => {
                 "Sandboxes"
             }
             "Workspace" | "Library" | "Skill" => "Workspaces, libraries and skills",
             "NotebookSession"
+            | "ShellSession"
             | "create_notebook_session"
             | "create_local_notebook_session"
             | "create_local_session"
             | "create_cli_session" => "Sessions",
-            "run_agent" | "run_agent_interactive" | "parallel" | "spawn" => {
+            "run_agent" | "run_agent_interactive" | "parallel" | "spawn" | "Task" => {
                 "Agents and concurrency"
             }
             _ => "Helpers",
@@ -118,7 +158,9 @@ fn receiver(t: Option<&str>) -> &'static str {
         Some("Sandbox") => "sb",
         Some("ScopedSandbox") => "scoped",
         Some("NotebookSession") => "s",
+        Some("ShellSession") => "sh",
         Some("Workspace") => "ws",
+        Some("Task") => "t",
         _ => "x",
     }
 }
@@ -131,55 +173,6 @@ pub const SECTIONS: &[&str] = &[
     "Agents and concurrency",
     "Helpers",
 ];
-
-/// (key, parameter list for functions rhai records without types, doc).
-const DOCS: &[(&str, &str, &str)] = &[
-    // Sandboxes
-    // Workspaces
-    // Sessions
-    // Agents
-    (
-        "run_agent",
-        "cfg: map, callback: Fn",
-        "Runs an LLM tool loop over the MCP servers of `mcp_config`: `#{ prompt, mcp_config, provider: anthropic|claude|openai|claude-code|replay, model, base_url, api_key_env, max_turns, max_tokens, system_prompt, user_message, name, transcript (replay), prices, live_log, request_timeout, max_retries }`; the callback gets every event (`text`, `thinking`, `tool_call`, `tool_result`, `usage`, `error`, `done`). Returns `#{ final_text, turns, stop_reason, model, usage: #{ input_tokens, output_tokens, cost_usd, … }, transcript }`.",
-    ),
-    (
-        "run_agent_interactive",
-        "cfg: map, callback: Fn",
-        "A terminal chat with the agent (same options as run_agent, prompt optional): Esc or Ctrl-C interrupts its turn, Ctrl-D or /exit ends the chat. Returns the same map as run_agent.",
-    ),
-    (
-        "parallel",
-        "fns: array",
-        "Runs closures (e.g. `|| run_agent(a)`) at the same time, each on its own thread; returns their results in order.",
-    ),
-    (
-        "spawn",
-        "f: Fn",
-        "Starts a closure on its own thread and returns a Task: `t.join()` waits for its value (raising its error), `t.is_done()`.",
-    ),
-    (
-        "Task.join",
-        "",
-        "Waits for the spawned closure and returns its value (or raises its error).",
-    ),
-    (
-        "Task.is_done",
-        "",
-        "Whether the spawned closure has finished.",
-    ),
-];
-
-/// The doc comment for a key (`run_agent`, `Sandbox.exec`, `Sandbox::from_id`).
-pub fn doc_for(key: &str) -> Option<&'static str> {
-    DOCS.iter().find(|(k, _, _)| *k == key).map(|(_, _, d)| *d)
-}
-
-fn params_for(key: &str) -> Option<&'static str> {
-    DOCS.iter()
-        .find(|(k, p, _)| *k == key && !p.is_empty())
-        .map(|(_, p, _)| *p)
-}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -214,12 +207,18 @@ struct MetaParam {
 /// A Rust type path as rhai records it, as a script sees it: `string`, `map`, `Sandbox`, `?`.
 pub fn script_type(engine: &Engine, raw: &str) -> String {
     let mut t = raw.trim();
+    // `Result<T, Box<EvalAltResult>>` (rhai's display form, the standard library's) or the
+    // full Rust path: a script sees `T`.
     if let Some(inner) = t
         .strip_prefix("core::result::Result<")
         .or_else(|| t.strip_prefix("Result<"))
-        && let Some(i) = inner.rfind(",alloc::boxed::Box<")
+        && let Some((ok, err)) = inner.rsplit_once(',')
+        && matches!(
+            err.trim_start().split('<').next(),
+            Some("alloc::boxed::Box" | "Box")
+        )
     {
-        t = &inner[..i];
+        t = ok;
     }
     let t = t.strip_prefix("&mut ").unwrap_or(t).trim();
     let t = t.strip_prefix('&').unwrap_or(t);
@@ -267,6 +266,10 @@ fn convert(engine: &Engine, module: Option<&str>, f: MetaFn) -> Option<ApiFn> {
     if f.name.starts_with("set$") || f.name.starts_with("index$") {
         return None;
     }
+    // Internals (`__seer_spawn`, what `spawn` calls) are not for scripts.
+    if f.name.starts_with("__") {
+        return None;
+    }
     let mut params: Vec<(String, String)> = f
         .params
         .iter()
@@ -283,7 +286,7 @@ fn convert(engine: &Engine, module: Option<&str>, f: MetaFn) -> Option<ApiFn> {
     while params.len() < f.num_params {
         params.push(("_".into(), "?".into()));
     }
-    let mut ret = script_type(engine, &f.return_type);
+    let ret = script_type(engine, &f.return_type);
     let (name, kind) = match f.name.strip_prefix("get$") {
         Some(p) => (p.to_string(), Kind::Property),
         None => {
@@ -304,43 +307,14 @@ fn convert(engine: &Engine, module: Option<&str>, f: MetaFn) -> Option<ApiFn> {
             )
         }
     };
-    let mut out = ApiFn {
+    Some(ApiFn {
         module: module.map(str::to_string),
         name,
         kind,
         params,
-        ret: String::new(),
-        doc: None,
-    };
-    let key = out.key();
-    let skip = usize::from(out.kind != Kind::Function);
-    let named = out.params.iter().skip(skip).any(|(n, _)| n != "_");
-    // Parameter names (rhai records none for `register_fn`), and the types of functions
-    // registered on a module (rhai records none there): from the table, by position after
-    // the receiver. A recorded type wins over the table's.
-    if let Some(sig) = params_for(&key).filter(|_| !named) {
-        let (ps, r) = sig.split_once("->").unwrap_or((sig, ""));
-        let named: Vec<(String, String)> = ps
-            .split(',')
-            .filter(|p| !p.trim().is_empty())
-            .map(|p| {
-                let (n, t) = p.split_once(':').unwrap_or((p, "?"));
-                (n.trim().to_string(), t.trim().to_string())
-            })
-            .collect();
-        for (slot, (n, t)) in out.params.iter_mut().skip(skip).zip(named) {
-            slot.0 = n;
-            if slot.1.is_empty() || slot.1 == "?" {
-                slot.1 = t;
-            }
-        }
-        if ret.is_empty() || ret == "?" {
-            ret = r.trim().to_string();
-        }
-    }
-    out.ret = ret;
-    out.doc = doc_text(&f.doc_comments).or_else(|| doc_for(&key).map(str::to_string));
-    Some(out)
+        ret,
+        doc: doc_text(&f.doc_comments),
+    })
 }
 
 /// Doc comments as rhai keeps them (`/// line` blocks, `/** block */`s) as text: the
@@ -417,6 +391,7 @@ pub fn api(engine: &Engine, std: bool) -> Vec<ApiFn> {
                 .filter_map(|f| convert(engine, Some(&name), f)),
         );
     }
+    out.extend(SYNTAX.iter().map(Syntax::api_fn));
     // Display helpers are how values print, not API.
     out.retain(|f| !(f.kind == Kind::Method && (f.name == "to_string" || f.name == "to_debug")));
     // Functions and methods first, then each static module's; ties by signature, so the
@@ -477,7 +452,7 @@ fn def_line(f: &ApiFn) -> String {
         .enumerate()
         .map(|(i, (n, t))| {
             let n = if n == "_" || n.is_empty() {
-                if i == 0 && f.kind != Kind::Function {
+                if i == 0 && matches!(f.kind, Kind::Method | Kind::Property) {
                     "this".to_string()
                 } else {
                     format!("arg{i}")
@@ -514,7 +489,7 @@ fn def_line(f: &ApiFn) -> String {
 pub fn definition_files(engine: &Engine) -> Vec<(String, String)> {
     let fns = api(engine, false);
     let mut files: BTreeMap<String, String> = BTreeMap::new();
-    for f in &fns {
+    for f in fns.iter().filter(|f| f.kind != Kind::Syntax) {
         let (file, header) = match &f.module {
             Some(m) => (format!("{m}.d.rhai"), format!("module {m};\n")),
             None => ("seer.d.rhai".to_string(), "module static;\n".to_string()),
@@ -551,7 +526,113 @@ pub fn write_definitions(engine: &Engine, dir: &Path) -> std::io::Result<Vec<Str
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use rhai::{Dynamic, Map};
+
     use super::*;
+    use crate::script::api_util::{func, getter, module_fn};
+
+    fn seer_engine() -> (tokio::runtime::Runtime, Engine) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let dir = std::env::temp_dir();
+        let host = Arc::new(crate::script::Host::new(
+            rt.handle().clone(),
+            tokio_util::sync::CancellationToken::new(),
+            dir.join("reference-test.rhai"),
+            dir.clone(),
+            dir.join("outputs"),
+            vec![],
+        ));
+        let engine = crate::script::build_engine(&host);
+        (rt, engine)
+    }
+
+    #[test]
+    fn every_function_has_a_doc_and_named_parameters() {
+        let (_rt, engine) = seer_engine();
+        let api = api(&engine, false);
+        assert!(api.len() > 100, "{} functions", api.len());
+        for f in &api {
+            assert!(f.doc.is_some(), "no doc: {}", f.signature());
+            let receiver = usize::from(matches!(f.kind, Kind::Method | Kind::Property));
+            assert!(
+                f.params[receiver..].iter().all(|(n, _)| n != "_"),
+                "unnamed parameter: {}",
+                f.signature()
+            );
+            assert!(!f.name.starts_with("__"), "internal: {}", f.signature());
+        }
+    }
+
+    #[test]
+    fn spawn_is_listed_as_syntax_but_not_defined() {
+        let (_rt, engine) = seer_engine();
+        let api = api(&engine, false);
+        let spawn = api.iter().find(|f| f.name == "spawn").unwrap();
+        assert_eq!(spawn.signature(), "spawn(f: Fn) -> Task");
+        assert_eq!(spawn.section(), "Agents and concurrency");
+        let files = definition_files(&engine);
+        assert!(files.iter().all(|(_, t)| !t.contains("spawn(")));
+    }
+
+    #[test]
+    fn registrations_carry_names_types_and_docs() {
+        #[derive(Clone)]
+        struct Thing;
+        let mut e = Engine::new_raw();
+        e.register_type_with_name::<Thing>("Thing");
+        func(
+            &mut e,
+            "make",
+            "n, ws: Workspace -> map",
+            "Makes a map.",
+            |_: i64, _: Dynamic| -> Dynamic { Dynamic::from_map(Map::new()) },
+        );
+        func(
+            &mut e,
+            "poke",
+            "text",
+            "Pokes it.",
+            |_: &mut Thing, _: &str| true,
+        );
+        getter(&mut e, "size", "", "Its size.", |_: &mut Thing| 3_i64);
+        // Names that do not line up with the Rust parameters are dropped (and logged).
+        func(&mut e, "bad", "a, b", "Bad.", |_: i64| 1_i64);
+        let mut m = rhai::Module::new();
+        module_fn(&mut m, &e, "new", "name", "A new one.", |_: &str| Thing);
+        e.register_static_module("Thing", m.into());
+
+        let sigs: Vec<(String, Option<String>)> = api(&e, false)
+            .iter()
+            .map(|f| (f.signature(), f.doc.clone()))
+            .collect();
+        let want = |sig: &str, doc: &str| {
+            assert!(
+                sigs.contains(&(sig.to_string(), Some(doc.to_string()))),
+                "missing {sig:?} in {sigs:#?}"
+            );
+        };
+        want("make(n: int, ws: Workspace) -> map", "Makes a map.");
+        want("x.poke(text: string) -> bool", "Pokes it.");
+        want("x.size -> int", "Its size.");
+        want("Thing::new(name: string) -> Thing", "A new one.");
+        want("bad(int) -> int", "Bad.");
+    }
+
+    #[test]
+    fn doc_comments_lose_their_markers_and_keep_their_lines() {
+        let line = vec!["/// One.\n///\n/// ```rhai\n///     let x = 1;\n/// ```".to_string()];
+        assert_eq!(
+            doc_text(&line).as_deref(),
+            Some("One.\n\n```rhai\n    let x = 1;\n```")
+        );
+        let block = vec!["/** A block.\n * Second line.\n */".to_string()];
+        assert_eq!(doc_text(&block).as_deref(), Some("A block.\nSecond line."));
+        assert_eq!(doc_text(&[]), None);
+    }
 
     #[test]
     fn rust_types_read_as_script_types() {
@@ -575,5 +656,11 @@ mod tests {
             "()"
         );
         assert_eq!(script_type(&e, "i64"), "int");
+        assert_eq!(script_type(&e, "Result<bool, Box<EvalAltResult>>"), "bool");
+        assert_eq!(
+            script_type(&e, "Result<Array, Box<EvalAltResult>>"),
+            "array"
+        );
+        assert_eq!(script_type(&e, "Result<(), Box<EvalAltResult>>"), "()");
     }
 }
