@@ -10,8 +10,8 @@
 //! types, which functions are not API (operators, `to_string`, `__`-prefixed internals).
 //!
 //! The one exception is custom syntax (`spawn`): rhai's metadata lists functions only, so
-//! [`SYNTAX`] lists it, with its doc kept next to its registration
-//! (`api_agent::SPAWN`). It is not written to the `.d.rhai` files: a definition
+//! `SYNTAX` lists it, with its doc kept next to its registration
+//! ([`api_agent::SPAWN`](super::api_agent::SPAWN)). It is not written to the `.d.rhai` files: a definition
 //! `fn spawn(..)` would declare a keyword as a function.
 
 use std::collections::BTreeMap;
@@ -118,7 +118,8 @@ impl ApiFn {
         }
     }
 
-    /// The name `:help` and the doc table use: `run_agent`, `Sandbox.exec`, `Sandbox::from_id`.
+    /// The name `:help` and the `seer docs` headings use: `run_agent`, `Sandbox.exec`,
+    /// `Sandbox::from_id`.
     pub fn key(&self) -> String {
         match (&self.module, self.this_type()) {
             (Some(m), _) => format!("{m}::{}", self.name),
