@@ -121,16 +121,19 @@ fn help(repl: &Repl, name: &str) {
         if f.name != name && f.key() != name {
             continue;
         }
-        if found && f.doc != last_doc {
+        let doc = f.doc.as_deref();
+        if found && doc != last_doc {
             println!();
         }
         println!("{}", f.signature());
-        if f.doc != last_doc
-            && let Some(d) = f.doc
+        if doc != last_doc
+            && let Some(d) = doc
         {
-            println!("    {d}");
+            for line in d.lines() {
+                println!("{}", format!("    {line}").trim_end());
+            }
         }
-        last_doc = f.doc;
+        last_doc = doc;
         found = true;
     }
     for (fname, params, comments) in repl.script_fns() {

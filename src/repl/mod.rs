@@ -282,6 +282,8 @@ fn base_words(api: &[ApiFn]) -> Words {
     for f in api {
         match (&f.module, f.kind) {
             (Some(m), _) => w.modules.entry(m.clone()).or_default().push(f.name.clone()),
+            // Syntax (`spawn`) is called like a function, never as a method.
+            (None, Kind::Syntax) => w.functions.push(f.name.clone()),
             (None, Kind::Function) => {
                 w.functions.push(f.name.clone());
                 // `x.len()` is `len(x)`: offer functions as methods of their first

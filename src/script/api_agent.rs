@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext};
 
+use super::api_util::func;
+use super::reference::Syntax;
 use super::{Host, RhaiResult, at_call, runtime_error, terminated};
 use crate::agent::chat_terminal::TerminalInput;
 use crate::agent::claude_code;
@@ -281,9 +283,18 @@ pub fn join_all(tasks: Vec<Task>) {
     }
 }
 
+/// `spawn` as `seer docs` and `:help` show it. Rhai's metadata lists functions, not custom
+/// syntax, so `reference` takes this from here.
+pub const SPAWN: Syntax = Syntax {
+    keyword: "spawn",
+    params: &[("f", "Fn")],
+    ret: "Task",
+    doc: "Starts a closure on its own thread and returns a Task: `t.join()` waits for its value (raising its error), `t.is_done()`.",
+};
+
 /// Syntax seer adds to Rhai (also needed to merely compile a script): `spawn` is a
 /// reserved word in Rhai, made a custom keyword taking the closure (`spawn(|| ...)`
-/// parses as `spawn` + a parenthesized expression).
+/// parses as `spawn` + a parenthesized expression). Documented by [`SPAWN`].
 pub fn register_syntax(engine: &mut Engine) {
     if let Err(e) = engine.register_custom_syntax(["spawn", "$expr$"], false, |ctx, inputs| {
         let f = ctx.eval_expression_tree(&inputs[0])?;
@@ -294,23 +305,36 @@ pub fn register_syntax(engine: &mut Engine) {
 }
 
 pub fn register(engine: &mut Engine, host: &Arc<Host>) {
+    const RUN_AGENT: &str = "Runs an LLM tool loop over the MCP servers of `mcp_config`: `#{ prompt, mcp_config, provider: anthropic|claude|openai|claude-code|replay, model, base_url, api_key_env, max_turns, max_tokens, system_prompt, user_message, name, transcript (replay), prices, live_log, request_timeout, max_retries }`; the callback gets every event (`text`, `thinking`, `tool_call`, `tool_result`, `usage`, `error`, `done`). Returns `#{ final_text, turns, stop_reason, model, usage: #{ input_tokens, output_tokens, cost_usd, … }, transcript }`.";
     let h = host.clone();
-    engine.register_fn("run_agent", move |m: Map| run_agent(&h, None, m, None));
+    func(engine, "run_agent", "cfg", RUN_AGENT, move |m: Map| {
+        run_agent(&h, None, m, None)
+    });
     let h = host.clone();
-    engine.register_fn(
+    func(
+        engine,
         "run_agent",
+        "cfg, callback",
+        RUN_AGENT,
         move |ctx: NativeCallContext, m: Map, cb: FnPtr| run_agent(&h, Some(&ctx), m, Some(cb)),
     );
-    engine.register_fn("parallel", |ctx: NativeCallContext, fns: Array| {
-        let pos = ctx.call_position();
-        parallel(ctx, fns).map_err(|mut e| {
-            if e.position().is_none() {
-                e.set_position(pos);
-            }
-            e
-        })
-    });
+    func(
+        engine,
+        "parallel",
+        "fns",
+        "Runs closures (e.g. `|| run_agent(a)`) at the same time, each on its own thread; returns their results in order.",
+        |ctx: NativeCallContext, fns: Array| {
+            let pos = ctx.call_position();
+            parallel(ctx, fns).map_err(|mut e| {
+                if e.position().is_none() {
+                    e.set_position(pos);
+                }
+                e
+            })
+        },
+    );
     register_syntax(engine);
+    // What `spawn` calls: internal (`__`), so not in the reference; see [`SPAWN`].
     let h = host.clone();
     engine.register_fn("__seer_spawn", move |ctx: NativeCallContext, f: FnPtr| {
         let pos = ctx.call_position();
@@ -323,22 +347,41 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     });
     engine.register_type_with_name::<Task>("Task");
     let h = host.clone();
-    engine.register_fn("join", move |ctx: NativeCallContext, t: &mut Task| {
-        let r = t.join();
-        if h.cancel().is_cancelled() {
-            return Err(terminated());
-        }
-        r.map_err(|e| at_call(e, &ctx))
-    });
-    engine.register_fn("is_done", |t: &mut Task| t.is_done());
+    func(
+        engine,
+        "join",
+        "",
+        "Waits for the spawned closure and returns its value (or raises its error).",
+        move |ctx: NativeCallContext, t: &mut Task| {
+            let r = t.join();
+            if h.cancel().is_cancelled() {
+                return Err(terminated());
+            }
+            r.map_err(|e| at_call(e, &ctx))
+        },
+    );
+    func(
+        engine,
+        "is_done",
+        "",
+        "Whether the spawned closure has finished.",
+        |t: &mut Task| t.is_done(),
+    );
+    const INTERACTIVE: &str = "A terminal chat with the agent (same options as run_agent, prompt optional): Esc or Ctrl-C interrupts its turn, Ctrl-D or /exit ends the chat. Returns the same map as run_agent.";
     let h = host.clone();
-    engine.register_fn(
+    func(
+        engine,
         "run_agent_interactive",
+        "cfg",
+        INTERACTIVE,
         move |ctx: NativeCallContext, m: Map| run_agent_interactive(&h, Some(&ctx), m, None),
     );
     let h = host.clone();
-    engine.register_fn(
+    func(
+        engine,
         "run_agent_interactive",
+        "cfg, callback",
+        INTERACTIVE,
         move |ctx: NativeCallContext, m: Map, cb: FnPtr| {
             run_agent_interactive(&h, Some(&ctx), m, Some(cb))
         },

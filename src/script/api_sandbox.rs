@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use rhai::{Array, Dynamic, Engine, Map, Module, NativeCallContext};
 use serde::Deserialize;
 
+use super::api_util::{func, getter, module_fn};
 use super::{Host, RhaiResult, at_call, runtime_error};
 use crate::config::{from_dynamic, positive_seconds};
 use crate::sandbox::local::{LocalSandbox, StartRequest};
@@ -171,30 +172,61 @@ fn short(cmd: &str) -> String {
 
 pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     engine.register_type_with_name::<SandboxHandle>("Sandbox");
-    engine.register_fn("Sandbox", || -> RhaiResult<SandboxHandle> {
-        Ok(pending(SandboxConfig::default(), None))
-    });
-    engine.register_fn("Sandbox", |m: Map| -> RhaiResult<SandboxHandle> {
-        Ok(pending(config_from(m)?, None))
-    });
-    engine.register_fn("SandboxConfig", |m: Map| -> RhaiResult<Dynamic> {
-        to_dyn(&config_from(m)?)
-    });
-    engine.register_fn("ModelConfig", |m: Map| -> RhaiResult<Dynamic> {
-        let c: ModelConfig =
-            from_dynamic("ModelConfig", &Dynamic::from_map(m)).map_err(|e| runtime_error(e.0))?;
-        to_dyn(&c)
-    });
-    engine.register_fn("RepoConfig", |m: Map| -> RhaiResult<Dynamic> {
-        let c: RepoConfig =
-            from_dynamic("RepoConfig", &Dynamic::from_map(m)).map_err(|e| runtime_error(e.0))?;
-        to_dyn(&c)
-    });
+    const SANDBOX: &str = "A sandbox config (Seer's SandboxConfig; checked strictly: an unknown key names the closest valid one). Call `.start()` on it.";
+    func(
+        engine,
+        "Sandbox",
+        "",
+        SANDBOX,
+        || -> RhaiResult<SandboxHandle> { Ok(pending(SandboxConfig::default(), None)) },
+    );
+    func(
+        engine,
+        "Sandbox",
+        "cfg",
+        SANDBOX,
+        |m: Map| -> RhaiResult<SandboxHandle> { Ok(pending(config_from(m)?, None)) },
+    );
+    func(
+        engine,
+        "SandboxConfig",
+        "cfg -> map",
+        "Validates a sandbox config map and returns it with defaults filled in.",
+        |m: Map| -> RhaiResult<Dynamic> { to_dyn(&config_from(m)?) },
+    );
+    func(
+        engine,
+        "ModelConfig",
+        "cfg -> map",
+        "Validates a model map (`name, var_name, hidden, is_peft, base_model, revision, load_as_peft`) and returns it.",
+        |m: Map| -> RhaiResult<Dynamic> {
+            let c: ModelConfig = from_dynamic("ModelConfig", &Dynamic::from_map(m))
+                .map_err(|e| runtime_error(e.0))?;
+            to_dyn(&c)
+        },
+    );
+    func(
+        engine,
+        "RepoConfig",
+        "cfg -> map",
+        "Validates a repo map (`url, install, branch, dockerfile`) and returns it.",
+        |m: Map| -> RhaiResult<Dynamic> {
+            let c: RepoConfig = from_dynamic("RepoConfig", &Dynamic::from_map(m))
+                .map_err(|e| runtime_error(e.0))?;
+            to_dyn(&c)
+        },
+    );
 
     let mut module = Module::new();
     // Namespaced calls do not get their position filled in by rhai: add it here.
-    module.set_native_fn(
+    const FROM_SNAPSHOT: &str =
+        "A new sandbox (call `.start()`) whose workspace starts from a snapshot.";
+    module_fn(
+        &mut module,
+        engine,
         "from_snapshot",
+        "id, cfg",
+        FROM_SNAPSHOT,
         |ctx: NativeCallContext, id: &str, m: Map| -> RhaiResult<SandboxHandle> {
             Ok(pending(
                 config_from(m).map_err(|e| at_call(e, &ctx))?,
@@ -202,11 +234,22 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
             ))
         },
     );
-    module.set_native_fn("from_snapshot", |id: &str| -> RhaiResult<SandboxHandle> {
-        Ok(pending(SandboxConfig::default(), Some(id.to_string())))
-    });
-    module.set_native_fn(
+    module_fn(
+        &mut module,
+        engine,
+        "from_snapshot",
+        "id",
+        FROM_SNAPSHOT,
+        |id: &str| -> RhaiResult<SandboxHandle> {
+            Ok(pending(SandboxConfig::default(), Some(id.to_string())))
+        },
+    );
+    module_fn(
+        &mut module,
+        engine,
         "from_id",
+        "id",
+        "A live sandbox by id (see `seer ps`), e.g. one a previous run detached.",
         |ctx: NativeCallContext, id: &str| -> RhaiResult<SandboxHandle> {
             let sb = LocalSandbox::attach(id)
                 .map_err(|e| at_call(runtime_error(format!("Sandbox::from_id: {e:#}")), &ctx))?;
@@ -216,8 +259,11 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     engine.register_static_module("Sandbox", module.into());
 
     let hs = host.clone();
-    engine.register_fn(
+    func(
+        engine,
         "start",
+        "",
+        "Provisions the sandbox (Python env from the cache, models, repos, files) and returns it started.",
         move |h: &mut SandboxHandle| -> RhaiResult<SandboxHandle> {
             let (config, snapshot) = {
                 let state =
@@ -263,12 +309,21 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         checked(out, sb.as_ref(), &format!("command {}", short(cmd)))
     };
     let e2 = exec.clone();
-    engine.register_fn("exec", move |h: &mut SandboxHandle, cmd: &str| {
-        e2(h, cmd, None)
-    });
-    engine.register_fn("exec", move |h: &mut SandboxHandle, cmd: &str, o: Map| {
-        exec(h, cmd, Some(o))
-    });
+    const EXEC: &str = "Runs a shell command; returns stdout. A non-zero exit is a catchable error with the exit code, stderr and stdout. Options: `#{ timeout, cwd, env }`.";
+    func(
+        engine,
+        "exec",
+        "cmd",
+        EXEC,
+        move |h: &mut SandboxHandle, cmd: &str| e2(h, cmd, None),
+    );
+    func(
+        engine,
+        "exec",
+        "cmd, opts",
+        EXEC,
+        move |h: &mut SandboxHandle, cmd: &str, o: Map| exec(h, cmd, Some(o)),
+    );
 
     let hs = host.clone();
     let exec_py =
@@ -277,11 +332,19 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
             checked(out, sb.as_ref(), "python code")
         };
     let p2 = exec_py.clone();
-    engine.register_fn("exec_python", move |h: &mut SandboxHandle, code: &str| {
-        p2(h, code, None)
-    });
-    engine.register_fn(
+    const EXEC_PYTHON: &str = "Runs Python code with the sandbox's env; returns stdout. An exception is an error led by its last traceback line.";
+    func(
+        engine,
         "exec_python",
+        "code",
+        EXEC_PYTHON,
+        move |h: &mut SandboxHandle, code: &str| p2(h, code, None),
+    );
+    func(
+        engine,
+        "exec_python",
+        "code, opts",
+        EXEC_PYTHON,
         move |h: &mut SandboxHandle, code: &str, o: Map| exec_py(h, code, Some(o)),
     );
 
@@ -293,24 +356,38 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
             to_dyn(&out)
         };
     let r2 = exec_res.clone();
-    engine.register_fn("exec_result", move |h: &mut SandboxHandle, cmd: &str| {
-        r2(h, cmd, None)
-    });
-    engine.register_fn(
+    const EXEC_RESULT: &str = "Runs a shell command; returns `#{ stdout, stderr, exit_code }` and never throws on exit codes.";
+    func(
+        engine,
         "exec_result",
+        "cmd",
+        EXEC_RESULT,
+        move |h: &mut SandboxHandle, cmd: &str| r2(h, cmd, None),
+    );
+    func(
+        engine,
+        "exec_result",
+        "cmd, opts",
+        EXEC_RESULT,
         move |h: &mut SandboxHandle, cmd: &str, o: Map| exec_res(h, cmd, Some(o)),
     );
 
-    engine.register_fn(
+    func(
+        engine,
         "write_file",
+        "path, text",
+        "Writes a text file, path relative to the workspace.",
         |h: &mut SandboxHandle, path: &str, content: &str| -> RhaiResult<()> {
             let sb = h.live()?;
             sb.write_file(path, content.as_bytes())
                 .map_err(|e| runtime_error(format!("write_file: {e:#}")))
         },
     );
-    engine.register_fn(
+    func(
+        engine,
         "read_file",
+        "path",
+        "Reads a text file, path relative to the workspace.",
         |h: &mut SandboxHandle, path: &str| -> RhaiResult<String> {
             let sb = h.live()?;
             let bytes = sb
@@ -320,8 +397,11 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
                 .map_err(|_| runtime_error(format!("read_file: {path} is not UTF-8 text")))
         },
     );
-    engine.register_fn(
+    func(
+        engine,
         "ensure_dir",
+        "path",
+        "Creates a directory (and its parents) in the workspace.",
         |h: &mut SandboxHandle, path: &str| -> RhaiResult<()> {
             h.live()?
                 .ensure_dir(path)
@@ -333,8 +413,15 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
             .snapshot(desc)
             .map_err(|e| runtime_error(format!("snapshot: {e:#}")))
     };
-    engine.register_fn("snapshot", move |h: &mut SandboxHandle| snap(h, ""));
-    engine.register_fn("snapshot", snap);
+    const SNAPSHOT: &str = "Saves the workspace; returns the snapshot id.";
+    func(
+        engine,
+        "snapshot",
+        "",
+        SNAPSHOT,
+        move |h: &mut SandboxHandle| snap(h, ""),
+    );
+    func(engine, "snapshot", "description", SNAPSHOT, snap);
 
     #[derive(Deserialize, Default)]
     #[serde(deny_unknown_fields)]
@@ -358,79 +445,132 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
             .map_err(|e| runtime_error(format!("terminate: {e:#}")))?;
         Ok(snap)
     };
-    engine.register_fn("terminate", move |h: &mut SandboxHandle| {
-        terminate(h, TerminateOpts::default())
-    });
-    engine.register_fn(
+    const TERMINATE: &str = "Ends every process of the sandbox. With `#{ save_snapshot: true }` returns the snapshot id.";
+    func(
+        engine,
         "terminate",
+        "",
+        TERMINATE,
+        move |h: &mut SandboxHandle| terminate(h, TerminateOpts::default()),
+    );
+    func(
+        engine,
+        "terminate",
+        "opts",
+        TERMINATE,
         move |h: &mut SandboxHandle, m: Map| -> RhaiResult<Dynamic> {
             let o: TerminateOpts = from_dynamic("terminate options", &Dynamic::from_map(m))
                 .map_err(|e| runtime_error(e.0))?;
             terminate(h, o)
         },
     );
-    engine.register_fn("detach", |h: &mut SandboxHandle| -> RhaiResult<()> {
-        h.live()?
-            .detach()
-            .map_err(|e| runtime_error(format!("detach: {e:#}")))
-    });
+    func(
+        engine,
+        "detach",
+        "",
+        "Keeps the sandbox alive after seer exits (until its `timeout`); reconnect with `Sandbox::from_id`.",
+        |h: &mut SandboxHandle| -> RhaiResult<()> {
+            h.live()?
+                .detach()
+                .map_err(|e| runtime_error(format!("detach: {e:#}")))
+        },
+    );
 
-    engine.register_get("id", |h: &mut SandboxHandle| -> RhaiResult<String> {
-        Ok(h.live()?.info().id)
-    });
-    engine.register_get(
-        "sandbox_id",
+    getter(
+        engine,
+        "id",
+        "",
+        "The sandbox id (as `seer ps` shows it).",
         |h: &mut SandboxHandle| -> RhaiResult<String> { Ok(h.live()?.info().id) },
     );
-    engine.register_get("backend", |h: &mut SandboxHandle| -> RhaiResult<String> {
-        Ok(h.live()?.info().backend)
-    });
-    engine.register_get(
+    getter(
+        engine,
+        "sandbox_id",
+        "",
+        "Same as `id`.",
+        |h: &mut SandboxHandle| -> RhaiResult<String> { Ok(h.live()?.info().id) },
+    );
+    getter(
+        engine,
+        "backend",
+        "",
+        "The backend name (`local`).",
+        |h: &mut SandboxHandle| -> RhaiResult<String> { Ok(h.live()?.info().backend) },
+    );
+    getter(
+        engine,
         "workspace_path",
+        "",
+        "The workspace folder commands run in.",
         |h: &mut SandboxHandle| -> RhaiResult<String> {
             Ok(h.live()?.info().workspace.to_string_lossy().to_string())
         },
     );
-    engine.register_get("state_dir", |h: &mut SandboxHandle| -> RhaiResult<String> {
-        Ok(h.live()?.info().dir.to_string_lossy().to_string())
-    });
-    engine.register_get(
+    getter(
+        engine,
+        "state_dir",
+        "",
+        "The sandbox's folder in seer's state dir (logs, records).",
+        |h: &mut SandboxHandle| -> RhaiResult<String> {
+            Ok(h.live()?.info().dir.to_string_lossy().to_string())
+        },
+    );
+    getter(
+        engine,
         "model_handles",
+        "",
+        "The resolved models: `name, path, revision, var_name, hidden, is_peft, base_model, base_model_path`.",
         |h: &mut SandboxHandle| -> RhaiResult<Array> {
             h.live()?.info().models.iter().map(to_dyn).collect()
         },
     );
-    engine.register_get(
+    getter(
+        engine,
         "repo_handles",
+        "",
+        "The cloned repos: `url, local_path, install, commit`.",
         |h: &mut SandboxHandle| -> RhaiResult<Array> {
             h.live()?.info().repos.iter().map(to_dyn).collect()
         },
     );
-    engine.register_get("env_info", |h: &mut SandboxHandle| -> RhaiResult<Dynamic> {
-        let info = h.live()?.info();
-        let Some(env) = info.env else {
-            return Ok(Dynamic::UNIT);
-        };
-        let mut m = Map::new();
-        m.insert("path".into(), env.path.to_string_lossy().to_string().into());
-        m.insert("key".into(), env.key.into());
-        m.insert("python_version".into(), env.python_version.into());
-        m.insert("packages".into(), to_dyn(&env.packages)?);
-        m.insert("installed".into(), to_dyn(&env.installed)?);
-        m.insert("cache_hit".into(), env.cache_hit.into());
-        Ok(m.into())
-    });
+    getter(
+        engine,
+        "env_info",
+        "",
+        "`#{ path, key, python_version, packages, installed, cache_hit }` of the Python env.",
+        |h: &mut SandboxHandle| -> RhaiResult<Dynamic> {
+            let info = h.live()?.info();
+            let Some(env) = info.env else {
+                return Ok(Dynamic::UNIT);
+            };
+            let mut m = Map::new();
+            m.insert("path".into(), env.path.to_string_lossy().to_string().into());
+            m.insert("key".into(), env.key.into());
+            m.insert("python_version".into(), env.python_version.into());
+            m.insert("packages".into(), to_dyn(&env.packages)?);
+            m.insert("installed".into(), to_dyn(&env.installed)?);
+            m.insert("cache_hit".into(), env.cache_hit.into());
+            Ok(m.into())
+        },
+    );
     // Notebook sessions (and with them the Jupyter URL) arrive in a later issue.
-    engine.register_get(
+    getter(
+        engine,
         "jupyter_url",
+        "",
+        "Always `()`: seer talks to the kernel directly.",
         |h: &mut SandboxHandle| -> RhaiResult<Dynamic> {
             h.live()?;
             Ok(Dynamic::UNIT)
         },
     );
-    engine.register_get("is_running", |h: &mut SandboxHandle| -> bool {
-        h.live().map(|sb| !sb.is_terminated()).unwrap_or(false)
-    });
+    getter(
+        engine,
+        "is_running",
+        "",
+        "Whether the sandbox is started and not terminated.",
+        |h: &mut SandboxHandle| -> bool { h.live().map(|sb| !sb.is_terminated()).unwrap_or(false) },
+    );
     engine.register_fn("to_string", |h: &mut SandboxHandle| h.describe());
     engine.register_fn("to_debug", |h: &mut SandboxHandle| h.describe());
 }

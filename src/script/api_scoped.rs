@@ -7,6 +7,7 @@ use rhai::{Array, Dynamic, Engine, Map};
 use serde::Deserialize;
 
 use super::api_sandbox::{SandboxHandle, config_from};
+use super::api_util::{func, getter};
 use super::api_workspace::WorkspaceHandle;
 use super::{Host, RhaiResult, runtime_error};
 use crate::cancel::cancellable;
@@ -89,14 +90,21 @@ fn workspace_of(ws: &Dynamic) -> RhaiResult<Option<WorkspaceConfig>> {
 
 pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     engine.register_type_with_name::<ScopedHandle>("ScopedSandbox");
-    engine.register_fn("ScopedSandbox", || {
+    const SCOPED: &str = "A sandbox whose functions the agent reaches only through `serve()` (Seer's ScopedSandbox; same config as `Sandbox`). Call `.start()` or `.start(workspace)` on it.";
+    func(engine, "ScopedSandbox", "", SCOPED, || {
         ScopedHandle(Arc::new(Mutex::new(State::Pending(Box::default()))))
     });
-    engine.register_fn("ScopedSandbox", |m: Map| -> RhaiResult<ScopedHandle> {
-        Ok(ScopedHandle(Arc::new(Mutex::new(State::Pending(
-            Box::new(config_from(m)?),
-        )))))
-    });
+    func(
+        engine,
+        "ScopedSandbox",
+        "cfg",
+        SCOPED,
+        |m: Map| -> RhaiResult<ScopedHandle> {
+            Ok(ScopedHandle(Arc::new(Mutex::new(State::Pending(
+                Box::new(config_from(m)?),
+            )))))
+        },
+    );
 
     let hs = host.clone();
     let start = move |h: &mut ScopedHandle, ws: Dynamic| -> RhaiResult<ScopedHandle> {
@@ -131,8 +139,11 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         Ok(h.clone())
     };
     let s2 = start.clone();
-    engine.register_fn("start", move |h: &mut ScopedHandle| s2(h, Dynamic::UNIT));
-    engine.register_fn("start", start);
+    const START: &str = "Provisions the sandbox; a workspace's libraries become importable by interface files and its `custom_init_code` runs before each.";
+    func(engine, "start", "", START, move |h: &mut ScopedHandle| {
+        s2(h, Dynamic::UNIT)
+    });
+    func(engine, "start", "workspace: Workspace", START, start);
 
     let hs = host.clone();
     let serve = move |h: &mut ScopedHandle, path: &str, m: Option<Map>| -> RhaiResult<Dynamic> {
@@ -178,12 +189,21 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         }
     };
     let s2 = serve.clone();
-    engine.register_fn("serve", move |h: &mut ScopedHandle, path: &str| {
-        s2(h, path, None)
-    });
-    engine.register_fn("serve", move |h: &mut ScopedHandle, path: &str, m: Map| {
-        serve(h, path, Some(m))
-    });
+    const SERVE: &str = "Serves the `@expose` functions of an interface file from the sandbox (RPC on 127.0.0.1 with a token). `#{ expose_as: \"library\" | \"mcp\" | \"prompt\" | \"skill\", name }` returns a Library map (client module), an mcp_config map, Markdown, or a Skill map.";
+    func(
+        engine,
+        "serve",
+        "path",
+        SERVE,
+        move |h: &mut ScopedHandle, path: &str| s2(h, path, None),
+    );
+    func(
+        engine,
+        "serve",
+        "path, opts",
+        SERVE,
+        move |h: &mut ScopedHandle, path: &str, m: Map| serve(h, path, Some(m)),
+    );
 
     let hs = host.clone();
     let call = move |h: &mut ScopedHandle, function: &str, args: Map| -> RhaiResult<Dynamic> {
@@ -201,14 +221,22 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         rhai::serde::to_dynamic(result)
     };
     let c2 = call.clone();
-    engine.register_fn("rpc", move |h: &mut ScopedHandle, function: &str| {
-        c2(h, function, Map::new())
-    });
-    engine.register_fn("rpc", call);
+    const RPC: &str = "Calls a served function from the script (`\"name\"` or `\"interface.name\"`) with named arguments; a remote exception is a catchable error with its type, message and traceback.";
+    func(
+        engine,
+        "rpc",
+        "function",
+        RPC,
+        move |h: &mut ScopedHandle, function: &str| c2(h, function, Map::new()),
+    );
+    func(engine, "rpc", "function, args", RPC, call);
 
     let hs = host.clone();
-    engine.register_get(
+    getter(
+        engine,
         "functions",
+        "",
+        "Every served function: `#{ interface, name, signature, summary, doc, parameters }`.",
         move |h: &mut ScopedHandle| -> RhaiResult<Array> {
             let (scoped, _) = h.live()?;
             let servers = hs.block_on(async move { Ok(scoped.servers().await) })?;
@@ -230,30 +258,49 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     );
 
     let hs = host.clone();
-    engine.register_fn("terminate", move |h: &mut ScopedHandle| -> RhaiResult<()> {
-        let (scoped, _) = h.live()?;
-        let sc = scoped.clone();
-        hs.block_on(async move {
-            sc.stop_servers().await;
-            Ok(())
-        })?;
-        scoped
-            .sandbox()
-            .terminate()
-            .map_err(|e| runtime_error(format!("terminate: {e:#}")))
-    });
-    engine.register_get(
+    func(
+        engine,
+        "terminate",
+        "",
+        "Ends the RPC and MCP servers and the sandbox.",
+        move |h: &mut ScopedHandle| -> RhaiResult<()> {
+            let (scoped, _) = h.live()?;
+            let sc = scoped.clone();
+            hs.block_on(async move {
+                sc.stop_servers().await;
+                Ok(())
+            })?;
+            scoped
+                .sandbox()
+                .terminate()
+                .map_err(|e| runtime_error(format!("terminate: {e:#}")))
+        },
+    );
+    getter(
+        engine,
         "sandbox",
+        "",
+        "The started sandbox as a plain `Sandbox`, for the script's own `exec` and files (the agent reaches only what `serve()` exposes).",
         |h: &mut ScopedHandle| -> RhaiResult<SandboxHandle> { Ok(h.live()?.1) },
     );
-    engine.register_get("id", |h: &mut ScopedHandle| -> RhaiResult<String> {
-        Ok(h.live()?.0.sandbox().info().id)
-    });
-    engine.register_get("is_running", |h: &mut ScopedHandle| -> bool {
-        h.live()
-            .map(|(s, _)| !s.sandbox().is_terminated())
-            .unwrap_or(false)
-    });
+    getter(
+        engine,
+        "id",
+        "",
+        "The sandbox id (as `seer ps` shows it).",
+        |h: &mut ScopedHandle| -> RhaiResult<String> { Ok(h.live()?.0.sandbox().info().id) },
+    );
+    getter(
+        engine,
+        "is_running",
+        "",
+        "Whether the sandbox is started and not terminated.",
+        |h: &mut ScopedHandle| -> bool {
+            h.live()
+                .map(|(s, _)| !s.sandbox().is_terminated())
+                .unwrap_or(false)
+        },
+    );
     engine.register_fn("to_string", |h: &mut ScopedHandle| h.describe());
     engine.register_fn("to_debug", |h: &mut ScopedHandle| h.describe());
 }

@@ -132,6 +132,8 @@ fn start_session(
 }
 
 pub fn register(engine: &mut Engine, host: &Arc<Host>) {
+    use super::api_util::{func, getter};
+
     engine.register_type_with_name::<SessionHandle>("NotebookSession");
 
     let h = host.clone();
@@ -148,12 +150,19 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         start_session(&h, sb.live_sandbox()?, &ws, o)
     };
     let c2 = create.clone();
-    engine.register_fn(
+    const CREATE: &str = "A Jupyter kernel in the sandbox driven as a notebook; options `#{ name, timeout, resume, continue_from }`. The .ipynb is rewritten after every cell.";
+    func(
+        engine,
         "create_notebook_session",
+        "workspace",
+        CREATE,
         move |sb: &mut SandboxHandle, ws: Dynamic| c2(sb, ws, None),
     );
-    engine.register_fn(
+    func(
+        engine,
         "create_notebook_session",
+        "workspace, opts",
+        CREATE,
         move |sb: &mut SandboxHandle, ws: Dynamic, m: Map| create(sb, ws, Some(m)),
     );
 
@@ -178,11 +187,19 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         start_session(&h, sb, &ws, o)
     };
     let l2 = create_local.clone();
-    engine.register_fn("create_local_notebook_session", move |ws: Dynamic| {
-        l2(ws, None)
-    });
-    engine.register_fn(
+    const CREATE_LOCAL: &str = "A notebook session on a sandbox made for it; options as `create_notebook_session` plus `python_packages`.";
+    func(
+        engine,
         "create_local_notebook_session",
+        "workspace",
+        CREATE_LOCAL,
+        move |ws: Dynamic| l2(ws, None),
+    );
+    func(
+        engine,
+        "create_local_notebook_session",
+        "workspace, opts",
+        CREATE_LOCAL,
         move |ws: Dynamic, m: Map| create_local(ws, Some(m)),
     );
 
@@ -195,14 +212,23 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         let cancel = h.cancel();
         h.block_on(async move { session.execute(&code, o.hidden, timeout, &cancel).await })
     };
+    const EXEC: &str = "Runs a cell; returns `#{ cell_index, execution_count, status, ok, outputs, text, note }`, also when Python raised. Options `#{ hidden, timeout }`.";
     let e = exec.clone();
-    engine.register_fn("exec", move |s: &mut SessionHandle, code: &str| {
-        run_to_map(&e(s, code, None)?)
-    });
+    func(
+        engine,
+        "exec",
+        "code",
+        EXEC,
+        move |s: &mut SessionHandle, code: &str| run_to_map(&e(s, code, None)?),
+    );
     let e = exec.clone();
-    engine.register_fn("exec", move |s: &mut SessionHandle, code: &str, m: Map| {
-        run_to_map(&e(s, code, Some(m))?)
-    });
+    func(
+        engine,
+        "exec",
+        "code, opts",
+        EXEC,
+        move |s: &mut SessionHandle, code: &str, m: Map| run_to_map(&e(s, code, Some(m))?),
+    );
     let throwing = move |r: CellRun| -> RhaiResult<Dynamic> {
         if r.status != RunStatus::Ok {
             let mut msg = format!("cell failed ({})", r.status);
@@ -214,17 +240,28 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         }
         run_to_map(&r)
     };
+    const EXEC_OR_THROW: &str = "Like `exec`, but a failed cell is a script error.";
     let e = exec.clone();
-    engine.register_fn("exec_or_throw", move |s: &mut SessionHandle, code: &str| {
-        throwing(e(s, code, None)?)
-    });
-    engine.register_fn(
+    func(
+        engine,
         "exec_or_throw",
+        "code",
+        EXEC_OR_THROW,
+        move |s: &mut SessionHandle, code: &str| throwing(e(s, code, None)?),
+    );
+    func(
+        engine,
+        "exec_or_throw",
+        "code, opts",
+        EXEC_OR_THROW,
         move |s: &mut SessionHandle, code: &str, m: Map| throwing(exec(s, code, Some(m))?),
     );
 
-    engine.register_fn(
+    func(
+        engine,
         "add_markdown",
+        "text",
+        "Appends a markdown cell; returns its index.",
         |s: &mut SessionHandle, text: &str| -> RhaiResult<i64> {
             s.session
                 .add_markdown(text)
@@ -233,8 +270,11 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         },
     );
     let h = host.clone();
-    engine.register_fn(
+    func(
+        engine,
         "edit_cell",
+        "code, index",
+        "Replaces a cell's code and re-runs it (negative index counts from the end).",
         move |s: &mut SessionHandle, code: &str, index: i64| -> RhaiResult<Dynamic> {
             let session = s.session.clone();
             let code = code.to_string();
@@ -244,55 +284,107 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         },
     );
     let h = host.clone();
-    engine.register_fn(
+    func(
+        engine,
         "interrupt",
+        "",
+        "Interrupts the running cell.",
         move |s: &mut SessionHandle| -> RhaiResult<()> {
             let session = s.session.clone();
             h.block_on(async move { session.interrupt().await })
         },
     );
     let h = host.clone();
-    engine.register_fn("restart", move |s: &mut SessionHandle| -> RhaiResult<()> {
-        let session = s.session.clone();
-        let cancel = h.cancel();
-        h.block_on(async move { session.restart(&cancel).await })
-    });
+    func(
+        engine,
+        "restart",
+        "",
+        "Restarts the kernel and sets the workspace up again.",
+        move |s: &mut SessionHandle| -> RhaiResult<()> {
+            let session = s.session.clone();
+            let cancel = h.cancel();
+            h.block_on(async move { session.restart(&cancel).await })
+        },
+    );
     let h = host.clone();
-    engine.register_fn("shutdown", move |s: &mut SessionHandle| -> RhaiResult<()> {
-        let session = s.session.clone();
-        h.block_on(async move { session.shutdown().await })
-    });
-    engine.register_get("notebook_path", |s: &mut SessionHandle| {
-        s.session.notebook_path.to_string_lossy().to_string()
-    });
-    engine.register_get("session_id", |s: &mut SessionHandle| s.session.id.clone());
-    engine.register_get("name", |s: &mut SessionHandle| s.session.name.clone());
-    engine.register_get("workspace_path", |s: &mut SessionHandle| {
-        s.session
-            .sandbox()
-            .info()
-            .workspace
-            .to_string_lossy()
-            .to_string()
-    });
+    func(
+        engine,
+        "shutdown",
+        "",
+        "Ends the kernel and the session's MCP server.",
+        move |s: &mut SessionHandle| -> RhaiResult<()> {
+            let session = s.session.clone();
+            h.block_on(async move { session.shutdown().await })
+        },
+    );
+    getter(
+        engine,
+        "notebook_path",
+        "",
+        "The .ipynb file, rewritten after every cell.",
+        |s: &mut SessionHandle| s.session.notebook_path.to_string_lossy().to_string(),
+    );
+    getter(
+        engine,
+        "session_id",
+        "",
+        "The session id.",
+        |s: &mut SessionHandle| s.session.id.clone(),
+    );
+    getter(
+        engine,
+        "name",
+        "",
+        "The notebook name.",
+        |s: &mut SessionHandle| s.session.name.clone(),
+    );
+    getter(
+        engine,
+        "workspace_path",
+        "",
+        "The sandbox workspace the kernel runs in.",
+        |s: &mut SessionHandle| {
+            s.session
+                .sandbox()
+                .info()
+                .workspace
+                .to_string_lossy()
+                .to_string()
+        },
+    );
     let h = host.clone();
-    engine.register_get(
+    getter(
+        engine,
         "mcp_config",
+        "-> map",
+        "`#{ notebooks: #{ type: \"http\", url, headers } }` for `run_agent` or any MCP client.",
         move |s: &mut SessionHandle| -> RhaiResult<Dynamic> {
             let session = s.session.clone();
             let cfg = h.block_on(async move { session.mcp_config("notebooks").await })?;
             rhai::serde::to_dynamic(cfg)
         },
     );
-    engine.register_get("model_info_text", |s: &mut SessionHandle| {
-        s.model_info_text.clone()
-    });
-    engine.register_get("library_docs", |s: &mut SessionHandle| {
-        s.library_docs.clone()
-    });
-    engine.register_get("cell_count", |s: &mut SessionHandle| {
-        s.session.cell_count() as i64
-    });
+    getter(
+        engine,
+        "model_info_text",
+        "",
+        "A description of the loaded models for an agent's prompt.",
+        |s: &mut SessionHandle| s.model_info_text.clone(),
+    );
+    getter(
+        engine,
+        "library_docs",
+        "",
+        "The workspace's library docs.",
+        |s: &mut SessionHandle| s.library_docs.clone(),
+    );
+    getter(
+        engine,
+        "cell_count",
+        "",
+        "How many cells the notebook has.",
+        |s: &mut SessionHandle| s.session.cell_count() as i64,
+    );
     engine.register_fn("to_string", |s: &mut SessionHandle| {
         format!(
             "NotebookSession({}, {})",

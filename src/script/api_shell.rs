@@ -103,6 +103,8 @@ fn checked(out: ExecOutput, what: &str) -> RhaiResult<String> {
 }
 
 pub fn register(engine: &mut Engine, host: &Arc<Host>) {
+    use super::api_util::{func, getter};
+
     engine.register_type_with_name::<ShellHandle>("ShellSession");
 
     let h = host.clone();
@@ -125,18 +127,28 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         open(&h, sandbox, &workspace_config(&ws)?, &o, "cli", dir, None)
     };
     let c2 = cli.clone();
-    engine.register_fn(
+    const CLI: &str = "A shell session inside the sandbox (`#{ name, timeout }`): `run_shell`/`run_python` MCP tools in its workspace, libraries importable.";
+    func(
+        engine,
         "create_cli_session",
+        "workspace: Workspace",
+        CLI,
         move |sb: &mut SandboxHandle, ws: Dynamic| c2(sb, ws, None),
     );
-    engine.register_fn(
+    func(
+        engine,
         "create_cli_session",
+        "workspace: Workspace, opts",
+        CLI,
         move |sb: &mut SandboxHandle, ws: Dynamic, m: Map| cli(sb, ws, Some(m)),
     );
 
     // Anything else as the first argument: say what is expected.
-    engine.register_fn(
+    func(
+        engine,
         "create_cli_session",
+        "sandbox: Sandbox, workspace: Workspace",
+        CLI,
         |sb: Dynamic, _: Dynamic| -> RhaiResult<ShellHandle> {
             Err(runtime_error(format!(
                 "create_cli_session: the first argument must be a Sandbox (Sandbox(#{{...}}).start()), not {}",
@@ -179,31 +191,68 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         open(&h, sb, &ws, &o, "local", dir.clone(), Some(dir))
     };
     let l2 = local.clone();
-    engine.register_fn("create_local_session", move |ws: Dynamic| l2(ws, None));
-    engine.register_fn("create_local_session", move |ws: Dynamic, m: Map| {
-        local(ws, Some(m))
-    });
+    const LOCAL: &str = "A shell session in a local folder (`#{ workspace_dir, name, python_packages, timeout }`): the agent gets `run_shell`/`run_python` MCP tools there, with the workspace's libraries importable.";
+    func(
+        engine,
+        "create_local_session",
+        "workspace: Workspace",
+        LOCAL,
+        move |ws: Dynamic| l2(ws, None),
+    );
+    func(
+        engine,
+        "create_local_session",
+        "workspace: Workspace, opts",
+        LOCAL,
+        move |ws: Dynamic, m: Map| local(ws, Some(m)),
+    );
 
     let h = host.clone();
-    engine.register_get(
+    getter(
+        engine,
         "mcp_config",
+        "-> map",
+        "`#{ shell: #{ type: \"http\", url, headers } }` for run_agent.",
         move |s: &mut ShellHandle| -> RhaiResult<Dynamic> {
             let session = s.session.clone();
             let cfg = h.block_on(async move { session.mcp_config().await })?;
             rhai::serde::to_dynamic(&cfg)
         },
     );
-    engine.register_get("name", |s: &mut ShellHandle| s.session.name.clone());
-    engine.register_get("workspace_path", |s: &mut ShellHandle| {
-        s.workspace_path.clone()
-    });
-    engine.register_get("model_info_text", |s: &mut ShellHandle| {
-        s.model_info_text.clone()
-    });
-    engine.register_get("library_docs", |s: &mut ShellHandle| s.library_docs.clone());
+    getter(
+        engine,
+        "name",
+        "",
+        "The session name.",
+        |s: &mut ShellHandle| s.session.name.clone(),
+    );
+    getter(
+        engine,
+        "workspace_path",
+        "",
+        "The folder the session's commands run in.",
+        |s: &mut ShellHandle| s.workspace_path.clone(),
+    );
+    getter(
+        engine,
+        "model_info_text",
+        "",
+        "A description of the sandbox's models for an agent's prompt.",
+        |s: &mut ShellHandle| s.model_info_text.clone(),
+    );
+    getter(
+        engine,
+        "library_docs",
+        "",
+        "The workspace's library docs.",
+        |s: &mut ShellHandle| s.library_docs.clone(),
+    );
     let h = host.clone();
-    engine.register_fn(
+    func(
+        engine,
         "exec",
+        "cmd",
+        "Runs a shell command in the session's folder; returns stdout (error on a non-zero exit).",
         move |s: &mut ShellHandle, cmd: &str| -> RhaiResult<String> {
             let session = s.session.clone();
             let c = Command::Shell(cmd.to_string());
@@ -212,8 +261,11 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         },
     );
     let h = host.clone();
-    engine.register_fn(
+    func(
+        engine,
         "exec_python",
+        "code",
+        "Runs Python in the session's env and folder; returns stdout.",
         move |s: &mut ShellHandle, code: &str| -> RhaiResult<String> {
             let session = s.session.clone();
             let c = Command::Python(code.to_string());
@@ -221,5 +273,11 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
             checked(out, "python")
         },
     );
-    engine.register_fn("close", |s: &mut ShellHandle| s.session.close());
+    func(
+        engine,
+        "close",
+        "",
+        "Stops the session's MCP server.",
+        |s: &mut ShellHandle| s.session.close(),
+    );
 }

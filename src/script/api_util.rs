@@ -1,14 +1,164 @@
 //! Helpers every script needs: host files, environment lookup, JSON, paths, time, sleep,
-//! script args, and `print` routed to stdout and tracing.
+//! script args, and `print` routed to stdout and tracing. Also the registration helpers
+//! every API family uses ([`func`], [`getter`], [`module_fn`]): they register a function
+//! with its script-level parameters and doc comment, which `reference` reads back from
+//! rhai's metadata for `seer docs`, `seer definitions` and the REPL's `:help`.
 
+use std::any::TypeId;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rhai::{Array, Dynamic, Engine, ImmutableString};
+use rhai::{
+    Array, Dynamic, Engine, FuncRegistration, ImmutableString, Module, RhaiNativeFunc, Variant,
+};
 
 use super::{Host, RhaiResult, runtime_error, terminated};
 use crate::sandbox::fsutil::resolve_host;
+
+/// Registers `f` as the script function (or method) `name`, documented.
+///
+/// `params` lists what a script passes, comma-separated: each a name with an optional
+/// `: type`, then optionally `-> type` for the result (`"cmd: string, opts: map"`,
+/// `"cfg: map -> map"`). A method's receiver (a `&mut` first parameter) is not listed. A
+/// type left out comes from the Rust signature: write one only where the Rust type says
+/// less than a script sees (a `Dynamic` that is a Workspace, a `Dynamic` result that is
+/// always a map). `doc` is one paragraph of Markdown.
+pub fn func<A: 'static, const N: usize, const X: bool, R: Variant + Clone, const F: bool, FN>(
+    engine: &mut Engine,
+    name: &str,
+    params: &str,
+    doc: &str,
+    f: FN,
+) where
+    FN: RhaiNativeFunc<A, N, X, R, F> + Send + Sync + 'static,
+{
+    let info = params_info::<A, N, X, R, F, FN>(engine, name, params);
+    FuncRegistration::new(name)
+        .with_params_info(info)
+        .with_comments(comments(doc))
+        .register_into_engine(engine, f);
+}
+
+/// Registers `f` as the property getter `value.prop`, documented; `params` is empty or a
+/// result type (`"-> map"`), as for [`func`].
+pub fn getter<A: 'static, const X: bool, R: Variant + Clone, const F: bool, FN>(
+    engine: &mut Engine,
+    prop: &str,
+    params: &str,
+    doc: &str,
+    f: FN,
+) where
+    FN: RhaiNativeFunc<A, 1, X, R, F> + Send + Sync + 'static,
+{
+    let info = params_info::<A, 1, X, R, F, FN>(engine, prop, params);
+    FuncRegistration::new_getter(prop)
+        .with_params_info(info)
+        .with_comments(comments(doc))
+        .register_into_engine(engine, f);
+}
+
+/// Sets `f` into a static module (`Library::from_file`) as `name`, documented as for
+/// [`func`]. `engine` names the types (it must know the custom types already).
+pub fn module_fn<A: 'static, const N: usize, const X: bool, R: Variant + Clone, const F: bool, FN>(
+    module: &mut Module,
+    engine: &Engine,
+    name: &str,
+    params: &str,
+    doc: &str,
+    f: FN,
+) where
+    FN: RhaiNativeFunc<A, N, X, R, F> + Send + Sync + 'static,
+{
+    let info = params_info::<A, N, X, R, F, FN>(engine, name, params);
+    FuncRegistration::new(name)
+        .with_params_info(info)
+        .with_comments(comments(doc))
+        .set_into_module(module, f);
+}
+
+/// A doc paragraph as rhai keeps doc comments: one `///` block.
+fn comments(doc: &str) -> Vec<String> {
+    if doc.trim().is_empty() {
+        return vec![];
+    }
+    let block = doc
+        .lines()
+        .map(|l| format!("/// {}", l.trim()))
+        .collect::<Vec<_>>()
+        .join("\n");
+    vec![block]
+}
+
+/// rhai's parameter info (`name: type` per Rust parameter, then the result type unless it
+/// is `()`) from the listed script parameters and the Rust signature, as rhai's own
+/// `register_fn` records it but with names. Listed parameters that do not line up with the
+/// Rust ones are a registration mistake: logged, and recorded unnamed (the reference test
+/// catches unnamed parameters).
+fn params_info<A: 'static, const N: usize, const X: bool, R: Variant + Clone, const F: bool, FN>(
+    engine: &Engine,
+    name: &str,
+    params: &str,
+) -> Vec<String>
+where
+    FN: RhaiNativeFunc<A, N, X, R, F>,
+{
+    let rust = FN::param_names();
+    let (listed, ret) = match params.split_once("->") {
+        Some((p, r)) => (p, Some(r.trim())),
+        None => (params, None),
+    };
+    let listed: Vec<(&str, Option<&str>)> = listed
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once(':') {
+            Some((n, t)) => (n.trim(), Some(t.trim())),
+            None => (p, None),
+        })
+        .collect();
+    let receiver = usize::from(rust.first().is_some_and(|t| t.starts_with("&mut ")));
+    let named = listed.len() + receiver == N;
+    if !named {
+        tracing::warn!(
+            "registering `{name}`: {} listed parameters for {} script parameters",
+            listed.len(),
+            N - receiver
+        );
+    }
+    let mut info: Vec<String> = rust
+        .iter()
+        .enumerate()
+        .map(|(i, rust_type)| {
+            let given = i
+                .checked_sub(receiver)
+                .and_then(|j| listed.get(j))
+                .filter(|_| named);
+            let pname = given.map_or("_", |(n, _)| n);
+            match given.and_then(|(_, t)| *t) {
+                Some(t) => format!("{pname}: {t}"),
+                None => format!("{pname}: {}", type_name(engine, rust_type)),
+            }
+        })
+        .collect();
+    match ret {
+        Some(r) if !r.is_empty() => info.push(r.to_string()),
+        _ if FN::return_type() != TypeId::of::<()>() => {
+            info.push(type_name(engine, FN::return_type_name()))
+        }
+        _ => {}
+    }
+    info
+}
+
+/// A Rust type as rhai's `register_fn` records it: custom and standard types by their
+/// script names, a `&mut` receiver kept as such.
+fn type_name(engine: &Engine, rust: &str) -> String {
+    match rust.strip_prefix("&mut ") {
+        Some(t) => format!("&mut {}", engine.map_type_name(t)),
+        None => engine.map_type_name(rust).to_string(),
+    }
+}
 
 fn host_path(host: &Host, p: &str) -> std::path::PathBuf {
     resolve_host(&host.script_dir, p)
@@ -32,15 +182,25 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     });
 
     let h = host.clone();
-    engine.register_fn("read_file", move |p: &str| -> RhaiResult<String> {
-        let path = host_path(&h, p);
-        h.track(&path);
-        std::fs::read_to_string(&path)
-            .map_err(|e| runtime_error(format!("read_file: cannot read {}: {e}", path.display())))
-    });
+    func(
+        engine,
+        "read_file",
+        "path",
+        "Reads a host file (relative to the script's folder).",
+        move |p: &str| -> RhaiResult<String> {
+            let path = host_path(&h, p);
+            h.track(&path);
+            std::fs::read_to_string(&path).map_err(|e| {
+                runtime_error(format!("read_file: cannot read {}: {e}", path.display()))
+            })
+        },
+    );
     let h = host.clone();
-    engine.register_fn(
+    func(
+        engine,
         "write_file",
+        "path, text",
+        "Writes a host file (relative to the script's folder).",
         move |p: &str, content: &str| -> RhaiResult<()> {
             let path = host_path(&h, p);
             if let Some(parent) = path.parent() {
@@ -57,8 +217,11 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         },
     );
     let h = host.clone();
-    engine.register_fn(
+    func(
+        engine,
         "append_file",
+        "path, text",
+        "Appends to a host file.",
         move |p: &str, content: &str| -> RhaiResult<()> {
             use std::io::Write;
             let path = host_path(&h, p);
@@ -73,28 +236,57 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         },
     );
     let h = host.clone();
-    engine.register_fn("file_exists", move |p: &str| host_path(&h, p).exists());
+    func(
+        engine,
+        "file_exists",
+        "path",
+        "Whether a host file exists.",
+        move |p: &str| host_path(&h, p).exists(),
+    );
 
-    engine.register_fn("env", |name: &str| -> Dynamic {
+    const ENV: &str = "An environment variable, `()` (or the default) when unset.";
+    func(engine, "env", "name", ENV, |name: &str| -> Dynamic {
         std::env::var(name)
             .map(Dynamic::from)
             .unwrap_or(Dynamic::UNIT)
     });
-    engine.register_fn("env", |name: &str, default: &str| -> String {
-        std::env::var(name).unwrap_or_else(|_| default.to_string())
-    });
+    func(
+        engine,
+        "env",
+        "name, default",
+        ENV,
+        |name: &str, default: &str| -> String {
+            std::env::var(name).unwrap_or_else(|_| default.to_string())
+        },
+    );
 
-    engine.register_fn("parse_json", |s: &str| -> RhaiResult<Dynamic> {
-        let v: serde_json::Value =
-            serde_json::from_str(s).map_err(|e| runtime_error(format!("parse_json: {e}")))?;
-        rhai::serde::to_dynamic(v)
-    });
-    engine.register_fn("to_json", |v: Dynamic| -> RhaiResult<String> {
-        serde_json::to_string(&to_json_value(&v)?)
-            .map_err(|e| runtime_error(format!("to_json: {e}")))
-    });
-    engine.register_fn(
+    func(
+        engine,
+        "parse_json",
+        "text",
+        "Parses JSON text into Rhai values.",
+        |s: &str| -> RhaiResult<Dynamic> {
+            let v: serde_json::Value =
+                serde_json::from_str(s).map_err(|e| runtime_error(format!("parse_json: {e}")))?;
+            rhai::serde::to_dynamic(v)
+        },
+    );
+    const TO_JSON: &str = "Serializes a value as JSON (`pretty` for indented).";
+    func(
+        engine,
         "to_json",
+        "value",
+        TO_JSON,
+        |v: Dynamic| -> RhaiResult<String> {
+            serde_json::to_string(&to_json_value(&v)?)
+                .map_err(|e| runtime_error(format!("to_json: {e}")))
+        },
+    );
+    func(
+        engine,
+        "to_json",
+        "value, pretty",
+        TO_JSON,
         |v: Dynamic, pretty: bool| -> RhaiResult<String> {
             let j = to_json_value(&v)?;
             let s = if pretty {
@@ -106,44 +298,71 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         },
     );
 
-    engine.register_fn("path_join", |a: &str, b: &str| -> String {
-        Path::new(a).join(b).to_string_lossy().to_string()
-    });
-    engine.register_fn("path_join", |parts: Array| -> RhaiResult<String> {
-        let mut p = std::path::PathBuf::new();
-        for part in parts {
-            let s = part
-                .into_immutable_string()
-                .map_err(|t| runtime_error(format!("path_join: expected strings, got {t}")))?;
-            p.push(s.as_str());
-        }
-        Ok(p.to_string_lossy().to_string())
-    });
+    const PATH_JOIN: &str = "Joins path parts.";
+    func(
+        engine,
+        "path_join",
+        "base, part",
+        PATH_JOIN,
+        |a: &str, b: &str| -> String { Path::new(a).join(b).to_string_lossy().to_string() },
+    );
+    func(
+        engine,
+        "path_join",
+        "parts",
+        PATH_JOIN,
+        |parts: Array| -> RhaiResult<String> {
+            let mut p = std::path::PathBuf::new();
+            for part in parts {
+                let s = part
+                    .into_immutable_string()
+                    .map_err(|t| runtime_error(format!("path_join: expected strings, got {t}")))?;
+                p.push(s.as_str());
+            }
+            Ok(p.to_string_lossy().to_string())
+        },
+    );
     let h = host.clone();
-    engine.register_fn("script_dir", move || {
-        h.script_dir.to_string_lossy().to_string()
-    });
+    func(
+        engine,
+        "script_dir",
+        "",
+        "The script's folder (the current dir in the REPL).",
+        move || h.script_dir.to_string_lossy().to_string(),
+    );
     let h = host.clone();
-    engine.register_fn("script_path", move || {
+    func(engine, "script_path", "", "The script's path.", move || {
         h.script_path.to_string_lossy().to_string()
     });
     let h = host.clone();
-    engine.register_fn("run_dir", move || -> RhaiResult<String> {
-        std::fs::create_dir_all(&h.run_dir).map_err(|e| {
-            runtime_error(format!(
-                "run_dir: cannot create {}: {e}",
-                h.run_dir.display()
-            ))
-        })?;
-        Ok(h.run_dir.to_string_lossy().to_string())
-    });
+    func(
+        engine,
+        "run_dir",
+        "",
+        "This run's output folder (created on use).",
+        move || -> RhaiResult<String> {
+            std::fs::create_dir_all(&h.run_dir).map_err(|e| {
+                runtime_error(format!(
+                    "run_dir: cannot create {}: {e}",
+                    h.run_dir.display()
+                ))
+            })?;
+            Ok(h.run_dir.to_string_lossy().to_string())
+        },
+    );
     let h = host.clone();
-    engine.register_fn("args", move || -> Array {
-        h.args
-            .iter()
-            .map(|a| Dynamic::from(ImmutableString::from(a.as_str())))
-            .collect()
-    });
+    func(
+        engine,
+        "args",
+        "",
+        "The script's arguments (also `ARGS`).",
+        move || -> Array {
+            h.args
+                .iter()
+                .map(|a| Dynamic::from(ImmutableString::from(a.as_str())))
+                .collect()
+        },
+    );
 
     let h = host.clone();
     let sleep = move |secs: f64| -> RhaiResult<()> {
@@ -166,11 +385,20 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         }
     };
     let s2 = sleep.clone();
-    engine.register_fn("sleep", sleep);
-    engine.register_fn("sleep", move |secs: i64| s2(secs as f64));
+    const SLEEP: &str = "Waits some seconds; Ctrl-C interrupts it.";
+    func(engine, "sleep", "seconds", SLEEP, sleep);
+    func(engine, "sleep", "seconds", SLEEP, move |secs: i64| {
+        s2(secs as f64)
+    });
 
-    engine.register_fn("now", || {
+    func(engine, "now", "", "The current time, RFC 3339.", || {
         chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
     });
-    engine.register_fn("unix_time", crate::sandbox::registry::now);
+    func(
+        engine,
+        "unix_time",
+        "",
+        "Seconds since the epoch, as a float.",
+        crate::sandbox::registry::now,
+    );
 }

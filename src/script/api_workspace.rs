@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use rhai::{Dynamic, Engine, Module, NativeCallContext};
 
+use super::api_util::{func, getter, module_fn};
 use super::{Host, RhaiResult, at_call, runtime_error};
 use crate::config::from_dynamic;
 use crate::sandbox::fsutil::resolve_host;
@@ -26,20 +27,40 @@ fn to_map<T: serde::Serialize>(
 
 pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     engine.register_type_with_name::<WorkspaceHandle>("Workspace");
-    engine.register_fn("Workspace", || {
+    const WORKSPACE: &str = "A workspace: `#{ libraries, skills, skill_dirs, local_dirs, local_files, custom_init_code, preload_models, hidden_model_loading }`.";
+    func(engine, "Workspace", "", WORKSPACE, || {
         WorkspaceHandle(Arc::new(WorkspaceConfig::default()))
     });
-    engine.register_fn("Workspace", |m: rhai::Map| -> RhaiResult<WorkspaceHandle> {
-        let cfg: WorkspaceConfig =
-            from_dynamic("Workspace", &Dynamic::from_map(m)).map_err(|e| runtime_error(e.0))?;
-        Ok(WorkspaceHandle(Arc::new(cfg)))
-    });
-    engine.register_fn("get_library_docs", |w: &mut WorkspaceHandle| {
-        library_docs(&w.0)
-    });
-    engine.register_get("library_docs", |w: &mut WorkspaceHandle| library_docs(&w.0));
-    engine.register_get(
+    func(
+        engine,
+        "Workspace",
+        "cfg",
+        WORKSPACE,
+        |m: rhai::Map| -> RhaiResult<WorkspaceHandle> {
+            let cfg: WorkspaceConfig =
+                from_dynamic("Workspace", &Dynamic::from_map(m)).map_err(|e| runtime_error(e.0))?;
+            Ok(WorkspaceHandle(Arc::new(cfg)))
+        },
+    );
+    func(
+        engine,
+        "get_library_docs",
+        "",
+        "The docstrings of the workspace's libraries, as text for a prompt.",
+        |w: &mut WorkspaceHandle| library_docs(&w.0),
+    );
+    getter(
+        engine,
+        "library_docs",
+        "",
+        "Same as `get_library_docs()`.",
+        |w: &mut WorkspaceHandle| library_docs(&w.0),
+    );
+    getter(
+        engine,
         "libraries",
+        "-> array",
+        "The workspace's libraries (maps).",
         |w: &mut WorkspaceHandle| -> RhaiResult<Dynamic> {
             rhai::serde::to_dynamic(&w.0.libraries)
         },
@@ -55,17 +76,28 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
 
     let mut library = Module::new();
     let h = host.clone();
-    library.set_native_fn("from_file", move |ctx: NativeCallContext, path: &str| {
-        h.track(&resolve_host(&h.script_dir, path));
-        to_map(
-            "Library::from_file",
-            Library::from_file(&h.script_dir, path),
-            &ctx,
-        )
-    });
+    module_fn(
+        &mut library,
+        engine,
+        "from_file",
+        "path -> map",
+        "A Python file importable in the kernel (`import name`); its module docstring is its doc.",
+        move |ctx: NativeCallContext, path: &str| {
+            h.track(&resolve_host(&h.script_dir, path));
+            to_map(
+                "Library::from_file",
+                Library::from_file(&h.script_dir, path),
+                &ctx,
+            )
+        },
+    );
     let h = host.clone();
-    library.set_native_fn(
+    module_fn(
+        &mut library,
+        engine,
         "from_directory",
+        "path -> map",
+        "A Python package directory (with `__init__.py`).",
         move |ctx: NativeCallContext, path: &str| {
             h.track(&resolve_host(&h.script_dir, path));
             to_map(
@@ -76,8 +108,12 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         },
     );
     let h = host.clone();
-    library.set_native_fn(
+    module_fn(
+        &mut library,
+        engine,
         "from_skill_dir",
+        "dir -> map",
+        "A library from a skill dir (`code.py` + `SKILL.md`).",
         move |ctx: NativeCallContext, path: &str| {
             h.track(&resolve_host(&h.script_dir, path));
             to_map(
@@ -87,29 +123,49 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
             )
         },
     );
-    library.set_native_fn(
+    module_fn(
+        &mut library,
+        engine,
         "from_code",
+        "name, code -> map",
+        "A library from source text.",
         |ctx: NativeCallContext, name: &str, code: &str| {
             to_map("Library::from_code", Library::from_code(name, code), &ctx)
         },
     );
-    library.set_native_fn("toolkit", || -> RhaiResult<Dynamic> {
-        rhai::serde::to_dynamic(Library::toolkit())
-    });
+    module_fn(
+        &mut library,
+        engine,
+        "toolkit",
+        "-> map",
+        "The interpretability toolkit shipped with seer, importable as the package `toolkit` (`toolkit.extract_activations`, `steering_hook`, `batch_generate`, `logit_lens`, `activation_patching`, `contrastive_steering_vector`). `Library::from_file(\"toolkit/<module>.py\")` mounts one module.",
+        || -> RhaiResult<Dynamic> { rhai::serde::to_dynamic(Library::toolkit()) },
+    );
     engine.register_static_module("Library", library.into());
 
     let mut skill = Module::new();
     let h = host.clone();
-    skill.set_native_fn("from_dir", move |ctx: NativeCallContext, path: &str| {
-        h.track(&resolve_host(&h.script_dir, path));
-        to_map(
-            "Skill::from_dir",
-            Skill::from_dir(&h.script_dir, path),
-            &ctx,
-        )
-    });
-    skill.set_native_fn(
+    module_fn(
+        &mut skill,
+        engine,
+        "from_dir",
+        "dir -> map",
+        "A skill folder with a `SKILL.md`.",
+        move |ctx: NativeCallContext, path: &str| {
+            h.track(&resolve_host(&h.script_dir, path));
+            to_map(
+                "Skill::from_dir",
+                Skill::from_dir(&h.script_dir, path),
+                &ctx,
+            )
+        },
+    );
+    module_fn(
+        &mut skill,
+        engine,
         "new",
+        "name, description, body -> map",
+        "A skill from text; lands in `<workspace>/.claude/skills/<name>/SKILL.md`.",
         |ctx: NativeCallContext, name: &str, description: &str, body: &str| {
             to_map("Skill::new", Skill::new(name, description, body), &ctx)
         },

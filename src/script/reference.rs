@@ -1,10 +1,18 @@
 //! The registered API as data: every function the engine knows (from rhai's `metadata`
-//! feature), with readable types and a doc comment from the table below. Used by
-//! `seer docs` (Markdown), `seer definitions` (`.d.rhai` files for the Rhai language
-//! server), and the REPL's `:help` and completion.
+//! feature), with readable types and its doc comment. Used by `seer docs` (Markdown),
+//! `seer definitions` (`.d.rhai` files for the Rhai language server), and the REPL's
+//! `:help` and completion.
 //!
-//! Doc comments live here, keyed by name, rather than at each `register_fn`: rhai's
-//! `register_fn` records no comments and its recorded types are raw Rust paths.
+//! Docs and parameter names live at the registrations: each API family registers its
+//! functions through `api_util::func`/`getter`/`module_fn`, which store them in rhai's
+//! function metadata, and this module reads them back. What is here is presentation:
+//! sections and their order, receiver names in signatures, Rust type paths read as script
+//! types, which functions are not API (operators, `to_string`, `__`-prefixed internals).
+//!
+//! The one exception is custom syntax (`spawn`): rhai's metadata lists functions only, so
+//! `SYNTAX` lists it, with its doc kept next to its registration
+//! ([`api_agent::SPAWN`](super::api_agent::SPAWN)). It is not written to the `.d.rhai` files: a definition
+//! `fn spawn(..)` would declare a keyword as a function.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,6 +29,37 @@ pub enum Kind {
     Method,
     /// `value.name` (a registered getter).
     Property,
+    /// `name(args)` that is custom syntax rather than a function (`spawn`).
+    Syntax,
+}
+
+/// Custom syntax documented like a function: `keyword(params) -> ret`.
+pub struct Syntax {
+    pub keyword: &'static str,
+    /// (name, script type).
+    pub params: &'static [(&'static str, &'static str)],
+    pub ret: &'static str,
+    pub doc: &'static str,
+}
+
+/// The custom syntax seer registers (see the module doc).
+const SYNTAX: &[Syntax] = &[super::api_agent::SPAWN];
+
+impl Syntax {
+    fn api_fn(&self) -> ApiFn {
+        ApiFn {
+            module: None,
+            name: self.keyword.to_string(),
+            kind: Kind::Syntax,
+            params: self
+                .params
+                .iter()
+                .map(|(n, t)| (n.to_string(), t.to_string()))
+                .collect(),
+            ret: self.ret.to_string(),
+            doc: Some(self.doc.to_string()),
+        }
+    }
 }
 
 /// One registered overload.
@@ -33,15 +72,16 @@ pub struct ApiFn {
     /// Parameter names (may be `_`) and script-level types (`string`, `map`, `Sandbox`, `?`).
     pub params: Vec<(String, String)>,
     pub ret: String,
-    pub doc: Option<&'static str>,
+    /// The doc comment: Markdown, possibly several lines (rhai's standard library).
+    pub doc: Option<String>,
 }
 
 impl ApiFn {
     /// The receiver type of a method or property.
     pub fn this_type(&self) -> Option<&str> {
         match self.kind {
-            Kind::Function => None,
-            _ => self.params.first().map(|(_, t)| t.as_str()),
+            Kind::Function | Kind::Syntax => None,
+            Kind::Method | Kind::Property => self.params.first().map(|(_, t)| t.as_str()),
         }
     }
 
@@ -58,8 +98,9 @@ impl ApiFn {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        // `?` (any value) reads as nothing, as in the definitions: the doc says what it is.
         let ret = match self.ret.as_str() {
-            "" | "()" => String::new(),
+            "" | "()" | "?" => String::new(),
             r => format!(" -> {r}"),
         };
         match self.kind {
@@ -70,14 +111,15 @@ impl ApiFn {
                 self.name,
                 shown(&self.params[1..])
             ),
-            Kind::Function => match &self.module {
+            Kind::Function | Kind::Syntax => match &self.module {
                 Some(m) => format!("{m}::{}({}){ret}", self.name, shown(&self.params)),
                 None => format!("{}({}){ret}", self.name, shown(&self.params)),
             },
         }
     }
 
-    /// The name `:help` and the doc table use: `run_agent`, `Sandbox.exec`, `Sandbox::from_id`.
+    /// The name `:help` and the `seer docs` headings use: `run_agent`, `Sandbox.exec`,
+    /// `Sandbox::from_id`.
     pub fn key(&self) -> String {
         match (&self.module, self.this_type()) {
             (Some(m), _) => format!("{m}::{}", self.name),
@@ -87,22 +129,23 @@ impl ApiFn {
     }
 
     pub fn section(&self) -> &'static str {
-        let owner = self
-            .module
-            .as_deref()
-            .or(self.this_type())
-            .unwrap_or(self.name.as_str());
+        // A session is made by a method of its sandbox: with the sessions.
+        let owner = match self.name.as_str() {
+            n @ ("create_notebook_session" | "create_cli_session") => n,
+            n => self.module.as_deref().or(self.this_type()).unwrap_or(n),
+        };
         match owner {
             "Sandbox" | "SandboxConfig" | "ModelConfig" | "RepoConfig" | "ScopedSandbox" => {
                 "Sandboxes"
             }
             "Workspace" | "Library" | "Skill" => "Workspaces, libraries and skills",
             "NotebookSession"
+            | "ShellSession"
             | "create_notebook_session"
             | "create_local_notebook_session"
             | "create_local_session"
             | "create_cli_session" => "Sessions",
-            "run_agent" | "run_agent_interactive" | "parallel" | "spawn" => {
+            "run_agent" | "run_agent_interactive" | "parallel" | "spawn" | "Task" => {
                 "Agents and concurrency"
             }
             _ => "Helpers",
@@ -116,7 +159,9 @@ fn receiver(t: Option<&str>) -> &'static str {
         Some("Sandbox") => "sb",
         Some("ScopedSandbox") => "scoped",
         Some("NotebookSession") => "s",
+        Some("ShellSession") => "sh",
         Some("Workspace") => "ws",
+        Some("Task") => "t",
         _ => "x",
     }
 }
@@ -129,413 +174,6 @@ pub const SECTIONS: &[&str] = &[
     "Agents and concurrency",
     "Helpers",
 ];
-
-/// (key, parameter list for functions rhai records without types, doc).
-const DOCS: &[(&str, &str, &str)] = &[
-    // Sandboxes
-    (
-        "Sandbox",
-        "cfg: map",
-        "A sandbox config (Seer's SandboxConfig; checked strictly: an unknown key names the closest valid one). Call `.start()` on it.",
-    ),
-    (
-        "SandboxConfig",
-        "cfg: map -> map",
-        "Validates a sandbox config map and returns it with defaults filled in.",
-    ),
-    (
-        "ModelConfig",
-        "cfg: map -> map",
-        "Validates a model map (`name, var_name, hidden, is_peft, base_model, revision, load_as_peft`) and returns it.",
-    ),
-    (
-        "RepoConfig",
-        "cfg: map -> map",
-        "Validates a repo map (`url, install, branch, dockerfile`) and returns it.",
-    ),
-    (
-        "Sandbox::from_id",
-        "id: string -> Sandbox",
-        "A live sandbox by id (see `seer ps`), e.g. one a previous run detached.",
-    ),
-    (
-        "Sandbox::from_snapshot",
-        "id: string, cfg: map -> Sandbox",
-        "A new sandbox (call `.start()`) whose workspace starts from a snapshot.",
-    ),
-    (
-        "ScopedSandbox",
-        "cfg: map",
-        "A sandbox whose functions the agent reaches only through `serve()` (Seer's ScopedSandbox; same config as `Sandbox`). Call `.start()` or `.start(workspace)` on it.",
-    ),
-    (
-        "ScopedSandbox.start",
-        "",
-        "Provisions the sandbox; a workspace's libraries become importable by interface files and its `custom_init_code` runs before each.",
-    ),
-    (
-        "ScopedSandbox.serve",
-        "path: string, opts: map",
-        "Serves the `@expose` functions of an interface file from the sandbox (RPC on 127.0.0.1 with a token). `#{ expose_as: \"library\" | \"mcp\" | \"prompt\" | \"skill\", name }` returns a Library map (client module), an mcp_config map, Markdown, or a Skill map.",
-    ),
-    (
-        "ScopedSandbox.rpc",
-        "function: string, args: map",
-        "Calls a served function from the script (`\"name\"` or `\"interface.name\"`) with named arguments; a remote exception is a catchable error with its type, message and traceback.",
-    ),
-    (
-        "ScopedSandbox.functions",
-        "",
-        "Every served function: `#{ interface, name, signature, summary, doc, parameters }`.",
-    ),
-    (
-        "ScopedSandbox.terminate",
-        "",
-        "Ends the RPC and MCP servers and the sandbox.",
-    ),
-    (
-        "Sandbox.start",
-        "",
-        "Provisions the sandbox (Python env from the cache, models, repos, files) and returns it started.",
-    ),
-    (
-        "Sandbox.exec",
-        "cmd: string, opts: map",
-        "Runs a shell command; returns stdout. A non-zero exit is a catchable error with the exit code, stderr and stdout. Options: `#{ timeout, cwd, env }`.",
-    ),
-    (
-        "Sandbox.exec_python",
-        "code: string, opts: map",
-        "Runs Python code with the sandbox's env; returns stdout. An exception is an error led by its last traceback line.",
-    ),
-    (
-        "Sandbox.exec_result",
-        "cmd: string, opts: map",
-        "Runs a shell command; returns `#{ stdout, stderr, exit_code }` and never throws on exit codes.",
-    ),
-    (
-        "Sandbox.write_file",
-        "path: string, text: string",
-        "Writes a text file, path relative to the workspace.",
-    ),
-    (
-        "Sandbox.read_file",
-        "path: string",
-        "Reads a text file, path relative to the workspace.",
-    ),
-    (
-        "Sandbox.ensure_dir",
-        "path: string",
-        "Creates a directory (and its parents) in the workspace.",
-    ),
-    (
-        "Sandbox.snapshot",
-        "description: string",
-        "Saves the workspace; returns the snapshot id.",
-    ),
-    (
-        "Sandbox.terminate",
-        "opts: map",
-        "Ends every process of the sandbox. With `#{ save_snapshot: true }` returns the snapshot id.",
-    ),
-    (
-        "Sandbox.detach",
-        "",
-        "Keeps the sandbox alive after seer exits (until its `timeout`); reconnect with `Sandbox::from_id`.",
-    ),
-    (
-        "Sandbox.create_notebook_session",
-        "workspace, opts: map",
-        "See `create_notebook_session`.",
-    ),
-    ("Sandbox.id", "", "The sandbox id (as `seer ps` shows it)."),
-    ("Sandbox.sandbox_id", "", "Same as `id`."),
-    ("Sandbox.backend", "", "The backend name (`local`)."),
-    (
-        "Sandbox.workspace_path",
-        "",
-        "The workspace folder commands run in.",
-    ),
-    (
-        "Sandbox.state_dir",
-        "",
-        "The sandbox's folder in seer's state dir (logs, records).",
-    ),
-    (
-        "Sandbox.is_running",
-        "",
-        "Whether the sandbox is started and not terminated.",
-    ),
-    (
-        "Sandbox.env_info",
-        "",
-        "`#{ path, key, python_version, packages, installed, cache_hit }` of the Python env.",
-    ),
-    (
-        "Sandbox.model_handles",
-        "",
-        "The resolved models: `name, path, revision, var_name, hidden, is_peft, base_model, base_model_path`.",
-    ),
-    (
-        "Sandbox.repo_handles",
-        "",
-        "The cloned repos: `url, local_path, install, commit`.",
-    ),
-    (
-        "Sandbox.jupyter_url",
-        "",
-        "Always `()`: seer talks to the kernel directly.",
-    ),
-    // Workspaces
-    (
-        "Workspace",
-        "cfg: map",
-        "A workspace: `#{ libraries, skills, skill_dirs, local_dirs, local_files, custom_init_code, preload_models, hidden_model_loading }`.",
-    ),
-    (
-        "Workspace.get_library_docs",
-        "",
-        "The docstrings of the workspace's libraries, as text for a prompt.",
-    ),
-    (
-        "Workspace.library_docs",
-        "",
-        "Same as `get_library_docs()`.",
-    ),
-    (
-        "Workspace.libraries",
-        "",
-        "The workspace's libraries (maps).",
-    ),
-    (
-        "Library::from_file",
-        "path: string -> map",
-        "A Python file importable in the kernel (`import name`); its module docstring is its doc.",
-    ),
-    (
-        "Library::from_directory",
-        "path: string -> map",
-        "A Python package directory (with `__init__.py`).",
-    ),
-    (
-        "Library::toolkit",
-        "",
-        "The interpretability toolkit shipped with seer, importable as the package `toolkit` (`toolkit.extract_activations`, `steering_hook`, `batch_generate`, `logit_lens`, `activation_patching`, `contrastive_steering_vector`). `Library::from_file(\"toolkit/<module>.py\")` mounts one module.",
-    ),
-    (
-        "Library::from_code",
-        "name: string, code: string -> map",
-        "A library from source text.",
-    ),
-    (
-        "Library::from_skill_dir",
-        "dir: string -> map",
-        "A library from a skill dir (`code.py` + `SKILL.md`).",
-    ),
-    (
-        "Skill::from_dir",
-        "dir: string -> map",
-        "A skill folder with a `SKILL.md`.",
-    ),
-    (
-        "Skill::new",
-        "name: string, description: string, body: string -> map",
-        "A skill from text; lands in `<workspace>/.claude/skills/<name>/SKILL.md`.",
-    ),
-    // Sessions
-    (
-        "create_notebook_session",
-        "sandbox: Sandbox, workspace, opts: map",
-        "A Jupyter kernel in the sandbox driven as a notebook; options `#{ name, timeout, resume, continue_from }`. The .ipynb is rewritten after every cell.",
-    ),
-    (
-        "create_local_notebook_session",
-        "workspace, opts: map",
-        "A notebook session on a sandbox made for it; options as `create_notebook_session` plus `python_packages`.",
-    ),
-    (
-        "create_local_session",
-        "workspace: Workspace, opts: map",
-        "A shell session in a local folder (`#{ workspace_dir, name, python_packages, timeout }`): the agent gets `run_shell`/`run_python` MCP tools there, with the workspace's libraries importable.",
-    ),
-    (
-        "create_cli_session",
-        "sandbox: Sandbox, workspace: Workspace",
-        "A shell session inside the sandbox (`#{ name, timeout }`): `run_shell`/`run_python` MCP tools in its workspace, libraries importable.",
-    ),
-    (
-        "ShellSession.exec",
-        "",
-        "Runs a shell command in the session's folder; returns stdout (error on a non-zero exit).",
-    ),
-    (
-        "ShellSession.exec_python",
-        "",
-        "Runs Python in the session's env and folder; returns stdout.",
-    ),
-    (
-        "ShellSession.mcp_config",
-        "",
-        "`#{ shell: #{ type: \"http\", url, headers } }` for run_agent.",
-    ),
-    (
-        "NotebookSession.exec",
-        "code: string, opts: map",
-        "Runs a cell; returns `#{ cell_index, execution_count, status, ok, outputs, text, note }`, also when Python raised. Options `#{ hidden, timeout }`.",
-    ),
-    (
-        "NotebookSession.exec_or_throw",
-        "code: string, opts: map",
-        "Like `exec`, but a failed cell is a script error.",
-    ),
-    (
-        "NotebookSession.add_markdown",
-        "text: string",
-        "Appends a markdown cell; returns its index.",
-    ),
-    (
-        "NotebookSession.edit_cell",
-        "code: string, index: int",
-        "Replaces a cell's code and re-runs it (negative index counts from the end).",
-    ),
-    (
-        "NotebookSession.interrupt",
-        "",
-        "Interrupts the running cell.",
-    ),
-    (
-        "NotebookSession.restart",
-        "",
-        "Restarts the kernel and sets the workspace up again.",
-    ),
-    (
-        "NotebookSession.shutdown",
-        "",
-        "Ends the kernel and the session's MCP server.",
-    ),
-    (
-        "NotebookSession.notebook_path",
-        "",
-        "The .ipynb file, rewritten after every cell.",
-    ),
-    (
-        "NotebookSession.mcp_config",
-        "",
-        "`#{ notebooks: #{ type: \"http\", url, headers } }` for `run_agent` or any MCP client.",
-    ),
-    (
-        "NotebookSession.model_info_text",
-        "",
-        "A description of the loaded models for an agent's prompt.",
-    ),
-    (
-        "NotebookSession.library_docs",
-        "",
-        "The workspace's library docs.",
-    ),
-    ("NotebookSession.session_id", "", "The session id."),
-    ("NotebookSession.name", "", "The notebook name."),
-    (
-        "NotebookSession.workspace_path",
-        "",
-        "The sandbox workspace the kernel runs in.",
-    ),
-    (
-        "NotebookSession.cell_count",
-        "",
-        "How many cells the notebook has.",
-    ),
-    // Agents
-    (
-        "run_agent",
-        "cfg: map, callback: Fn",
-        "Runs an LLM tool loop over the MCP servers of `mcp_config`: `#{ prompt, mcp_config, provider: anthropic|claude|openai|claude-code|replay, model, base_url, api_key_env, max_turns, max_tokens, system_prompt, user_message, name, transcript (replay), prices, live_log, request_timeout, max_retries }`; the callback gets every event (`text`, `thinking`, `tool_call`, `tool_result`, `usage`, `error`, `done`). Returns `#{ final_text, turns, stop_reason, model, usage: #{ input_tokens, output_tokens, cost_usd, … }, transcript }`.",
-    ),
-    (
-        "run_agent_interactive",
-        "cfg: map, callback: Fn",
-        "A terminal chat with the agent (same options as run_agent, prompt optional): Esc or Ctrl-C interrupts its turn, Ctrl-D or /exit ends the chat. Returns the same map as run_agent.",
-    ),
-    (
-        "parallel",
-        "fns: array",
-        "Runs closures (e.g. `|| run_agent(a)`) at the same time, each on its own thread; returns their results in order.",
-    ),
-    (
-        "spawn",
-        "f: Fn",
-        "Starts a closure on its own thread and returns a Task: `t.join()` waits for its value (raising its error), `t.is_done()`.",
-    ),
-    (
-        "Task.join",
-        "",
-        "Waits for the spawned closure and returns its value (or raises its error).",
-    ),
-    (
-        "Task.is_done",
-        "",
-        "Whether the spawned closure has finished.",
-    ),
-    // Helpers
-    (
-        "read_file",
-        "path: string",
-        "Reads a host file (relative to the script's folder).",
-    ),
-    (
-        "write_file",
-        "path: string, text: string",
-        "Writes a host file (relative to the script's folder).",
-    ),
-    (
-        "append_file",
-        "path: string, text: string",
-        "Appends to a host file.",
-    ),
-    ("file_exists", "path: string", "Whether a host file exists."),
-    (
-        "env",
-        "name: string, default: string",
-        "An environment variable, `()` (or the default) when unset.",
-    ),
-    (
-        "parse_json",
-        "text: string",
-        "Parses JSON text into Rhai values.",
-    ),
-    (
-        "to_json",
-        "value, pretty: bool",
-        "Serializes a value as JSON (`pretty` for indented).",
-    ),
-    ("path_join", "", "Joins path parts."),
-    (
-        "script_dir",
-        "",
-        "The script's folder (the current dir in the REPL).",
-    ),
-    ("script_path", "", "The script's path."),
-    ("run_dir", "", "This run's output folder (created on use)."),
-    ("args", "", "The script's arguments (also `ARGS`)."),
-    (
-        "sleep",
-        "seconds: float",
-        "Waits some seconds; Ctrl-C interrupts it.",
-    ),
-    ("now", "", "The current time, RFC 3339."),
-    ("unix_time", "", "Seconds since the epoch, as a float."),
-];
-
-/// The doc comment for a key (`run_agent`, `Sandbox.exec`, `Sandbox::from_id`).
-pub fn doc_for(key: &str) -> Option<&'static str> {
-    DOCS.iter().find(|(k, _, _)| *k == key).map(|(_, _, d)| *d)
-}
-
-fn params_for(key: &str) -> Option<&'static str> {
-    DOCS.iter()
-        .find(|(k, p, _)| *k == key && !p.is_empty())
-        .map(|(_, p, _)| *p)
-}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -570,12 +208,18 @@ struct MetaParam {
 /// A Rust type path as rhai records it, as a script sees it: `string`, `map`, `Sandbox`, `?`.
 pub fn script_type(engine: &Engine, raw: &str) -> String {
     let mut t = raw.trim();
+    // `Result<T, Box<EvalAltResult>>` (rhai's display form, the standard library's) or the
+    // full Rust path: a script sees `T`.
     if let Some(inner) = t
         .strip_prefix("core::result::Result<")
         .or_else(|| t.strip_prefix("Result<"))
-        && let Some(i) = inner.rfind(",alloc::boxed::Box<")
+        && let Some((ok, err)) = inner.rsplit_once(',')
+        && matches!(
+            err.trim_start().split('<').next(),
+            Some("alloc::boxed::Box" | "Box")
+        )
     {
-        t = &inner[..i];
+        t = ok;
     }
     let t = t.strip_prefix("&mut ").unwrap_or(t).trim();
     let t = t.strip_prefix('&').unwrap_or(t);
@@ -623,6 +267,10 @@ fn convert(engine: &Engine, module: Option<&str>, f: MetaFn) -> Option<ApiFn> {
     if f.name.starts_with("set$") || f.name.starts_with("index$") {
         return None;
     }
+    // Internals (`__seer_spawn`, what `spawn` calls) are not for scripts.
+    if f.name.starts_with("__") {
+        return None;
+    }
     let mut params: Vec<(String, String)> = f
         .params
         .iter()
@@ -639,7 +287,7 @@ fn convert(engine: &Engine, module: Option<&str>, f: MetaFn) -> Option<ApiFn> {
     while params.len() < f.num_params {
         params.push(("_".into(), "?".into()));
     }
-    let mut ret = script_type(engine, &f.return_type);
+    let ret = script_type(engine, &f.return_type);
     let (name, kind) = match f.name.strip_prefix("get$") {
         Some(p) => (p.to_string(), Kind::Property),
         None => {
@@ -660,52 +308,52 @@ fn convert(engine: &Engine, module: Option<&str>, f: MetaFn) -> Option<ApiFn> {
             )
         }
     };
-    let mut out = ApiFn {
+    Some(ApiFn {
         module: module.map(str::to_string),
         name,
         kind,
         params,
-        ret: String::new(),
-        doc: None,
-    };
-    let key = out.key();
-    // Parameter names (rhai records none for `register_fn`), and the types of functions
-    // registered on a module (rhai records none there): from the table, by position after
-    // the receiver. A recorded type wins over the table's.
-    if let Some(sig) = params_for(&key) {
-        let (ps, r) = sig.split_once("->").unwrap_or((sig, ""));
-        let named: Vec<(String, String)> = ps
-            .split(',')
-            .filter(|p| !p.trim().is_empty())
-            .map(|p| {
-                let (n, t) = p.split_once(':').unwrap_or((p, "?"));
-                (n.trim().to_string(), t.trim().to_string())
-            })
-            .collect();
-        let skip = usize::from(out.kind != Kind::Function);
-        for (slot, (n, t)) in out.params.iter_mut().skip(skip).zip(named) {
-            slot.0 = n;
-            if slot.1.is_empty() || slot.1 == "?" {
-                slot.1 = t;
-            }
-        }
-        if ret.is_empty() || ret == "?" {
-            ret = r.trim().to_string();
-        }
-    }
-    out.ret = ret;
-    out.doc = doc_for(&key);
-    if out.doc.is_none() && !f.doc_comments.is_empty() {
-        // Rhai script fns keep their `///` comments; leak is fine for a process-wide table.
-        let text = f
-            .doc_comments
-            .iter()
-            .map(|c| c.trim_start_matches('/').trim())
-            .collect::<Vec<_>>()
-            .join(" ");
-        out.doc = Some(Box::leak(text.into_boxed_str()));
-    }
-    Some(out)
+        ret,
+        doc: doc_text(&f.doc_comments),
+    })
+}
+
+/// Doc comments as rhai keeps them (`/// line` blocks, `/** block */`s) as text: the
+/// comment markers gone, one line per source line, blocks a blank line apart.
+fn doc_text(comments: &[String]) -> Option<String> {
+    let blocks: Vec<String> = comments
+        .iter()
+        .map(|c| {
+            let c = c.trim();
+            let lines: Vec<&str> = match c.strip_prefix("/**") {
+                Some(b) => b
+                    .strip_suffix("*/")
+                    .unwrap_or(b)
+                    .lines()
+                    .map(|l| {
+                        let l = l.trim();
+                        l.strip_prefix("* ")
+                            .unwrap_or(l.strip_prefix('*').unwrap_or(l))
+                    })
+                    .collect(),
+                None => c
+                    .lines()
+                    .map(|l| {
+                        let l = l.trim().trim_start_matches('/');
+                        l.strip_prefix(' ').unwrap_or(l).trim_end()
+                    })
+                    .collect(),
+            };
+            let start = lines.iter().position(|l| !l.trim().is_empty()).unwrap_or(0);
+            let end = lines
+                .iter()
+                .rposition(|l| !l.trim().is_empty())
+                .map_or(0, |i| i + 1);
+            lines.get(start..end).unwrap_or_default().join("\n")
+        })
+        .filter(|b| !b.is_empty())
+        .collect();
+    (!blocks.is_empty()).then(|| blocks.join("\n\n"))
 }
 
 /// Rhai's own types read in lower case (`string`, `map`, `i32`); seer's are capitalized.
@@ -744,31 +392,25 @@ pub fn api(engine: &Engine, std: bool) -> Vec<ApiFn> {
                 .filter_map(|f| convert(engine, Some(&name), f)),
         );
     }
+    out.extend(SYNTAX.iter().map(Syntax::api_fn));
     // Display helpers are how values print, not API.
     out.retain(|f| !(f.kind == Kind::Method && (f.name == "to_string" || f.name == "to_debug")));
-    out.sort_by(|a, b| {
-        let sec = |f: &ApiFn| {
-            SECTIONS
-                .iter()
-                .position(|s| *s == f.section())
-                .unwrap_or(99)
-        };
+    // Functions and methods first, then each static module's; ties by signature, so the
+    // order does not depend on how rhai happens to store overloads.
+    out.sort_by_cached_key(|f| {
+        let sec = SECTIONS
+            .iter()
+            .position(|s| *s == f.section())
+            .unwrap_or(SECTIONS.len());
         (
-            sec(a),
-            a.module.is_some(),
-            a.this_type(),
-            a.kind,
-            &a.name,
-            a.params.len(),
+            sec,
+            f.module.clone(),
+            f.this_type().map(str::to_string),
+            f.kind,
+            f.name.clone(),
+            f.params.len(),
+            f.signature(),
         )
-            .cmp(&(
-                sec(b),
-                b.module.is_some(),
-                b.this_type(),
-                b.kind,
-                &b.name,
-                b.params.len(),
-            ))
     });
     out.dedup_by(|a, b| a.signature() == b.signature());
     out
@@ -793,7 +435,7 @@ pub fn markdown(engine: &Engine) -> String {
             let key = f.key();
             if key != last_key {
                 s.push_str(&format!("\n### `{key}`\n\n"));
-                if let Some(d) = f.doc {
+                if let Some(d) = &f.doc {
                     s.push_str(&format!("{d}\n\n"));
                 }
                 last_key = key;
@@ -811,7 +453,7 @@ fn def_line(f: &ApiFn) -> String {
         .enumerate()
         .map(|(i, (n, t))| {
             let n = if n == "_" || n.is_empty() {
-                if i == 0 && f.kind != Kind::Function {
+                if i == 0 && matches!(f.kind, Kind::Method | Kind::Property) {
                     "this".to_string()
                 } else {
                     format!("arg{i}")
@@ -831,7 +473,12 @@ fn def_line(f: &ApiFn) -> String {
         "" | "?" => String::new(),
         r => format!(" -> {r}"),
     };
-    let doc = f.doc.map(|d| format!("/// {d}\n")).unwrap_or_default();
+    let doc: String = f
+        .doc
+        .iter()
+        .flat_map(|d| d.lines())
+        .map(|l| format!("/// {l}").trim_end().to_string() + "\n")
+        .collect();
     match f.kind {
         Kind::Property => format!("{doc}fn get {}({params}){ret};\n", f.name),
         _ => format!("{doc}fn {}({params}){ret};\n", f.name),
@@ -843,7 +490,7 @@ fn def_line(f: &ApiFn) -> String {
 pub fn definition_files(engine: &Engine) -> Vec<(String, String)> {
     let fns = api(engine, false);
     let mut files: BTreeMap<String, String> = BTreeMap::new();
-    for f in &fns {
+    for f in fns.iter().filter(|f| f.kind != Kind::Syntax) {
         let (file, header) = match &f.module {
             Some(m) => (format!("{m}.d.rhai"), format!("module {m};\n")),
             None => ("seer.d.rhai".to_string(), "module static;\n".to_string()),
@@ -880,7 +527,113 @@ pub fn write_definitions(engine: &Engine, dir: &Path) -> std::io::Result<Vec<Str
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use rhai::{Dynamic, Map};
+
     use super::*;
+    use crate::script::api_util::{func, getter, module_fn};
+
+    fn seer_engine() -> (tokio::runtime::Runtime, Engine) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let dir = std::env::temp_dir();
+        let host = Arc::new(crate::script::Host::new(
+            rt.handle().clone(),
+            tokio_util::sync::CancellationToken::new(),
+            dir.join("reference-test.rhai"),
+            dir.clone(),
+            dir.join("outputs"),
+            vec![],
+        ));
+        let engine = crate::script::build_engine(&host);
+        (rt, engine)
+    }
+
+    #[test]
+    fn every_function_has_a_doc_and_named_parameters() {
+        let (_rt, engine) = seer_engine();
+        let api = api(&engine, false);
+        assert!(api.len() > 100, "{} functions", api.len());
+        for f in &api {
+            assert!(f.doc.is_some(), "no doc: {}", f.signature());
+            let receiver = usize::from(matches!(f.kind, Kind::Method | Kind::Property));
+            assert!(
+                f.params[receiver..].iter().all(|(n, _)| n != "_"),
+                "unnamed parameter: {}",
+                f.signature()
+            );
+            assert!(!f.name.starts_with("__"), "internal: {}", f.signature());
+        }
+    }
+
+    #[test]
+    fn spawn_is_listed_as_syntax_but_not_defined() {
+        let (_rt, engine) = seer_engine();
+        let api = api(&engine, false);
+        let spawn = api.iter().find(|f| f.name == "spawn").unwrap();
+        assert_eq!(spawn.signature(), "spawn(f: Fn) -> Task");
+        assert_eq!(spawn.section(), "Agents and concurrency");
+        let files = definition_files(&engine);
+        assert!(files.iter().all(|(_, t)| !t.contains("spawn(")));
+    }
+
+    #[test]
+    fn registrations_carry_names_types_and_docs() {
+        #[derive(Clone)]
+        struct Thing;
+        let mut e = Engine::new_raw();
+        e.register_type_with_name::<Thing>("Thing");
+        func(
+            &mut e,
+            "make",
+            "n, ws: Workspace -> map",
+            "Makes a map.",
+            |_: i64, _: Dynamic| -> Dynamic { Dynamic::from_map(Map::new()) },
+        );
+        func(
+            &mut e,
+            "poke",
+            "text",
+            "Pokes it.",
+            |_: &mut Thing, _: &str| true,
+        );
+        getter(&mut e, "size", "", "Its size.", |_: &mut Thing| 3_i64);
+        // Names that do not line up with the Rust parameters are dropped (and logged).
+        func(&mut e, "bad", "a, b", "Bad.", |_: i64| 1_i64);
+        let mut m = rhai::Module::new();
+        module_fn(&mut m, &e, "new", "name", "A new one.", |_: &str| Thing);
+        e.register_static_module("Thing", m.into());
+
+        let sigs: Vec<(String, Option<String>)> = api(&e, false)
+            .iter()
+            .map(|f| (f.signature(), f.doc.clone()))
+            .collect();
+        let want = |sig: &str, doc: &str| {
+            assert!(
+                sigs.contains(&(sig.to_string(), Some(doc.to_string()))),
+                "missing {sig:?} in {sigs:#?}"
+            );
+        };
+        want("make(n: int, ws: Workspace) -> map", "Makes a map.");
+        want("x.poke(text: string) -> bool", "Pokes it.");
+        want("x.size -> int", "Its size.");
+        want("Thing::new(name: string) -> Thing", "A new one.");
+        want("bad(int) -> int", "Bad.");
+    }
+
+    #[test]
+    fn doc_comments_lose_their_markers_and_keep_their_lines() {
+        let line = vec!["/// One.\n///\n/// ```rhai\n///     let x = 1;\n/// ```".to_string()];
+        assert_eq!(
+            doc_text(&line).as_deref(),
+            Some("One.\n\n```rhai\n    let x = 1;\n```")
+        );
+        let block = vec!["/** A block.\n * Second line.\n */".to_string()];
+        assert_eq!(doc_text(&block).as_deref(), Some("A block.\nSecond line."));
+        assert_eq!(doc_text(&[]), None);
+    }
 
     #[test]
     fn rust_types_read_as_script_types() {
@@ -904,5 +657,11 @@ mod tests {
             "()"
         );
         assert_eq!(script_type(&e, "i64"), "int");
+        assert_eq!(script_type(&e, "Result<bool, Box<EvalAltResult>>"), "bool");
+        assert_eq!(
+            script_type(&e, "Result<Array, Box<EvalAltResult>>"),
+            "array"
+        );
+        assert_eq!(script_type(&e, "Result<(), Box<EvalAltResult>>"), "()");
     }
 }
