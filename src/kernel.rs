@@ -314,9 +314,13 @@ impl Kernel {
         };
         let kid = &uuid::Uuid::new_v4().simple().to_string()[..8];
         let conn_file = info.dir.join("tmp").join(format!("kernel-{kid}.json"));
-        std::fs::create_dir_all(conn_file.parent().unwrap_or(&info.dir))?;
-        std::fs::write(&conn_file, serde_json::to_vec(&conn)?)
-            .context("writing the kernel connection file")?;
+        let tmp_dir = conn_file.parent().unwrap_or(&info.dir);
+        crate::paths::create_private_dir(tmp_dir)
+            .with_context(|| format!("creating {}", tmp_dir.display()))?;
+        // It holds the kernel's HMAC key: 0600 from the start, as Jupyter writes it.
+        crate::paths::write_private(&conn_file, &serde_json::to_vec(&conn)?).with_context(
+            || format!("writing the kernel connection file {}", conn_file.display()),
+        )?;
         let log_name = format!("kernel-{kid}");
         let python = sandbox.python().to_string_lossy().to_string();
         let args: Vec<String> = vec![

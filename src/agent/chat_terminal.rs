@@ -67,7 +67,7 @@ impl ChatInput for TerminalInput {
                     let _ = self.editor.add_history_entry(line.as_str());
                     if let Some(h) = &self.history {
                         if let Some(dir) = h.parent() {
-                            let _ = std::fs::create_dir_all(dir);
+                            let _ = crate::paths::create_private_dir(dir);
                         }
                         let _ = self.editor.save_history(h);
                     }

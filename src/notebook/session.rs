@@ -178,7 +178,7 @@ impl NotebookSession {
         };
         meta.nbformat = 4;
         meta.nbformat_minor = 5;
-        std::fs::create_dir_all(&opts.output_dir)
+        crate::paths::create_private_dir(&opts.output_dir)
             .with_context(|| format!("creating {}", opts.output_dir.display()))?;
         let mut notebook_path = opts.output_dir.join(format!("{}.ipynb", opts.name));
         let mut n = 2;

@@ -420,8 +420,8 @@ pub fn run(output_root: PathBuf) -> ExitCode {
     };
     rl.set_helper(Some(ReplHelper::new(repl.words())));
     let history = history_path();
-    if let Some(dir) = history.parent() {
-        let _ = std::fs::create_dir_all(dir);
+    if let Err(e) = crate::paths::ensure_state_dir() {
+        tracing::warn!("{e:#}");
     }
     if rl.load_history(&history).is_err() {
         tracing::debug!("no REPL history yet at {}", history.display());

@@ -155,6 +155,28 @@ pub fn write_if_changed(to: &Path, bytes: &[u8]) -> Result<bool> {
     Ok(true)
 }
 
+/// [`write_if_changed`] for a file that may hold a secret (a generated client module holds
+/// its RPC token): written 0600 from the start ([`crate::paths::write_private`]), and
+/// rewritten when an existing copy is open to group or others.
+pub fn write_private_if_changed(to: &Path, bytes: &[u8]) -> Result<bool> {
+    use std::os::unix::fs::PermissionsExt;
+    if fs::symlink_metadata(to).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o077 == 0)
+        && fs::read(to).is_ok_and(|b| b == bytes)
+    {
+        return Ok(false);
+    }
+    if fs::symlink_metadata(to).is_ok_and(|m| m.is_dir()) {
+        remove_any(to)?;
+    }
+    crate::paths::write_private(to, bytes).with_context(|| {
+        format!(
+            "writing {}; check that its folder is writable",
+            to.display()
+        )
+    })?;
+    Ok(true)
+}
+
 /// Copies `from` to `to` (with its permissions) unless the contents already match.
 pub fn copy_if_changed(from: &Path, to: &Path) -> Result<bool> {
     if fs::symlink_metadata(to).is_ok_and(|m| m.is_file()) && same_content(from, to)? {

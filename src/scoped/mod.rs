@@ -639,7 +639,10 @@ fn schema_type(s: &Value) -> Option<String> {
 /// `<module>.py`; returns the folder.
 pub fn write_skill(parent: &Path, name: &str, module: &str, server: &RpcServer) -> Result<PathBuf> {
     let dir = parent.join(name);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::paths::create_private_dir(parent)
+        .with_context(|| format!("creating {}", parent.display()))?;
+    crate::paths::create_private_dir(&dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
     let how = format!(
         "The client module `{module}.py` is in this skill's folder. From Python:\n\n\
          ```python\nimport sys; sys.path.insert(0, \"<this skill's folder>\")\nimport {module}\n\
@@ -661,9 +664,10 @@ pub fn write_skill(parent: &Path, name: &str, module: &str, server: &RpcServer) 
     );
     std::fs::write(dir.join("SKILL.md"), skill_md)
         .with_context(|| format!("writing {}", dir.join("SKILL.md").display()))?;
-    std::fs::write(
-        dir.join(format!("{module}.py")),
-        client_module(module, server),
+    // The client module holds the server's token: 0600 from the start.
+    crate::paths::write_private(
+        &dir.join(format!("{module}.py")),
+        client_module(module, server).as_bytes(),
     )
     .with_context(|| format!("writing the client module in {}", dir.display()))?;
     Ok(dir)

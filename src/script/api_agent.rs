@@ -52,6 +52,10 @@ fn result_map(r: &AgentResult) -> Map {
 }
 
 fn transcript_path(host: &Host, name: &str) -> std::path::PathBuf {
+    // The run folder is private (0700); the transcripts' folder is made inside it.
+    if let Err(e) = crate::paths::create_private_dir(&host.run_dir) {
+        tracing::warn!("cannot create {}: {e}", host.run_dir.display());
+    }
     let dir = host.run_dir.join("transcripts");
     let mut p = dir.join(format!("{name}.jsonl"));
     let mut n = 2;

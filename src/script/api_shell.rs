@@ -163,7 +163,15 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         let ws = workspace_config(&ws)?;
         let dir = match &o.workspace_dir {
             Some(d) => crate::sandbox::fsutil::resolve_host(&h.script_dir, d),
-            None => h.run_dir.join("workspace"),
+            None => {
+                crate::paths::create_private_dir(&h.run_dir).map_err(|e| {
+                    runtime_error(format!(
+                        "create_local_session: cannot create {}: {e}",
+                        h.run_dir.display()
+                    ))
+                })?;
+                h.run_dir.join("workspace")
+            }
         };
         std::fs::create_dir_all(&dir).map_err(|e| {
             runtime_error(format!(

@@ -341,7 +341,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         "",
         "This run's output folder (created on use).",
         move || -> RhaiResult<String> {
-            std::fs::create_dir_all(&h.run_dir).map_err(|e| {
+            crate::paths::create_private_dir(&h.run_dir).map_err(|e| {
                 runtime_error(format!(
                     "run_dir: cannot create {}: {e}",
                     h.run_dir.display()

@@ -283,16 +283,20 @@ pub(crate) fn run_once(
         "status": match outcome { Outcome::Ok => "ok", Outcome::Failed => "error", Outcome::Interrupted(_) => "interrupted" },
         "error": error, "sandboxes": sandboxes, "agents": agents, "agent_totals": agent_totals,
     });
-    if let Err(e) = std::fs::create_dir_all(&run_dir).and_then(|_| {
-        std::fs::write(
-            run_dir.join("run.json"),
-            serde_json::to_vec_pretty(&record).unwrap_or_default(),
-        )
-    }) {
+    // The run's record is part of its result: a run whose record cannot be written fails
+    // (what it already wrote, notebooks and transcripts, stays where it is).
+    let run_json = run_dir.join("run.json");
+    let mut outcome = outcome;
+    if let Err(e) = crate::paths::create_private_dir(&run_dir)
+        .and_then(|()| std::fs::write(&run_json, serde_json::to_vec_pretty(&record)?))
+    {
         eprintln!(
-            "warning: could not write {}: {e}",
-            run_dir.join("run.json").display()
+            "error: could not write the run record {}: {e}",
+            run_json.display()
         );
+        if outcome == Outcome::Ok {
+            outcome = Outcome::Failed;
+        }
     }
     let reads = host
         .reads

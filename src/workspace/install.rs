@@ -16,7 +16,9 @@ use super::skill_md::parse_front_matter;
 use super::{Installed, Library, LibrarySource, ModelSpec, Skill, WorkspaceConfig, tokenizer_var};
 use crate::python_syntax::is_module_name;
 use crate::sandbox::fsutil::copy_dest;
-use crate::sandbox::sync::{SyncOpts, copy_if_changed, remove_any, sync_dir, write_if_changed};
+use crate::sandbox::sync::{
+    SyncOpts, copy_if_changed, remove_any, sync_dir, write_if_changed, write_private_if_changed,
+};
 
 /// Written into the libraries folder: what the last install put where, so the next one can
 /// remove what is no longer configured.
@@ -316,8 +318,9 @@ fn install_library(lib: &Library, dir: &Path) -> Result<bool> {
             changed |= write_if_changed(&file, text.as_bytes())?;
         }
         LibrarySource::Code { code } => {
+            // Generated code (a scoped client module holds its RPC token): owner-only.
             changed |= remove_any(&package)?;
-            changed |= write_if_changed(&file, code.as_bytes())?;
+            changed |= write_private_if_changed(&file, code.as_bytes())?;
         }
         LibrarySource::Directory { path } => {
             if !path.join("__init__.py").is_file() {

@@ -145,6 +145,7 @@ impl LocalSandbox {
             &workspace,
             true,
         )?;
+        paths::create_state_subdir(&dir)?;
         for d in ["workspace", "logs", "procs", "tmp", "models"] {
             std::fs::create_dir_all(dir.join(d))
                 .with_context(|| format!("creating {}", dir.join(d).display()))?;
@@ -714,6 +715,7 @@ impl Sandbox for LocalSandbox {
     fn snapshot(&self, description: &str) -> Result<String> {
         let id = new_id("snap");
         let dir = paths::snapshots_dir().join(&id);
+        paths::create_state_subdir(&dir)?;
         copy_tree(&self.workspace, &dir.join("workspace")).context("saving the snapshot")?;
         let config = self
             .record
