@@ -107,12 +107,64 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     written
 }
 
+/// Checks a name that becomes a file name in a run or sandbox folder (a session's notebook,
+/// an agent's transcript, a served interface): not empty, not `.` or `..`, no `/` (so not
+/// absolute either), no NUL byte. `field` names it in the error (`create_notebook_session:
+/// \`name\``).
+pub fn check_file_name(field: &str, name: &str) -> Result<()> {
+    let why = if name.is_empty() {
+        Some("is empty")
+    } else if name == "." || name == ".." {
+        Some("is `.` or `..`")
+    } else if name.contains('/') {
+        Some("contains `/` (a name, not a path)")
+    } else if name.contains('\0') {
+        Some("contains a NUL byte")
+    } else if name.len() > 200 {
+        Some("is longer than 200 bytes")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => anyhow::bail!(
+            "{field} {why}: got {name:?}; it becomes a file name in the run folder, so give a \
+             plain name such as \"probe\""
+        ),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn mode(p: &Path) -> u32 {
         std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn file_names_are_plain() {
+        for ok in ["probe", "agent-1", "a.b", "..x", "名前"] {
+            check_file_name("`name`", ok).unwrap();
+        }
+        for (bad, why) in [
+            ("", "is empty"),
+            ("..", "`.` or `..`"),
+            (".", "`.` or `..`"),
+            ("../../x", "contains `/`"),
+            ("/tmp/x", "contains `/`"),
+            ("a/b", "contains `/`"),
+            ("a\0b", "NUL"),
+        ] {
+            let e = check_file_name("run_agent: `name`", bad)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with("run_agent: `name` ") && e.contains(why),
+                "{bad:?}: {e}"
+            );
+        }
+        assert!(check_file_name("n", &"x".repeat(201)).is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use common::{Env, ok, text};
+use common::{Env, ok};
 
 fn mode(p: &Path) -> u32 {
     std::fs::symlink_metadata(p)
@@ -89,4 +89,65 @@ print(run_dir());
         assert!(std::fs::read_to_string(p).unwrap().contains("TOKEN"));
         assert_eq!(mode(p), 0o600, "{}", p.display());
     }
+}
+
+#[test]
+fn planted_links_are_not_followed_by_file_methods_or_snapshots() {
+    let env = Env::new();
+    let host_file = env.write("host/secret.txt", "host secret");
+    let host_dir = host_file.parent().unwrap().to_path_buf();
+    let out = env.run(
+        r#"
+let sb = Sandbox().start();
+sb.exec(`ln -s ${ARGS[0]} report.md && ln -s ${ARGS[1]} hostdir && ln -s inner.txt alias.txt`);
+sb.write_file("inner.txt", "inner");
+try { sb.write_file("report.md", "agent text"); print("wrote"); } catch (e) { print(e); }
+try { print(sb.read_file("report.md")); } catch (e) { print(e); }
+try { sb.write_file("hostdir/new.txt", "x"); print("wrote"); } catch (e) { print(e); }
+try { sb.ensure_dir("hostdir/sub"); print("made"); } catch (e) { print(e); }
+print(sb.read_file("alias.txt"));
+let snap = sb.snapshot("with links");
+print(snap);
+let sb2 = Sandbox::from_snapshot(snap).start();
+print(sb2.exec("readlink report.md; readlink hostdir; cat alias.txt"));
+"#,
+        &[host_file.to_str().unwrap(), host_dir.to_str().unwrap()],
+    );
+    let stdout = ok(&out);
+    let lines: Vec<&str> = stdout.lines().collect();
+    for l in &lines[..4] {
+        assert!(
+            l.contains("symbolic link") && l.contains("out of the sandbox workspace"),
+            "{stdout}"
+        );
+    }
+    assert!(
+        lines[0].contains("`report.md` is a symbolic link to"),
+        "{stdout}"
+    );
+    assert!(lines[0].contains(host_file.to_str().unwrap()), "{stdout}");
+    assert_eq!(lines[4], "inner");
+    assert_eq!(std::fs::read_to_string(&host_file).unwrap(), "host secret");
+    assert!(!host_dir.join("new.txt").exists() && !host_dir.join("sub").exists());
+    // The snapshot holds the links, not the host files they point to.
+    let snap = env.home.join("snapshots").join(lines[5]).join("workspace");
+    assert!(
+        std::fs::symlink_metadata(snap.join("report.md"))
+            .unwrap()
+            .is_symlink()
+    );
+    assert!(
+        std::fs::symlink_metadata(snap.join("hostdir"))
+            .unwrap()
+            .is_symlink()
+    );
+    assert_eq!(mode(&env.home.join("snapshots").join(lines[5])), 0o700);
+    assert_eq!(
+        lines[6..9],
+        [
+            host_file.to_str().unwrap(),
+            host_dir.to_str().unwrap(),
+            "inner"
+        ]
+    );
 }

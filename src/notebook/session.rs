@@ -178,6 +178,7 @@ impl NotebookSession {
         };
         meta.nbformat = 4;
         meta.nbformat_minor = 5;
+        crate::paths::check_file_name("notebook session `name`", &opts.name)?;
         crate::paths::create_private_dir(&opts.output_dir)
             .with_context(|| format!("creating {}", opts.output_dir.display()))?;
         let mut notebook_path = opts.output_dir.join(format!("{}.ipynb", opts.name));

@@ -1,7 +1,9 @@
 //! Host-to-sandbox file sync: make a folder hold what another holds, rewriting only files
 //! whose content changed, each replaced atomically (write a temporary sibling, then rename)
-//! so a running kernel never reads half a file. Also the plain recursive copy
-//! ([`copy_tree`]) used for `local_dirs` and snapshots.
+//! so a running kernel never reads half a file. Also the plain recursive copies: of a host
+//! folder ([`copy_tree`], `local_dirs`: links followed, the host's files being the user's
+//! choice) and of a sandbox workspace ([`copy_workspace`], snapshots: links copied as links,
+//! never what they point to, since code in the sandbox may have planted them).
 
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
@@ -23,6 +25,9 @@ pub struct SyncOpts {
     pub skip_bytecode: bool,
     /// A canonical folder never copied (the workspace itself, when it is inside the source).
     pub exclude: Option<PathBuf>,
+    /// Recreate symbolic links as links (with the same target) instead of copying what they
+    /// point to. For sources that untrusted code could write (a sandbox workspace).
+    pub copy_links: bool,
 }
 
 /// A `__pycache__` folder or a `.pyc` file.
@@ -30,8 +35,9 @@ fn is_bytecode(name: &OsStr) -> bool {
     name == "__pycache__" || name.to_string_lossy().ends_with(".pyc")
 }
 
-/// Makes `dst` hold what `src` holds (symlinks in `src` are followed, broken ones skipped;
-/// only files and folders are copied); returns how many files were written or removed.
+/// Makes `dst` hold what `src` holds (symlinks in `src` are followed, broken ones skipped,
+/// unless `copy_links`; only files, folders and links are copied); returns how many files
+/// were written or removed.
 pub fn sync_dir(src: &Path, dst: &Path, opts: &SyncOpts) -> Result<usize> {
     sync_level(src, dst, opts, 0)
 }
@@ -63,6 +69,13 @@ fn sync_level(src: &Path, dst: &Path, opts: &SyncOpts, depth: usize) -> Result<u
         }
         let from = entry.path();
         let to = dst.join(&name);
+        if opts.copy_links
+            && let Ok(target) = fs::read_link(&from)
+        {
+            seen.insert(name);
+            n += usize::from(copy_link(&target, &to)?);
+            continue;
+        }
         let Ok(meta) = fs::metadata(&from) else {
             tracing::warn!("skipping {}: a broken symlink", from.display());
             continue;
@@ -99,6 +112,28 @@ fn sync_level(src: &Path, dst: &Path, opts: &SyncOpts, depth: usize) -> Result<u
 /// pruning.
 pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
     sync_dir(src, dst, &SyncOpts::default()).map(|_| ())
+}
+
+/// Copies a sandbox workspace (a snapshot, or a snapshot into a new workspace): links are
+/// copied as links and never followed, so a link planted in the sandbox cannot pull host
+/// files into the copy.
+pub fn copy_workspace(src: &Path, dst: &Path) -> Result<()> {
+    let opts = SyncOpts {
+        copy_links: true,
+        ..SyncOpts::default()
+    };
+    sync_dir(src, dst, &opts).map(|_| ())
+}
+
+/// Makes `to` a symbolic link to `target` unless it already is one; true when written.
+fn copy_link(target: &Path, to: &Path) -> Result<bool> {
+    if fs::read_link(to).is_ok_and(|t| t == target) {
+        return Ok(false);
+    }
+    remove_any(to)?;
+    std::os::unix::fs::symlink(target, to)
+        .with_context(|| format!("creating the link {} -> {}", to.display(), target.display()))?;
+    Ok(true)
 }
 
 /// Removes a file, symlink or folder; false when nothing was there.
@@ -259,6 +294,7 @@ mod tests {
             prune: true,
             skip_bytecode: true,
             exclude: None,
+            copy_links: false,
         };
         // Two files written, one removed; bytecode neither copied nor pruned.
         assert_eq!(sync_dir(&src, &dst, &opts).unwrap(), 3);
@@ -339,5 +375,41 @@ mod tests {
             .collect();
         assert!(names.iter().all(|n| !n.contains("seer-tmp")), "{names:?}");
         assert!(remove_any(&f).unwrap() && !remove_any(&f).unwrap());
+    }
+
+    #[test]
+    fn a_workspace_copy_keeps_links_as_links() {
+        let d = tempfile::tempdir().unwrap();
+        let host = d.path().join("host");
+        write(&host.join("secret.txt"), "host secret");
+        let ws = d.path().join("ws");
+        write(&ws.join("a.txt"), "a");
+        std::os::unix::fs::symlink(&host, ws.join("etc")).unwrap();
+        std::os::unix::fs::symlink(host.join("secret.txt"), ws.join("report.md")).unwrap();
+        std::os::unix::fs::symlink("a.txt", ws.join("alias")).unwrap();
+        let snap = d.path().join("snap");
+        copy_workspace(&ws, &snap).unwrap();
+        assert_eq!(fs::read_to_string(snap.join("a.txt")).unwrap(), "a");
+        for (link, target) in [
+            ("etc", host.clone()),
+            ("report.md", host.join("secret.txt")),
+            ("alias", PathBuf::from("a.txt")),
+        ] {
+            assert!(
+                fs::symlink_metadata(snap.join(link)).unwrap().is_symlink(),
+                "{link}"
+            );
+            assert_eq!(fs::read_link(snap.join(link)).unwrap(), target);
+        }
+        // Copying again over the copy changes nothing and follows nothing.
+        copy_workspace(&ws, &snap).unwrap();
+        assert_eq!(fs::read_dir(&snap).unwrap().count(), 4);
+        // `local_dirs` (a host folder) still follows links, as documented.
+        let copy = d.path().join("copy");
+        copy_tree(&ws, &copy).unwrap();
+        assert_eq!(
+            fs::read_to_string(copy.join("etc/secret.txt")).unwrap(),
+            "host secret"
+        );
     }
 }

@@ -51,6 +51,15 @@ fn result_map(r: &AgentResult) -> Map {
     m
 }
 
+/// The agent's `name` becomes its transcript's file name.
+fn check_name(what: &str, cfg: &AgentConfig) -> RhaiResult<()> {
+    match &cfg.name {
+        Some(n) => crate::paths::check_file_name(&format!("{what}: `name`"), n)
+            .map_err(|e| runtime_error(e.to_string())),
+        None => Ok(()),
+    }
+}
+
 fn transcript_path(host: &Host, name: &str) -> std::path::PathBuf {
     // The run folder is private (0700); the transcripts' folder is made inside it.
     if let Err(e) = crate::paths::create_private_dir(&host.run_dir) {
@@ -90,6 +99,7 @@ fn run_agent(
 ) -> RhaiResult<Map> {
     let cfg: AgentConfig =
         from_dynamic("run_agent", &Dynamic::from_map(m)).map_err(|e| runtime_error(e.0))?;
+    check_name("run_agent", &cfg)?;
     if let Some(t) = &cfg.transcript {
         host.track(&host.script_dir.join(t));
     }
@@ -130,6 +140,7 @@ fn run_agent_interactive(
     }
     let cfg: AgentConfig = from_dynamic("run_agent_interactive", &Dynamic::from_map(m))
         .map_err(|e| runtime_error(e.0))?;
+    check_name("run_agent_interactive", &cfg)?;
     let provider = build_provider(&cfg, &host.script_dir)
         .map_err(|e| runtime_error(format!("run_agent_interactive: {e:#}")))?;
     let path = transcript_path(host, cfg.name.as_deref().unwrap_or("chat"));

@@ -161,6 +161,8 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
                     runtime_error(format!("serve: `{path}` has no file name to name it by"))
                 })?,
         };
+        crate::paths::check_file_name("serve: `name`", &name)
+            .map_err(|e| runtime_error(e.to_string()))?;
         let module = name.replace('-', "_");
         let cancel = hs.cancel();
         let sc = scoped.clone();

@@ -76,6 +76,15 @@ fn run_to_map(r: &CellRun) -> RhaiResult<Dynamic> {
     Ok(m.into())
 }
 
+/// The session's `name` becomes the notebook's file name.
+fn check_name(o: &SessionOpts) -> RhaiResult<()> {
+    match &o.name {
+        Some(n) => crate::paths::check_file_name("notebook session options: `name`", n)
+            .map_err(|e| runtime_error(e.to_string())),
+        None => Ok(()),
+    }
+}
+
 fn parse_opts<T: for<'de> Deserialize<'de> + Default>(what: &str, m: Option<Map>) -> RhaiResult<T> {
     match m {
         Some(m) => from_dynamic(what, &Dynamic::from_map(m)).map_err(|e| runtime_error(e.0)),
@@ -104,6 +113,7 @@ fn start_session(
     o: SessionOpts,
 ) -> RhaiResult<SessionHandle> {
     let ws = workspace_config(workspace)?;
+    check_name(&o)?;
     let resolve = |p: &Option<String>| {
         p.as_ref()
             .map(|p| crate::sandbox::fsutil::resolve_host(&host.script_dir, p))
@@ -169,6 +179,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     let h = host.clone();
     let create_local = move |ws: Dynamic, m: Option<Map>| -> RhaiResult<SessionHandle> {
         let o: SessionOpts = parse_opts("notebook session options", m)?;
+        check_name(&o)?;
         let config = SandboxConfig {
             execution_mode: ExecutionMode::Notebook,
             python_packages: o.python_packages.clone(),

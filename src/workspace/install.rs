@@ -125,6 +125,7 @@ pub fn install(
                 prune: false,
                 skip_bytecode: false,
                 exclude: fs::canonicalize(&workspace_dir).ok(),
+                copy_links: false,
             };
             sync_dir(&c.from, &c.to, &opts)?
         } else {
@@ -335,6 +336,7 @@ fn install_library(lib: &Library, dir: &Path) -> Result<bool> {
                 prune: true,
                 skip_bytecode: true,
                 exclude: None,
+                copy_links: false,
             };
             changed |= sync_dir(path, &package, &opts)? > 0;
             if changed {
@@ -454,6 +456,7 @@ fn install_skill(skill: &PlannedSkill, skills_dir: &Path) -> Result<()> {
                 prune: true,
                 skip_bytecode: true,
                 exclude: None,
+                copy_links: false,
             };
             sync_dir(src, &dest, &opts)?;
         }

@@ -15,12 +15,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use super::config::{FileMapping, SandboxConfig};
-use super::fsutil::{copy_dest, resolve_host, resolve_inside};
+use super::fsutil::{self, copy_dest, resolve_host, resolve_inside};
 use super::models::{self, ModelHandle};
 use super::pyenv::{self, PythonEnv};
 use super::registry::{SandboxRecord, Status, now};
 use super::repos::{self, Install, RepoHandle};
-use super::sync::copy_tree;
+use super::sync::{copy_tree, copy_workspace};
 use super::{Command, ExecOptions, ExecOutput, GpuRequest, Sandbox, SandboxInfo};
 use crate::paths;
 use crate::process::{self, ProcDir};
@@ -205,7 +205,8 @@ impl LocalSandbox {
         let workspace = record.workspace.clone();
         let mut snapshot_repos = vec![];
         if let Some(snap) = &snapshot_dir {
-            copy_tree(&snap.join("workspace"), &workspace).context("restoring the snapshot")?;
+            copy_workspace(&snap.join("workspace"), &workspace)
+                .context("restoring the snapshot")?;
             if let Ok(bytes) = std::fs::read(snap.join("meta.json")) {
                 let meta: serde_json::Value = serde_json::from_slice(&bytes)?;
                 if let Some(r) = meta.get("repos") {
@@ -694,29 +695,22 @@ impl Sandbox for LocalSandbox {
     }
 
     fn write_file(&self, path: &str, contents: &[u8]) -> Result<()> {
-        let p = resolve_inside(&self.workspace, path)?;
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
-        }
-        std::fs::write(&p, contents).with_context(|| format!("writing {path} in the sandbox"))
+        fsutil::write_beneath(&self.workspace, path, contents)
     }
 
     fn read_file(&self, path: &str) -> Result<Vec<u8>> {
-        let p = resolve_inside(&self.workspace, path)?;
-        std::fs::read(&p).with_context(|| format!("reading {path} in the sandbox"))
+        fsutil::read_beneath(&self.workspace, path)
     }
 
     fn ensure_dir(&self, path: &str) -> Result<()> {
-        let p = resolve_inside(&self.workspace, path)?;
-        std::fs::create_dir_all(&p).with_context(|| format!("creating {path} in the sandbox"))
+        fsutil::mkdir_beneath(&self.workspace, path)
     }
 
     fn snapshot(&self, description: &str) -> Result<String> {
         let id = new_id("snap");
         let dir = paths::snapshots_dir().join(&id);
         paths::create_state_subdir(&dir)?;
-        copy_tree(&self.workspace, &dir.join("workspace")).context("saving the snapshot")?;
+        copy_workspace(&self.workspace, &dir.join("workspace")).context("saving the snapshot")?;
         let config = self
             .record
             .lock()
