@@ -102,8 +102,13 @@ pub fn start_time(pid: u32) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// Whether the process `pid` that started at `start` is still running.
+/// Whether the process `pid` that started at `start` is still running. A zombie (state
+/// `Z`, or `X`) has ended: a SIGKILLed seer whose parent never reaps it (a container's init,
+/// a shell that is itself stopped) must count as gone for `seer gc` and the watchdog.
 pub fn owner_alive(pid: u32, start: Option<u64>) -> bool {
+    if matches!(stat_fields(&pid.to_string()), Some((s, _)) if s == 'Z' || s == 'X') {
+        return false;
+    }
     match (start_time(pid), start) {
         (Some(now), Some(then)) => now == then,
         (Some(_), None) => true,
@@ -170,5 +175,23 @@ mod tests {
         assert!(start.is_some());
         assert!(owner_alive(me, start));
         assert!(!owner_alive(me, start.map(|s| s + 1)));
+    }
+
+    #[test]
+    fn a_zombie_owner_is_gone() {
+        // A child that exits and is not waited for stays a zombie with its start time.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let start = start_time(pid);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !matches!(stat_fields(&pid.to_string()), Some(('Z', _))) {
+            assert!(Instant::now() < deadline, "the child never became a zombie");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(start_time(pid), start, "a zombie keeps its start time");
+        assert!(!owner_alive(pid, start));
+        assert!(!owner_alive(pid, None));
+        assert!(!pid_alive(pid as i32));
+        child.wait().unwrap();
     }
 }

@@ -151,3 +151,61 @@ print(sb2.exec("readlink report.md; readlink hostdir; cat alias.txt"));
         ]
     );
 }
+
+fn wait_for(what: &str, timeout: std::time::Duration, mut f: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_zombie_owner_counts_as_gone_for_gc_and_the_watchdog() {
+    use std::io::{BufRead, BufReader};
+    use std::time::Duration;
+    let env = Env::new();
+    env.write(
+        "main.rhai",
+        "let a = Sandbox(#{ timeout: 0 }).start();\nlet b = Sandbox(#{ timeout: 600 }).start();\nprint(a.id + \" \" + b.id);\nsleep(300);\n",
+    );
+    let mut child = env
+        .cmd()
+        .args(["run", "main.rhai"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let (a, b) = line.trim().split_once(' ').unwrap();
+    // SIGKILL and no wait: seer stays a zombie of this test process, with its start time.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_for("seer to be a zombie", Duration::from_secs(5), || {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
+        stat[stat.rfind(')').unwrap() + 2..].starts_with('Z')
+    });
+    let ps = |all: bool| {
+        let mut c = env.cmd();
+        c.arg("ps");
+        if all {
+            c.arg("--all");
+        }
+        ok(&c.output().unwrap())
+    };
+    // The watchdog of `b` sees its owner gone and ends it.
+    wait_for("the watchdog to end b", Duration::from_secs(10), || {
+        !ps(false).contains(b)
+    });
+    assert!(ps(false).contains(a), "{}", ps(false));
+    assert!(ps(false).contains("(gone)"), "{}", ps(false));
+    let gc = ok(&env.cmd().arg("gc").output().unwrap());
+    assert_eq!(gc, format!("ended {a}\n"));
+    assert!(!ps(false).contains(a));
+    child.wait().unwrap();
+}
