@@ -183,7 +183,9 @@ fn ps(all: bool, as_json: bool) -> ExitCode {
         .collect();
     if as_json {
         match serde_json::to_string_pretty(&recs) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => {
+                crate::output::out_line(&s);
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::FAILURE;
@@ -191,10 +193,13 @@ fn ps(all: bool, as_json: bool) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    println!(
+    // A closed stdout (`seer ps | head -1`) ends the listing quietly.
+    if !crate::output::out_line(&format!(
         "{:<16} {:<7} {:<10} {:>6} {:<14} {:<20} DIR",
         "ID", "BACKEND", "STATUS", "AGE", "OWNER", "PIDS"
-    );
+    )) {
+        return ExitCode::SUCCESS;
+    }
     let t = now();
     for r in recs {
         let owner = match r.owner_pid {
@@ -207,7 +212,7 @@ fn ps(all: bool, as_json: bool) -> ExitCode {
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
-        println!(
+        let line = format!(
             "{:<16} {:<7} {:<10} {:>6} {:<14} {:<20} {}",
             r.id,
             r.backend,
@@ -221,6 +226,9 @@ fn ps(all: bool, as_json: bool) -> ExitCode {
             },
             r.dir.display()
         );
+        if !crate::output::out_line(&line) {
+            break;
+        }
     }
     ExitCode::SUCCESS
 }
@@ -257,7 +265,7 @@ pub fn main() -> ExitCode {
         Cmd::Repl { output_dir } => crate::repl::run(output_dir),
         Cmd::Docs => match api_engine() {
             Ok((_rt, engine)) => {
-                print!("{}", reference::markdown(&engine));
+                crate::output::out(&reference::markdown(&engine));
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -271,7 +279,7 @@ pub fn main() -> ExitCode {
             match written {
                 Ok(files) => {
                     for f in files {
-                        println!("{}", dir.join(f).display());
+                        crate::output::out_line(&dir.join(f).display().to_string());
                     }
                     ExitCode::SUCCESS
                 }
@@ -285,10 +293,10 @@ pub fn main() -> ExitCode {
         Cmd::Gc => {
             let ended = registry::gc();
             if ended.is_empty() {
-                println!("no orphaned sandboxes");
+                crate::output::out_line("no orphaned sandboxes");
             }
             for id in ended {
-                println!("ended {id}");
+                crate::output::out_line(&format!("ended {id}"));
             }
             ExitCode::SUCCESS
         }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod kernel;
 pub mod mcp_http;
 pub mod notebook;
+pub mod output;
 pub mod paths;
 pub mod process;
 pub mod progress;

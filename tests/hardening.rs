@@ -209,3 +209,81 @@ fn a_zombie_owner_counts_as_gone_for_gc_and_the_watchdog() {
     assert!(!ps(false).contains(a));
     child.wait().unwrap();
 }
+
+/// A `Stdio` whose reader is already gone: every write to it fails with a broken pipe.
+fn closed_pipe() -> (std::process::Stdio, std::process::Stdio) {
+    let (r, w) = nix::unistd::pipe().unwrap();
+    drop(r);
+    let w2 = w.try_clone().unwrap();
+    (w.into(), w2.into())
+}
+
+fn run_json(env: &Env) -> serde_json::Value {
+    let outputs = env.path().join("outputs");
+    let dir = std::fs::read_dir(&outputs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    serde_json::from_slice(&std::fs::read(dir.path().join("run.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_closed_stdout_ends_output_quietly() {
+    // `seer run x.rhai | head -1`: the script goes on and the run keeps its own code.
+    let env = Env::new();
+    env.write(
+        "main.rhai",
+        "for i in 0..200 { print(`line ${i}`); }\ndebug(\"dbg\");\nwrite_file(\"done.txt\", \"yes\");\n",
+    );
+    let (out, _) = closed_pipe();
+    let o = env
+        .cmd()
+        .args(["run", "main.rhai"])
+        .stdout(out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("Broken pipe"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.path().join("done.txt")).unwrap(),
+        "yes"
+    );
+    assert_eq!(run_json(&env)["status"], "ok");
+
+    // Both streams closed (`2>&1 | head -1`) and a failing script: its own code, 1.
+    let env = Env::new();
+    env.write("main.rhai", "print(\"a\");\nthrow \"boom\";\n");
+    let (out, err) = closed_pipe();
+    let o = env
+        .cmd()
+        .args(["run", "main.rhai"])
+        .stdout(out)
+        .stderr(err)
+        .status()
+        .unwrap();
+    assert_eq!(o.code(), Some(1));
+    assert_eq!(run_json(&env)["status"], "error");
+
+    // `seer ps --all | head -1`, `seer docs | head -1`, `seer gc | head -1`: exit 0.
+    let env = Env::new();
+    env.write("main.rhai", "Sandbox().start();\n");
+    ok(&env.cmd().args(["run", "main.rhai"]).output().unwrap());
+    for args in [
+        &["ps", "--all"][..],
+        &["ps", "--all", "--json"],
+        &["docs"],
+        &["gc"],
+        &["check", "main.rhai"],
+    ] {
+        let (out, _) = closed_pipe();
+        let o = env.cmd().args(args).stdout(out).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}

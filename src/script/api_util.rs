@@ -171,14 +171,14 @@ fn to_json_value(v: &Dynamic) -> RhaiResult<serde_json::Value> {
 pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     engine.on_print(|s| {
         tracing::debug!(target: "seer::script", "{s}");
-        println!("{s}");
+        crate::output::out_line(s);
     });
     engine.on_debug(|s, src, pos| {
         tracing::debug!(target: "seer::script", "{s}");
-        eprintln!(
+        crate::output::err_line(&format!(
             "[debug {}{pos:?}] {s}",
             src.map(|s| format!("{s} ")).unwrap_or_default()
-        );
+        ));
     });
 
     let h = host.clone();

@@ -53,7 +53,7 @@ pub fn check(path: &Path) -> Outcome {
     let (_, src) = match read_script(path) {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::output::err_line(&format!("error: {e}"));
             return Outcome::Failed;
         }
     };
@@ -61,13 +61,13 @@ pub fn check(path: &Path) -> Outcome {
     let shown = path.to_string_lossy().to_string();
     let errs = errors::all_parse_errors(&engine, &src, &shown);
     if errs.is_empty() {
-        println!("{shown}: ok");
+        crate::output::out_line(&format!("{shown}: ok"));
         Outcome::Ok
     } else {
         for e in &errs {
-            eprintln!("{e}");
+            crate::output::err_line(&format!("{e}"));
         }
-        eprintln!("{} syntax error(s)", errs.len());
+        crate::output::err_line(&format!("{} syntax error(s)", errs.len()));
         Outcome::Failed
     }
 }
@@ -106,7 +106,7 @@ pub fn run(opts: RunOptions) -> Outcome {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            crate::output::err_line(&format!("error: cannot start the async runtime: {e}"));
             return Outcome::Failed;
         }
     };
@@ -137,7 +137,7 @@ pub(crate) fn run_once(
     let (script, src) = match read_script(&opts.script) {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::output::err_line(&format!("error: {e}"));
             return (Outcome::Failed, vec![]);
         }
     };
@@ -175,7 +175,7 @@ pub(crate) fn run_once(
         let mut ast = match engine.compile(&src) {
             Ok(ast) => ast,
             Err(e) => {
-                eprintln!("error: {}", errors::locate_parse(&e, &shown));
+                crate::output::err_line(&format!("error: {}", errors::locate_parse(&e, &shown)));
                 return (Outcome::Failed, Some("syntax error".to_string()));
             }
         };
@@ -203,12 +203,12 @@ pub(crate) fn run_once(
                     (Outcome::Interrupted(signal_number(signal)), Some("interrupted".into()))
                 } else {
                     let loc = locate(&err, &shown, &script_dir);
-                    eprintln!("error: {loc}");
+                    crate::output::err_line(&format!("error: {loc}"));
                     (Outcome::Failed, Some(loc.to_string()))
                 }
             }
             Some(Err(join)) => {
-                eprintln!("error: the script thread failed: {join}");
+                crate::output::err_line(&format!("error: the script thread failed: {join}"));
                 (Outcome::Failed, Some(join.to_string()))
             }
             None => (Outcome::Interrupted(signal_number(signal)), Some("interrupted".into())),
@@ -236,7 +236,9 @@ pub(crate) fn run_once(
             }
         }
         for id in pool.end_run(outcome == Outcome::Ok) {
-            eprintln!("[watch] ended sandbox {id}: this run did not use it");
+            crate::output::err_line(&format!(
+                "[watch] ended sandbox {id}: this run did not use it"
+            ));
         }
     }
     // End what the run started (detached sandboxes live on until their timeout; warm
@@ -252,7 +254,10 @@ pub(crate) fn run_once(
             && !sb.is_terminated()
             && let Err(e) = sb.terminate()
         {
-            eprintln!("warning: could not terminate sandbox {}: {e:#}", info.id);
+            crate::output::err_line(&format!(
+                "warning: could not terminate sandbox {}: {e:#}",
+                info.id
+            ));
         }
         sandboxes.push(json!({
             "id": info.id, "backend": info.backend, "detached": detached, "config": info.config,
@@ -263,7 +268,9 @@ pub(crate) fn run_once(
         }));
     }
     if matches!(outcome, Outcome::Interrupted(_)) && pool.is_none() {
-        eprintln!("interrupted: the script was stopped and its sandboxes ended");
+        crate::output::err_line(&format!(
+            "interrupted: the script was stopped and its sandboxes ended"
+        ));
     }
     let agents: Vec<serde_json::Value> = host.agents.lock().map(|v| v.clone()).unwrap_or_default();
     let sum = |k: &str| agents.iter().filter_map(|a| a[k].as_u64()).sum::<u64>();
@@ -290,10 +297,10 @@ pub(crate) fn run_once(
     if let Err(e) = crate::paths::create_private_dir(&run_dir)
         .and_then(|()| std::fs::write(&run_json, serde_json::to_vec_pretty(&record)?))
     {
-        eprintln!(
+        crate::output::err_line(&format!(
             "error: could not write the run record {}: {e}",
             run_json.display()
-        );
+        ));
         if outcome == Outcome::Ok {
             outcome = Outcome::Failed;
         }
@@ -339,7 +346,7 @@ pub(crate) fn spawn_signal_watch(
         if let Ok(mut w) = which.lock() {
             *w = Some(sig);
         }
-        eprintln!("\nstopping: ending the script and its sandboxes…");
+        crate::output::err_line(&format!("\nstopping: ending the script and its sandboxes…"));
         cancel.cancel();
     });
 }
