@@ -268,9 +268,7 @@ pub(crate) fn run_once(
         }));
     }
     if matches!(outcome, Outcome::Interrupted(_)) && pool.is_none() {
-        crate::output::err_line(&format!(
-            "interrupted: the script was stopped and its sandboxes ended"
-        ));
+        crate::output::err_line("interrupted: the script was stopped and its sandboxes ended");
     }
     let agents: Vec<serde_json::Value> = host.agents.lock().map(|v| v.clone()).unwrap_or_default();
     let sum = |k: &str| agents.iter().filter_map(|a| a[k].as_u64()).sum::<u64>();
@@ -346,7 +344,7 @@ pub(crate) fn spawn_signal_watch(
         if let Ok(mut w) = which.lock() {
             *w = Some(sig);
         }
-        crate::output::err_line(&format!("\nstopping: ending the script and its sandboxes…"));
+        crate::output::err_line("\nstopping: ending the script and its sandboxes…");
         cancel.cancel();
     });
 }
