@@ -14,6 +14,8 @@ struct Case {
     /// `file:line:col` (or `file:line`) of the error.
     at: &'static str,
     msg: &'static str,
+    /// Environment variables of the run (`SEER_MAX_*` limits).
+    vars: &'static [(&'static str, &'static str)],
 }
 
 const fn case(
@@ -28,6 +30,25 @@ const fn case(
         files: &[],
         at,
         msg,
+        vars: &[],
+    }
+}
+
+/// A case run with environment variables set.
+const fn case_env(
+    name: &'static str,
+    vars: &'static [(&'static str, &'static str)],
+    script: &'static str,
+    at: &'static str,
+    msg: &'static str,
+) -> Case {
+    Case {
+        name,
+        script,
+        files: &[],
+        at,
+        msg,
+        vars,
     }
 }
 
@@ -155,6 +176,7 @@ fn cases() -> Vec<Case> {
             files: &[("a.txt", "a")],
             at: "main.rhai:1:52",
             msg: "local_files[0]: destination `../a.txt` uses `..`; copies must stay inside the workspace",
+            vars: &[],
         },
         case(
             "gpu on a machine without one",
@@ -180,6 +202,7 @@ fn cases() -> Vec<Case> {
             files: &[("notmodel/readme.txt", "not a model")],
             at: "main.rhai:1:49",
             msg: "is not a model directory",
+            vars: &[],
         },
         case(
             "bad repo path",
@@ -283,6 +306,7 @@ fn cases() -> Vec<Case> {
             files: &[("helper.rhai", MODULE)],
             at: "helper.rhai:3:7",
             msg: "Array index 5 out of bounds",
+            vars: &[],
         },
         Case {
             name: "throw inside nested module functions",
@@ -290,6 +314,7 @@ fn cases() -> Vec<Case> {
             files: &[("helper.rhai", MODULE)],
             at: "helper.rhai:9:5",
             msg: "thrown in module",
+            vars: &[],
         },
         case(
             "module not found",
@@ -321,20 +346,176 @@ fn cases() -> Vec<Case> {
             "main.rhai:1:42",
             "snapshot `snap-nope` not found",
         ),
+        // Names that become file names (the notebook, the transcript, a served interface).
+        case(
+            "session name climbing out of the run folder",
+            "create_local_notebook_session((), #{ name: \"../../x\" });",
+            "main.rhai:1:1",
+            "notebook session options: `name` contains `/` (a name, not a path): got \"../../x\"",
+        ),
+        case(
+            "absolute session name",
+            "let sb = Sandbox(#{ execution_mode: \"notebook\" }).start();\ncreate_notebook_session(sb, (), #{ name: \"/tmp/x\" });",
+            "main.rhai:2:1",
+            "notebook session options: `name` contains `/`",
+        ),
+        case(
+            "empty session name",
+            "create_local_notebook_session((), #{ name: \"\" });",
+            "main.rhai:1:1",
+            "notebook session options: `name` is empty",
+        ),
+        case(
+            "session name `..`",
+            "create_local_notebook_session((), #{ name: \"..\" });",
+            "main.rhai:1:1",
+            "notebook session options: `name` is `.` or `..`",
+        ),
+        case(
+            "session name with a NUL byte",
+            "create_local_notebook_session((), #{ name: \"a\\x00b\" });",
+            "main.rhai:1:1",
+            "notebook session options: `name` contains a NUL byte",
+        ),
+        case(
+            "agent name with a slash",
+            "run_agent(#{ prompt: \"p\", mcp_config: #{}, name: \"../x\" });",
+            "main.rhai:1:1",
+            "run_agent: `name` contains `/` (a name, not a path): got \"../x\"",
+        ),
+        case(
+            "empty agent name",
+            "run_agent(#{ prompt: \"p\", mcp_config: #{}, name: \"\" });",
+            "main.rhai:1:1",
+            "run_agent: `name` is empty",
+        ),
+        case(
+            "interactive agent with an absolute name",
+            "run_agent_interactive(#{ mcp_config: #{}, name: \"/etc/x\" });",
+            "main.rhai:1:1",
+            "run_agent_interactive: `name` contains `/`",
+        ),
+        Case {
+            name: "served interface named with a path",
+            script: "let s = ScopedSandbox().start();\ns.serve(\"iface.py\", #{ name: \"a/b\" });",
+            files: &[("iface.py", "def f(): pass\nexpose(f)\n")],
+            at: "main.rhai:2:3",
+            msg: "serve: `name` contains `/`",
+            vars: &[],
+        },
+        // NUL bytes in the environment.
+        case(
+            "NUL byte in an env value",
+            "let sb = Sandbox(#{ env: #{ MY_VAR: \"a\\x00b\" } }).start();",
+            "main.rhai:1:10",
+            "Sandbox config: field `env.MY_VAR`: the value contains a NUL byte",
+        ),
+        case(
+            "NUL byte in an exec env value",
+            "let sb = Sandbox().start();\nsb.exec(\"true\", #{ env: #{ A: \"\\x00\" } });",
+            "main.rhai:2:4",
+            "exec options: field `env.A`: an environment variable's name must be non-empty",
+        ),
+        case(
+            "`=` in an exec env name",
+            "let sb = Sandbox().start();\nsb.exec(\"true\", #{ env: #{ \"A=B\": \"x\" } });",
+            "main.rhai:2:4",
+            "exec options: field `env.A=B`",
+        ),
+        // Links planted in the workspace.
+        case(
+            "write_file through a planted link",
+            "let sb = Sandbox().start();\nsb.exec(\"ln -s /etc/hostname report.md\");\nsb.write_file(\"report.md\", \"x\");",
+            "main.rhai:3:4",
+            "`report.md` is a symbolic link to `/etc/hostname`, which leads out of the sandbox workspace",
+        ),
+        case(
+            "read_file through a planted folder link",
+            "let sb = Sandbox().start();\nsb.exec(\"ln -s /etc etc\");\nsb.read_file(\"etc/hostname\");",
+            "main.rhai:3:4",
+            "`etc` is a symbolic link to `/etc`",
+        ),
+        // Skill constructors.
+        case(
+            "Skill with an unknown field",
+            "let s = Skill(#{ name: \"s\", desc: \"d\" });",
+            "main.rhai:1:9",
+            "Skill: unknown field `desc`",
+        ),
+        case(
+            "Skill without a name",
+            "let s = Skill(#{ body: \"b\" });",
+            "main.rhai:1:9",
+            "Skill: missing field `name`",
+        ),
+        case(
+            "Skill::from_text with a path for a name",
+            "let s = Skill::from_text(\"../x\", \"d\", \"b\");",
+            "main.rhai:1:16",
+            "Skill::from_text:",
+        ),
+        // Limits of runaway scripts.
+        case(
+            "runaway recursion",
+            "fn f(n) { f(n + 1) }\nf(0);",
+            "main.rhai:2:1",
+            "more than 256 nested function calls; runaway recursion? (set SEER_MAX_CALL_LEVELS",
+        ),
+        case_env(
+            "string over the limit",
+            &[("SEER_MAX_STRING_SIZE", "1000")],
+            "let s = \"x\";\nloop { s += s; }",
+            "main.rhai:2:10",
+            "Length of string exceeds the script limit; a runaway loop? (set SEER_MAX_STRING_SIZE",
+        ),
+        case_env(
+            "array over the limit",
+            &[("SEER_MAX_ARRAY_SIZE", "100")],
+            "let a = [1];\nloop { a += a; }",
+            "main.rhai:2:10",
+            "exceeds the script limit; a runaway loop? (set SEER_MAX_ARRAY_SIZE",
+        ),
+        case_env(
+            "map over the limit",
+            &[("SEER_MAX_MAP_SIZE", "10")],
+            "let m = #{};\nfor i in 0..100 { let n = #{}; n[`k${i}`] = i; m += n; }",
+            "main.rhai:2:50",
+            "Size of object map exceeds the script limit; a runaway loop? (set SEER_MAX_MAP_SIZE",
+        ),
+        case_env(
+            "operations over the limit",
+            &[("SEER_MAX_OPERATIONS", "1000")],
+            "let n = 0;\nloop { n += 1; }",
+            "main.rhai:2:13",
+            "more operations than SEER_MAX_OPERATIONS allows",
+        ),
+        case_env(
+            "recursion over a lowered limit",
+            &[("SEER_MAX_CALL_LEVELS", "5")],
+            "fn f(n) { if n == 0 { 0 } else { f(n - 1) } }\nf(10);",
+            "main.rhai:2:1",
+            "more than 5 nested function calls",
+        ),
     ]
 }
 
 #[test]
 fn bad_scripts_fail_with_message_and_position() {
     let cases = cases();
-    assert!(cases.len() >= 30);
+    assert!(cases.len() >= 60, "{} cases", cases.len());
     let mut failures = vec![];
     for c in &cases {
         let env = Env::new();
         for (name, content) in c.files {
             env.write(name, content);
         }
-        let out = env.run(c.script, &[]);
+        env.write("main.rhai", c.script);
+        let out = env
+            .cmd()
+            .args(["run", "main.rhai"])
+            .envs(c.vars.iter().copied())
+            .output()
+            .unwrap();
         let (stdout, stderr) = text(&out);
         let want = format!("error: {}: ", c.at);
         let good = out.status.code() == Some(1)

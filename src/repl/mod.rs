@@ -382,6 +382,7 @@ pub fn run(output_root: PathBuf) -> ExitCode {
     let _ = dotenvy::dotenv();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(crate::script::SCRIPT_STACK)
         .build()
     {
         Ok(rt) => rt,

@@ -185,10 +185,19 @@ impl SandboxConfig {
                 ));
             }
         }
-        for k in self.env.keys() {
+        for (k, v) in &self.env {
             if !is_env_name(k) {
                 return Err(format!(
-                    "Sandbox config: field `env`: `{k}` is not an environment variable name"
+                    "Sandbox config: field `env`: `{}` is not an environment variable name",
+                    k.escape_debug()
+                ));
+            }
+            // The OS cannot pass a NUL byte in the environment; it would fail at the first
+            // command as "nul byte found".
+            if v.contains('\0') {
+                return Err(format!(
+                    "Sandbox config: field `env.{k}`: the value contains a NUL byte, which an \
+                     environment variable cannot hold"
                 ));
             }
         }

@@ -198,18 +198,24 @@ fn parallel(ctx: NativeCallContext, fns: Array) -> RhaiResult<Array> {
             .iter()
             .map(|f| {
                 let store = &store;
-                scope.spawn(move || {
-                    #[allow(deprecated)]
-                    let ctx = store.create_context(engine);
-                    f.call_within_context::<Dynamic>(&ctx, ())
-                })
+                std::thread::Builder::new()
+                    .stack_size(super::SCRIPT_STACK)
+                    .spawn_scoped(scope, move || {
+                        #[allow(deprecated)]
+                        let ctx = store.create_context(engine);
+                        f.call_within_context::<Dynamic>(&ctx, ())
+                    })
             })
             .collect();
         handles
             .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(runtime_error("parallel: a closure panicked")))
+            .map(|h| match h {
+                Ok(h) => h
+                    .join()
+                    .unwrap_or_else(|_| Err(runtime_error("parallel: a closure panicked"))),
+                Err(e) => Err(runtime_error(format!(
+                    "parallel: cannot start a thread: {e}"
+                ))),
             })
             .collect()
     });
@@ -278,6 +284,7 @@ fn spawn(host: &Arc<Host>, ctx: NativeCallContext, f: FnPtr) -> RhaiResult<Task>
     let store = ctx.store_data();
     let handle = std::thread::Builder::new()
         .name("seer-spawn".into())
+        .stack_size(super::SCRIPT_STACK)
         .spawn(move || {
             #[allow(deprecated)]
             let ctx = store.create_context(&engine);

@@ -92,6 +92,15 @@ fn exec_opts(m: Option<Map>) -> RhaiResult<ExecOptions> {
         .map(|t| positive_seconds("timeout", t))
         .transpose()
         .map_err(|e| runtime_error(format!("exec options: {e}")))?;
+    for (k, v) in &o.env {
+        if k.is_empty() || k.contains(['=', '\0']) || v.contains('\0') {
+            return Err(runtime_error(format!(
+                "exec options: field `env.{}`: an environment variable's name must be non-empty \
+                 without `=` or NUL, and its value without NUL",
+                k.escape_debug()
+            )));
+        }
+    }
     Ok(ExecOptions {
         host_cwd: None,
         timeout,

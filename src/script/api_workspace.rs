@@ -160,14 +160,41 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
             )
         },
     );
+    // `Skill::new` cannot be called from Rhai (`new` is a reserved word): the inline form
+    // is `Skill(#{ name, description, body })` or `Skill::from_text(name, description, body)`.
+    const FROM_TEXT: &str = "A skill from text; lands in `<workspace>/.claude/skills/<name>/SKILL.md`. Same as `Skill(#{ name, description, body })`.";
     module_fn(
         &mut skill,
         engine,
-        "new",
+        "from_text",
         "name, description, body -> map",
-        "A skill from text; lands in `<workspace>/.claude/skills/<name>/SKILL.md`.",
+        FROM_TEXT,
         |ctx: NativeCallContext, name: &str, description: &str, body: &str| {
-            to_map("Skill::new", Skill::new(name, description, body), &ctx)
+            to_map(
+                "Skill::from_text",
+                Skill::new(name, description, body),
+                &ctx,
+            )
+        },
+    );
+    func(
+        engine,
+        "Skill",
+        "cfg -> map",
+        "A skill from text: `Skill(#{ name, description, body })` (`description` and `body` default to empty); lands in `<workspace>/.claude/skills/<name>/SKILL.md`. `Skill::from_dir(dir)` reads a skill folder.",
+        |ctx: NativeCallContext, m: rhai::Map| -> RhaiResult<Dynamic> {
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct SkillText {
+                name: String,
+                #[serde(default)]
+                description: String,
+                #[serde(default)]
+                body: String,
+            }
+            let t: SkillText = from_dynamic("Skill", &Dynamic::from_map(m))
+                .map_err(|e| at_call(runtime_error(e.0), &ctx))?;
+            to_map("Skill", Skill::new(t.name, t.description, t.body), &ctx)
         },
     );
     engine.register_static_module("Skill", skill.into());

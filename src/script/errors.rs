@@ -75,7 +75,41 @@ pub fn locate(err: &EvalAltResult, file: &str, module_file: &dyn Fn(&str) -> Str
         // The value of `throw` or of a host error: show it as text, not as a debug string.
         EvalAltResult::ErrorRuntime(v, _) if v.is_string() => v.to_string(),
         EvalAltResult::ErrorRuntime(v, _) => format!("uncaught exception: {v}"),
+        // seer's limits (`SEER_MAX_*`, see `script::Limits`): say which one and how to raise it.
+        EvalAltResult::ErrorDataTooLarge(what, _) => {
+            let var = if what.starts_with("Length of string") {
+                "SEER_MAX_STRING_SIZE"
+            } else if what.contains("array") {
+                "SEER_MAX_ARRAY_SIZE"
+            } else {
+                "SEER_MAX_MAP_SIZE"
+            };
+            format!(
+                "{what} exceeds the script limit; a runaway loop? (set {var} to raise it, 0 = \
+                 unlimited)"
+            )
+        }
+        EvalAltResult::ErrorStackOverflow(_) => format!(
+            "more than {} nested function calls; runaway recursion? (set \
+             SEER_MAX_CALL_LEVELS to raise the limit)",
+            super::Limits::from_env()
+                .unwrap_or_default()
+                .max_call_levels
+        ),
+        EvalAltResult::ErrorTooManyOperations(_) => "the script ran more operations than \
+             SEER_MAX_OPERATIONS allows; a runaway loop? (raise it, or 0 = unlimited)"
+            .to_string(),
         other => strip_position(&other.to_string()),
+    };
+    // A runaway recursion has one frame per level: keep the two ends of the chain.
+    let trace = if trace.len() > 12 {
+        let skipped = trace.len() - 10;
+        let mut short: Vec<String> = trace[..5].to_vec();
+        short.push(format!("... {skipped} more calls ..."));
+        short.extend_from_slice(&trace[trace.len() - 5..]);
+        short
+    } else {
+        trace
     };
     Located {
         file: current,

@@ -184,6 +184,106 @@ pub fn not_supported(what: &str) -> Box<EvalAltResult> {
 /// functions, such as a `run_agent(cfg + #{ ... })` call).
 const MAX_EXPR_DEPTH: usize = 256;
 
+/// Stack of every thread that runs script code (the runtime's, `spawn`'s, `parallel`'s): a
+/// Rhai call level takes a few KiB of native stack (more in debug builds), and the 2 MiB
+/// default would overflow (an abort, not an error) before `SEER_MAX_CALL_LEVELS` is
+/// reached. 32 MiB is address space, committed only as it is used.
+pub const SCRIPT_STACK: usize = 32 << 20;
+
+/// Limits that stop a runaway script with a clear error instead of exhausting memory or
+/// the stack. Generous by default; each can be changed with an environment variable (0 =
+/// unlimited, except for the call and expression depths):
+///
+/// | variable | default | limits |
+/// |---|---|---|
+/// | `SEER_MAX_STRING_SIZE` | 128 MiB | bytes of one string |
+/// | `SEER_MAX_ARRAY_SIZE` | 10,000,000 | elements of one array |
+/// | `SEER_MAX_MAP_SIZE` | 10,000,000 | entries of one object map |
+/// | `SEER_MAX_CALL_LEVELS` | 256 | nested function calls (recursion) |
+/// | `SEER_MAX_EXPR_DEPTH` | 256 | nesting of one expression |
+/// | `SEER_MAX_OPERATIONS` | 0 (unlimited) | operations of the whole run |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_string_size: usize,
+    pub max_array_size: usize,
+    pub max_map_size: usize,
+    pub max_call_levels: usize,
+    pub max_expr_depth: usize,
+    pub max_operations: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_string_size: 128 << 20,
+            max_array_size: 10_000_000,
+            max_map_size: 10_000_000,
+            max_call_levels: 256,
+            max_expr_depth: MAX_EXPR_DEPTH,
+            max_operations: 0,
+        }
+    }
+}
+
+impl Limits {
+    /// The defaults, overridden by the `SEER_MAX_*` environment variables; an error names
+    /// a variable that is not a whole number (or is 0 where 0 is not allowed).
+    pub fn from_env() -> Result<Self, String> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`Self::from_env`] over any variable lookup.
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let mut l = Limits::default();
+        let read = |name: &str, value: &mut u64, zero_ok: bool| -> Result<(), String> {
+            let Some(text) = get(name).filter(|t| !t.trim().is_empty()) else {
+                return Ok(());
+            };
+            match text.trim().replace('_', "").parse::<u64>() {
+                Ok(0) if !zero_ok => Err(format!("{name}={text:?}: must be at least 1")),
+                Ok(n) => {
+                    *value = n;
+                    Ok(())
+                }
+                Err(_) => Err(format!(
+                    "{name}={text:?} is not a whole number (0 means unlimited)"
+                )),
+            }
+        };
+        let mut v = [
+            l.max_string_size as u64,
+            l.max_array_size as u64,
+            l.max_map_size as u64,
+            l.max_call_levels as u64,
+            l.max_expr_depth as u64,
+            l.max_operations,
+        ];
+        read("SEER_MAX_STRING_SIZE", &mut v[0], true)?;
+        read("SEER_MAX_ARRAY_SIZE", &mut v[1], true)?;
+        read("SEER_MAX_MAP_SIZE", &mut v[2], true)?;
+        read("SEER_MAX_CALL_LEVELS", &mut v[3], false)?;
+        read("SEER_MAX_EXPR_DEPTH", &mut v[4], false)?;
+        read("SEER_MAX_OPERATIONS", &mut v[5], true)?;
+        let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        l.max_string_size = size(v[0]);
+        l.max_array_size = size(v[1]);
+        l.max_map_size = size(v[2]);
+        l.max_call_levels = size(v[3]);
+        l.max_expr_depth = size(v[4]);
+        l.max_operations = v[5];
+        Ok(l)
+    }
+
+    fn apply(&self, engine: &mut Engine) {
+        engine.set_max_string_size(self.max_string_size);
+        engine.set_max_array_size(self.max_array_size);
+        engine.set_max_map_size(self.max_map_size);
+        engine.set_max_call_levels(self.max_call_levels);
+        engine.set_max_expr_depths(self.max_expr_depth, self.max_expr_depth);
+        engine.set_max_operations(self.max_operations);
+    }
+}
+
 /// An engine that parses seer scripts (custom syntax included) without the API, for
 /// checking syntax.
 pub fn syntax_engine() -> Engine {
@@ -196,7 +296,13 @@ pub fn syntax_engine() -> Engine {
 /// Builds the engine for one run, with every API family registered.
 pub fn build_engine(host: &Arc<Host>) -> Engine {
     let mut engine = Engine::new_raw();
-    engine.set_max_expr_depths(MAX_EXPR_DEPTH, MAX_EXPR_DEPTH);
+    // `seer run` checks the variables first and fails on a bad one; elsewhere (the REPL)
+    // a bad one falls back to the defaults with a warning.
+    let limits = Limits::from_env().unwrap_or_else(|e| {
+        tracing::warn!("{e}; using the default limits");
+        Limits::default()
+    });
+    limits.apply(&mut engine);
     engine.register_global_module(rhai::packages::Package::as_shared_module(
         &rhai::packages::StandardPackage::new(),
     ));
@@ -219,4 +325,48 @@ pub fn build_engine(host: &Arc<Host>) -> Engine {
     api_shell::register(&mut engine, host);
     api_agent::register(&mut engine, host);
     engine
+}
+
+#[cfg(test)]
+mod limits_tests {
+    use super::Limits;
+
+    #[test]
+    fn limits_come_from_the_environment_with_clear_errors() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(Limits::from_vars(vars(&[])).unwrap(), Limits::default());
+        let l = Limits::from_vars(vars(&[
+            ("SEER_MAX_STRING_SIZE", "1_000"),
+            ("SEER_MAX_OPERATIONS", "5000"),
+            ("SEER_MAX_ARRAY_SIZE", "0"),
+            ("SEER_MAX_CALL_LEVELS", " 32 "),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (
+                l.max_string_size,
+                l.max_operations,
+                l.max_array_size,
+                l.max_call_levels
+            ),
+            (1000, 5000, 0, 32)
+        );
+        let e = Limits::from_vars(vars(&[("SEER_MAX_MAP_SIZE", "lots")])).unwrap_err();
+        assert!(
+            e.contains("SEER_MAX_MAP_SIZE=\"lots\" is not a whole number"),
+            "{e}"
+        );
+        let e = Limits::from_vars(vars(&[("SEER_MAX_CALL_LEVELS", "0")])).unwrap_err();
+        assert!(
+            e.contains("SEER_MAX_CALL_LEVELS=\"0\": must be at least 1"),
+            "{e}"
+        );
+    }
 }

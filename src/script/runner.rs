@@ -102,6 +102,7 @@ fn run_dir_for(root: &Path, script: &Path) -> PathBuf {
 pub fn run(opts: RunOptions) -> Outcome {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(crate::script::SCRIPT_STACK)
         .build()
     {
         Ok(rt) => rt,
@@ -149,6 +150,10 @@ pub(crate) fn run_once(
     let _ = dotenvy::from_path(script_dir.join(".env"));
     let _ = dotenvy::dotenv();
 
+    if let Err(e) = super::Limits::from_env() {
+        crate::output::err_line(&format!("error: {e}"));
+        return (Outcome::Failed, vec![]);
+    }
     let shown = opts.script.to_string_lossy().to_string();
     let run_dir = run_dir_for(&opts.output_root, &script);
     let started = Instant::now();

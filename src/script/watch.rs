@@ -75,6 +75,7 @@ pub fn watch(opts: RunOptions) -> Outcome {
         .unwrap_or_else(|| PathBuf::from("."));
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(crate::script::SCRIPT_STACK)
         .build()
     {
         Ok(rt) => Arc::new(rt),
