@@ -287,3 +287,98 @@ fn a_closed_stdout_ends_output_quietly() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn skills_are_constructible_from_rhai() {
+    let env = Env::new();
+    let out = env.run(
+        r#"
+let a = Skill(#{ name: "probe-steps", description: "How to probe", body: "1. Look." });
+let b = Skill::from_text("other", "d", "b");
+let c = Skill(#{ name: "bare" });
+print(a.name + " " + a.description + " " + a.body);
+print(b.name + " " + c.name + " [" + c.body + "]");
+let s = create_local_session(Workspace(#{ skills: [a, b] }));
+print(s.exec("cat .claude/skills/probe-steps/SKILL.md"));
+"#,
+        &[],
+    );
+    let stdout = ok(&out);
+    assert!(
+        stdout.starts_with("probe-steps How to probe 1. Look.\nother bare []\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("name: probe-steps") && stdout.contains("1. Look."),
+        "{stdout}"
+    );
+    let docs = ok(&env.cmd().arg("docs").output().unwrap());
+    assert!(
+        docs.contains("Skill::from_text") && docs.contains("Skill(cfg"),
+        "docs"
+    );
+    assert!(
+        !docs.contains("Skill::new"),
+        "Skill::new cannot be called from Rhai"
+    );
+}
+
+#[test]
+fn an_unwritable_run_json_fails_the_run_and_keeps_its_files() {
+    let env = Env::new();
+    // `run.json` is a folder, so the record cannot be written.
+    let out = env.run(
+        "import \"seer/outputs\" as out;\nwrite_file(path_join(run_dir(), \"run.json/blocker\"), \"\");\nout::save_markdown(\"notes.md\", \"kept\");\n",
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("error: could not write the run record ") && err.contains("run.json"),
+        "{err}"
+    );
+    let run = std::fs::read_dir(env.path().join("outputs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert_eq!(
+        std::fs::read_to_string(run.join("notes.md")).unwrap(),
+        "kept"
+    );
+}
+
+#[test]
+fn a_bad_limit_variable_is_a_clear_error() {
+    let env = Env::new();
+    env.write("main.rhai", "print(1);\n");
+    let out = env
+        .cmd()
+        .args(["run", "main.rhai"])
+        .env("SEER_MAX_STRING_SIZE", "lots")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("error: SEER_MAX_STRING_SIZE=\"lots\" is not a whole number"),
+        "{err}"
+    );
+    // Raised limits let a big string through.
+    env.write(
+        "main.rhai",
+        "let s = \"x\";\nfor i in 0..12 { s += s; }\nprint(s.len());\n",
+    );
+    let small = env
+        .cmd()
+        .args(["run", "main.rhai"])
+        .env("SEER_MAX_STRING_SIZE", "1000")
+        .output()
+        .unwrap();
+    assert_eq!(small.status.code(), Some(1));
+    assert_eq!(
+        ok(&env.cmd().args(["run", "main.rhai"]).output().unwrap()),
+        "4096\n"
+    );
+}
