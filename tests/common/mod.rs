@@ -3,9 +3,15 @@
 #![allow(dead_code)]
 
 pub mod fake_anthropic;
+pub mod tmux;
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
 
 /// The API key agent tests give seer; it must appear in no output.
 pub const TEST_KEY: &str = "sk-test-key-0123456789";
@@ -50,16 +56,20 @@ impl Env {
         c
     }
 
+    /// `seer run main.rhai -- args` with an Anthropic key ([`TEST_KEY`]); not started yet.
+    pub fn agent_cmd(&self, args: &[&str]) -> Command {
+        let mut c = self.cmd();
+        c.env("ANTHROPIC_API_KEY", TEST_KEY)
+            .args(["run", "main.rhai", "--"])
+            .args(args);
+        c
+    }
+
     /// Writes `main.rhai` and runs it with an Anthropic key ([`TEST_KEY`]) and `url` (a
     /// loopback fake) as `ARGS[0]`; returns the output and its stdout and stderr.
     pub fn run_agent_script(&self, code: &str, url: &str) -> (Output, String, String) {
         self.write("main.rhai", code);
-        let out = self
-            .cmd()
-            .env("ANTHROPIC_API_KEY", TEST_KEY)
-            .args(["run", "main.rhai", "--", url])
-            .output()
-            .expect("run seer");
+        let out = self.agent_cmd(&[url]).output().expect("run seer");
         let (o, e) = text(&out);
         (out, o, e)
     }
@@ -70,6 +80,40 @@ impl Env {
         let mut c = self.cmd();
         c.args(["run", "main.rhai", "--"]).args(args);
         c.output().expect("run seer")
+    }
+
+    /// `seer run main.rhai` in the background after writing `main.rhai`; see [`Running`].
+    pub fn spawn(&self, script: &str) -> Running {
+        self.write("main.rhai", script);
+        let mut c = self.cmd();
+        c.args(["run", "main.rhai"]);
+        Running::start(c)
+    }
+
+    /// The run folders under `outputs/` (one per `seer run`), in name order.
+    pub fn runs(&self) -> Vec<PathBuf> {
+        let mut runs: Vec<PathBuf> = std::fs::read_dir(self.path().join("outputs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        runs.sort();
+        runs
+    }
+
+    /// The only run folder's name (`<script>-<timestamp>`), for paths seer prints.
+    pub fn the_run(&self) -> String {
+        let runs = self.runs();
+        assert_eq!(runs.len(), 1, "one run expected: {runs:?}");
+        runs[0].file_name().unwrap().to_string_lossy().to_string()
+    }
+
+    /// `s` with this test's temp dir written as `<dir>`.
+    pub fn normalise(&self, s: &str) -> String {
+        let real = std::fs::canonicalize(self.path()).unwrap_or_else(|_| self.path().into());
+        s.replace(&*self.path().to_string_lossy(), "<dir>")
+            .replace(&*real.to_string_lossy(), "<dir>")
     }
 }
 
@@ -89,6 +133,82 @@ pub fn ok(o: &Output) -> String {
         o.status
     );
     out
+}
+
+/// Asserts that seer failed with exit code 1 (a script error, not a panic) and returns its
+/// stderr.
+pub fn failed(o: &Output) -> String {
+    let (out, err) = text(o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "exit code 1 expected\n--- stdout\n{out}\n--- stderr\n{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+/// The one line of `stderr` that starts with `error: `.
+pub fn error_line(stderr: &str) -> &str {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(lines.len(), 1, "one error line expected in:\n{stderr}");
+    lines[0]
+}
+
+/// The non-empty lines of `s`.
+pub fn lines(s: &str) -> Vec<&str> {
+    s.lines().filter(|l| !l.is_empty()).collect()
+}
+
+/// A JSON file.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}: {text}", path.display()))
+}
+
+/// A JSONL file, one value per line (every line must parse).
+pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}: {l}", path.display())))
+        .collect()
+}
+
+/// Every file under `dir`, recursively; symlinked directories are not entered.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() && !p.is_symlink() {
+            out.extend(files_under(&p));
+        } else if p.is_file() {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Asserts that no file under `dir` contains any of `needles` (secrets, hidden names).
+pub fn assert_no_file_contains(dir: &Path, needles: &[&str]) {
+    let found: Vec<String> = files_under(dir)
+        .into_iter()
+        .filter_map(|f| {
+            let data = String::from_utf8_lossy(&std::fs::read(&f).ok()?).to_string();
+            let hits: Vec<&str> = needles
+                .iter()
+                .copied()
+                .filter(|n| data.contains(n))
+                .collect();
+            (!hits.is_empty()).then(|| format!("{}: {hits:?}", f.display()))
+        })
+        .collect();
+    assert_eq!(found, Vec::<String>::new(), "found under {}", dir.display());
 }
 
 /// Pids of running processes whose command line contains `needle`.
@@ -114,6 +234,193 @@ pub fn pids_matching(needle: &str) -> Vec<i32> {
     out
 }
 
+/// Polls `done` every 20 ms; panics naming `what` if it is still false after `timeout`.
+pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits up to `timeout` for every process whose command line contains `needle` to end.
+pub fn wait_gone(needle: &str, timeout: Duration) {
+    let start = Instant::now();
+    while !pids_matching(needle).is_empty() {
+        if start.elapsed() > timeout {
+            let left: Vec<String> = pids_matching(needle)
+                .iter()
+                .map(|p| {
+                    std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                        .unwrap_or_default()
+                        .replace('\0', " ")
+                })
+                .collect();
+            panic!("still running after {timeout:?} (matching {needle:?}): {left:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends `sig` to a child process.
+pub fn send_signal(child: &Child, sig: Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig)
+        .expect("send a signal");
+}
+
+/// Which stream a line of a [`Running`] seer came from.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Stream {
+    Out,
+    Err,
+}
+
+/// A `seer` running in the background, its stdout and stderr read line by line as they
+/// come. Dropping it ends seer (Ctrl-C, then SIGKILL) if a test left it running.
+pub struct Running {
+    pub child: Child,
+    rx: Receiver<(Stream, String)>,
+    /// Every line received so far, in order.
+    pub log: Vec<(Stream, String)>,
+}
+
+impl Running {
+    /// Starts `cmd` with stdout and stderr piped.
+    pub fn start(mut cmd: Command) -> Self {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start seer");
+        let (tx, rx) = channel();
+        let out = BufReader::new(child.stdout.take().expect("stdout"));
+        let err = BufReader::new(child.stderr.take().expect("stderr"));
+        let tx2 = tx.clone();
+        std::thread::spawn(move || {
+            for l in out.lines().map_while(Result::ok) {
+                let _ = tx.send((Stream::Out, l));
+            }
+        });
+        std::thread::spawn(move || {
+            for l in err.lines().map_while(Result::ok) {
+                let _ = tx2.send((Stream::Err, l));
+            }
+        });
+        Self {
+            child,
+            rx,
+            log: vec![],
+        }
+    }
+
+    /// The log so far, stderr lines marked `stderr: `.
+    pub fn transcript(&self) -> String {
+        self.log
+            .iter()
+            .map(|(s, l)| match s {
+                Stream::Out => l.clone(),
+                Stream::Err => format!("stderr: {l}"),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The next line matching `want` within `secs`; panics with everything seen otherwise.
+    fn next_where(&mut self, what: &str, secs: u64, want: impl Fn(Stream, &str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.rx.recv_timeout(left) {
+                Ok((s, l)) => {
+                    self.log.push((s, l.clone()));
+                    if want(s, &l) {
+                        return l;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "seer closed its output before {what}; saw:\n{}",
+                    self.transcript()
+                ),
+            }
+        }
+        panic!("no {what} within {secs}s; saw:\n{}", self.transcript());
+    }
+
+    /// The next line seer prints on stdout (within `secs`).
+    pub fn next_line(&mut self, secs: u64) -> String {
+        self.next_where("stdout line", secs, |s, _| s == Stream::Out)
+    }
+
+    /// The next line, on stdout or stderr, that contains `want` (within `secs`).
+    pub fn expect(&mut self, want: &str, secs: u64) -> String {
+        self.next_where(&format!("line with {want:?}"), secs, |_, l| {
+            l.contains(want)
+        })
+    }
+
+    /// Lines that came since the last call, without waiting.
+    pub fn pending(&mut self) -> Vec<(Stream, String)> {
+        let mut got = vec![];
+        while let Ok(line) = self.rx.try_recv() {
+            self.log.push(line.clone());
+            got.push(line);
+        }
+        got
+    }
+
+    /// Sends `sig` and waits for seer to exit.
+    pub fn signal(&mut self, sig: Signal) -> ExitStatus {
+        send_signal(&self.child, sig);
+        self.child.wait().expect("wait for seer")
+    }
+
+    /// Ctrl-C (SIGINT); asserts seer exits with 130 (128 + SIGINT, as a shell reports it).
+    pub fn ctrl_c(&mut self) {
+        let status = self.signal(Signal::SIGINT);
+        assert_eq!(
+            status.code(),
+            Some(130),
+            "after Ctrl-C; saw:\n{}",
+            self.transcript()
+        );
+    }
+
+    /// After seer exited: every line it printed on `stream`, once its pipes closed (they
+    /// close when the last process holding them ends; waits up to 10 s).
+    pub fn all(&mut self, stream: Stream) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.rx.recv_timeout(left) {
+                Ok(line) => self.log.push(line),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => panic!("seer's output is still open"),
+            }
+        }
+        self.log
+            .iter()
+            .filter(|(s, _)| *s == stream)
+            .map(|(_, l)| l.clone())
+            .collect()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            send_signal(&self.child, Signal::SIGINT);
+            let start = Instant::now();
+            while let Ok(None) = self.child.try_wait() {
+                if start.elapsed() > Duration::from_secs(10) {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
 /// The test Python (`tests/requirements.txt`, installed by `tests/setup.sh`): nbformat,
 /// the official `mcp`, `anthropic` and `openai` SDKs, torch, transformers, peft, pytest.
 pub fn test_python() -> PathBuf {
@@ -133,20 +440,25 @@ pub fn link_tiny_models(env: &Env) -> PathBuf {
     link
 }
 
+/// The sources of a notebook's cells, each joined into one string.
+pub fn cell_sources(nb: &serde_json::Value) -> Vec<String> {
+    nb["cells"]
+        .as_array()
+        .expect("cells")
+        .iter()
+        .map(|c| match &c["source"] {
+            serde_json::Value::Array(parts) => parts.iter().filter_map(|p| p.as_str()).collect(),
+            s => s.as_str().unwrap_or_default().to_string(),
+        })
+        .collect()
+}
+
 /// Validates every .ipynb under `dir` with Python's `nbformat.validate`; returns how many.
 pub fn validate_notebooks(dir: &Path) -> usize {
-    let mut found = vec![];
-    fn walk(d: &Path, out: &mut Vec<PathBuf>) {
-        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(&p, out)
-            } else if p.extension().is_some_and(|x| x == "ipynb") {
-                out.push(p)
-            }
-        }
-    }
-    walk(dir, &mut found);
+    let found: Vec<PathBuf> = files_under(dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "ipynb"))
+        .collect();
     for nb in &found {
         let out = Command::new(test_python())
             .args([
