@@ -134,7 +134,10 @@ fn ps_lists_and_gc_ends_orphans_of_a_killed_seer() {
     let rows = ps(&env, false);
     assert_eq!(rows.len(), 1, "{rows:?}");
     let groups: Vec<&str> = rows[0][5].split(',').collect();
-    assert!(groups.contains(&pgid.as_str()), "process group {pgid} missing: {rows:?}");
+    assert!(
+        groups.contains(&pgid.as_str()),
+        "process group {pgid} missing: {rows:?}"
+    );
     let dir = env.home.join("sandboxes").join(&id);
     let owner = seer.child.id().to_string();
     let row = |status: &str, owner: &[&str]| {
@@ -194,7 +197,11 @@ fn timeout_watchdog_ends_a_detached_sandbox() {
     wait_for(
         "the record to say timed_out",
         Duration::from_secs(2),
-        || ps(&env, true).iter().any(|r| r[0] == id && r[2] == "timed_out"),
+        || {
+            ps(&env, true)
+                .iter()
+                .any(|r| r[0] == id && r[2] == "timed_out")
+        },
     );
     assert!(
         pids_matching(&format!(
@@ -246,9 +253,12 @@ fn version_and_verbose_logging() {
         .to_string();
     let env_line = log.get(1).map(String::as_str).unwrap_or_default();
     assert!(
-        ["INFO python env: cache hit key=\"py3.11-", "INFO python env: created key=\"py3.11-"]
-            .iter()
-            .any(|p| env_line.starts_with(p)),
+        [
+            "INFO python env: cache hit key=\"py3.11-",
+            "INFO python env: created key=\"py3.11-"
+        ]
+        .iter()
+        .any(|p| env_line.starts_with(p)),
         "{err}"
     );
     assert_eq!(
@@ -281,6 +291,8 @@ fn the_watchdog_ends_the_sandbox_of_a_killed_seer() {
     );
     // The record is saved once the process groups are gone.
     wait_for("the record to say orphaned", Duration::from_secs(5), || {
-        ps(&env, true).iter().any(|r| r[0] == id && r[2] == "orphaned")
+        ps(&env, true)
+            .iter()
+            .any(|r| r[0] == id && r[2] == "orphaned")
     });
 }
