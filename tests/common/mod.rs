@@ -56,12 +56,10 @@ impl Env {
         c
     }
 
-    /// `seer run main.rhai -- args` with an Anthropic key ([`TEST_KEY`]); not started yet.
-    pub fn agent_cmd(&self, args: &[&str]) -> Command {
+    /// [`Env::cmd`] with an Anthropic key ([`TEST_KEY`]).
+    pub fn agent_cmd(&self) -> Command {
         let mut c = self.cmd();
-        c.env("ANTHROPIC_API_KEY", TEST_KEY)
-            .args(["run", "main.rhai", "--"])
-            .args(args);
+        c.env("ANTHROPIC_API_KEY", TEST_KEY);
         c
     }
 
@@ -69,7 +67,11 @@ impl Env {
     /// loopback fake) as `ARGS[0]`; returns the output and its stdout and stderr.
     pub fn run_agent_script(&self, code: &str, url: &str) -> (Output, String, String) {
         self.write("main.rhai", code);
-        let out = self.agent_cmd(&[url]).output().expect("run seer");
+        let out = self
+            .agent_cmd()
+            .args(["run", "main.rhai", "--", url])
+            .output()
+            .expect("run seer");
         let (o, e) = text(&out);
         (out, o, e)
     }
@@ -276,12 +278,17 @@ pub enum Stream {
 }
 
 /// A `seer` running in the background, its stdout and stderr read line by line as they
-/// come. Dropping it ends seer (Ctrl-C, then SIGKILL) if a test left it running.
+/// come. Each stream is read in order; the two are read apart (their lines can arrive in
+/// either order), so waiting for a line never skips a line of the other stream. Dropping it
+/// ends seer (Ctrl-C, then SIGKILL) if a test left it running.
 pub struct Running {
     pub child: Child,
     rx: Receiver<(Stream, String)>,
-    /// Every line received so far, in order.
+    /// Every line received so far, in the order received.
     pub log: Vec<(Stream, String)>,
+    /// Per stream: the lines received, and how many of them were waited for.
+    lines: [Vec<String>; 2],
+    used: [usize; 2],
 }
 
 impl Running {
@@ -310,6 +317,8 @@ impl Running {
             child,
             rx,
             log: vec![],
+            lines: [vec![], vec![]],
+            used: [0, 0],
         }
     }
 
@@ -325,47 +334,73 @@ impl Running {
             .join("\n")
     }
 
-    /// The next line matching `want` within `secs`; panics with everything seen otherwise.
-    fn next_where(&mut self, what: &str, secs: u64, want: impl Fn(Stream, &str) -> bool) -> String {
+    fn push(&mut self, (s, l): (Stream, String)) {
+        self.log.push((s, l.clone()));
+        self.lines[s as usize].push(l);
+    }
+
+    /// Waits (within `secs`) for the next line of one of `streams` that `want` accepts;
+    /// it and the lines of its stream before it count as read.
+    fn next_where(
+        &mut self,
+        what: &str,
+        secs: u64,
+        streams: &[Stream],
+        want: impl Fn(&str) -> bool,
+    ) -> String {
         let deadline = Instant::now() + Duration::from_secs(secs);
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.rx.recv_timeout(left) {
-                Ok((s, l)) => {
-                    self.log.push((s, l.clone()));
-                    if want(s, &l) {
-                        return l;
-                    }
+        loop {
+            for &s in streams {
+                let i = s as usize;
+                if let Some(k) = self.lines[i][self.used[i]..].iter().position(|l| want(l)) {
+                    self.used[i] += k + 1;
+                    return self.lines[i][self.used[i] - 1].clone();
                 }
-                Err(RecvTimeoutError::Timeout) => break,
+            }
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                panic!("no {what} within {secs}s; saw:\n{}", self.transcript());
+            };
+            match self.rx.recv_timeout(left) {
+                Ok(line) => self.push(line),
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("no {what} within {secs}s; saw:\n{}", self.transcript())
+                }
                 Err(RecvTimeoutError::Disconnected) => panic!(
                     "seer closed its output before {what}; saw:\n{}",
                     self.transcript()
                 ),
             }
         }
-        panic!("no {what} within {secs}s; saw:\n{}", self.transcript());
     }
 
     /// The next line seer prints on stdout (within `secs`).
     pub fn next_line(&mut self, secs: u64) -> String {
-        self.next_where("stdout line", secs, |s, _| s == Stream::Out)
+        self.next_where("stdout line", secs, &[Stream::Out], |_| true)
     }
 
     /// The next line, on stdout or stderr, that contains `want` (within `secs`).
     pub fn expect(&mut self, want: &str, secs: u64) -> String {
-        self.next_where(&format!("line with {want:?}"), secs, |_, l| {
-            l.contains(want)
-        })
+        self.next_where(
+            &format!("line with {want:?}"),
+            secs,
+            &[Stream::Out, Stream::Err],
+            |l| l.contains(want),
+        )
     }
 
-    /// Lines that came since the last call, without waiting.
-    pub fn pending(&mut self) -> Vec<(Stream, String)> {
-        let mut got = vec![];
+    /// The lines not waited for yet, after taking in what has come, without waiting.
+    pub fn unread(&mut self) -> Vec<(Stream, String)> {
         while let Ok(line) = self.rx.try_recv() {
-            self.log.push(line.clone());
-            got.push(line);
+            self.push(line);
         }
-        got
+        [Stream::Out, Stream::Err]
+            .iter()
+            .flat_map(|&s| {
+                self.lines[s as usize][self.used[s as usize]..]
+                    .iter()
+                    .map(move |l| (s, l.clone()))
+            })
+            .collect()
     }
 
     /// Sends `sig` and waits for seer to exit.
@@ -391,16 +426,12 @@ impl Running {
         let deadline = Instant::now() + Duration::from_secs(10);
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match self.rx.recv_timeout(left) {
-                Ok(line) => self.log.push(line),
+                Ok(line) => self.push(line),
                 Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => panic!("seer's output is still open"),
             }
         }
-        self.log
-            .iter()
-            .filter(|(s, _)| *s == stream)
-            .map(|(_, l)| l.clone())
-            .collect()
+        self.lines[stream as usize].clone()
     }
 }
 
