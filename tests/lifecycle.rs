@@ -7,7 +7,7 @@
 mod common;
 use std::time::{Duration, Instant};
 
-use common::{Env, Running, Stream, ok, pids_matching, text, wait_for};
+use common::{Env, Running, Stream, ok, pids_matching, plain_log, text, wait_for};
 use nix::sys::signal::Signal;
 
 /// `seer ps` (`--all` with `all`): the header, then one row per sandbox split into its
@@ -212,28 +212,6 @@ fn timeout_watchdog_ends_a_detached_sandbox() {
     );
 }
 
-/// A log line without its ANSI colours and its leading timestamp.
-fn plain(line: &str) -> String {
-    let mut out = String::new();
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // CSI: ESC [ parameters, ended by a letter.
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    match out.split_once(' ') {
-        Some((stamp, rest)) if stamp.ends_with('Z') => rest.to_string(),
-        _ => out,
-    }
-}
-
 #[test]
 fn version_and_verbose_logging() {
     let env = Env::new();
@@ -245,7 +223,7 @@ fn version_and_verbose_logging() {
     assert!(out.status.success());
     // Log lines without colours and timestamps: the sandbox starts, its Python env
     // (built or found in the cache), the sandbox ends.
-    let log: Vec<String> = err.lines().map(|l| plain(l).trim().to_string()).collect();
+    let log: Vec<String> = err.lines().map(plain_log).collect();
     let id = log[0]
         .split('"')
         .nth(1)

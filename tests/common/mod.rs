@@ -165,6 +165,29 @@ pub fn lines(s: &str) -> Vec<&str> {
     s.lines().filter(|l| !l.is_empty()).collect()
 }
 
+/// A line of seer's log (stderr, `tracing`) without its ANSI colours and its leading
+/// timestamp: `WARN message key=value`.
+pub fn plain_log(line: &str) -> String {
+    let mut out = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters, ended by a letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    match out.split_once(' ') {
+        Some((stamp, rest)) if stamp.ends_with('Z') => rest.trim().to_string(),
+        _ => out.trim().to_string(),
+    }
+}
+
 /// A JSON file.
 pub fn read_json(path: &Path) -> serde_json::Value {
     let text =
