@@ -42,24 +42,6 @@ const RUN_AGENT_DOC: &str = "Runs an LLM tool loop over the MCP servers of `mcp_
     `tool_result`, `usage`, `error`, `done`). Returns `#{ final_text, turns, stop_reason, model, usage: \
     #{ input_tokens, output_tokens, cost_usd, … }, transcript }`.";
 
-/// The screen's lines, trailing blanks and blank lines at the end dropped.
-fn session(screen: &str) -> Vec<String> {
-    let mut lines: Vec<String> = screen.lines().map(|l| l.trim_end().to_string()).collect();
-    while lines.last().is_some_and(|l| l.is_empty()) {
-        lines.pop();
-    }
-    lines
-}
-
-/// Asserts that the whole session on screen is `want` (waiting up to 5 s for it to show).
-fn assert_session(t: &Tmux, want: &[String]) {
-    let start = Instant::now();
-    while session(&t.screen()) != want && start.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(session(&t.screen()), want);
-}
-
 /// `lines` as owned strings.
 fn owned(lines: &[&str]) -> Vec<String> {
     lines.iter().map(|l| l.to_string()).collect()
@@ -154,7 +136,7 @@ fn multi_line_entry_state_across_lines_completion_and_help() {
         "run_agent(cfg: map, callback: Fn) -> map",
         "seer>",
     ]));
-    assert_session(&t, &want);
+    t.assert_lines(&want);
     t.line(":quit");
     let start = Instant::now();
     while t.alive() && start.elapsed() < Duration::from_secs(10) {
@@ -210,7 +192,7 @@ fn load_reload_and_reset() {
         "error: input:1:1: Variable not found: counter",
         "seer>",
     ]));
-    assert_session(&t, &want);
+    t.assert_lines(&want);
 }
 
 #[test]
@@ -268,7 +250,7 @@ fn ctrl_c_cancels_a_long_exec_and_ctrl_d_ends_the_sandboxes() {
         s.lines().any(|l| l.trim() == "true")
     });
 
-    let id = session(&t.screen())[2].clone();
+    let id = t.lines()[2].clone();
     let cancelled = "^Ccancelled (sandboxes are kept; `:sandboxes` lists them)";
     let mut want = vec![banner()];
     want.extend(owned(&[
@@ -296,7 +278,7 @@ fn ctrl_c_cancels_a_long_exec_and_ctrl_d_ends_the_sandboxes() {
         "true",
         "seer>",
     ]));
-    assert_session(&t, &want);
+    t.assert_lines(&want);
     t.keys(&["C-d"]);
     let start = Instant::now();
     while (t.alive() || !pids_matching("sleep 41777").is_empty())

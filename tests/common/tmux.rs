@@ -97,6 +97,35 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).to_string()
     }
 
+    /// The screen's lines without trailing blanks, the blank lines at the end and the
+    /// "Pane is dead" line tmux adds after the command exits (with [`Tmux::keep_after_exit`])
+    /// dropped.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .screen()
+            .lines()
+            .map(|l| l.trim_end().to_string())
+            .collect();
+        loop {
+            match lines.last() {
+                Some(l) if l.is_empty() || l.starts_with("Pane is dead") => {
+                    lines.pop();
+                }
+                _ => return lines,
+            }
+        }
+    }
+
+    /// Asserts that the whole screen is `want` (see [`Tmux::lines`]), waiting up to 5 s
+    /// for it to show.
+    pub fn assert_lines(&self, want: &[String]) {
+        let start = Instant::now();
+        while self.lines() != want && start.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(self.lines(), want);
+    }
+
     /// Waits until `f` holds for the screen; returns that screen.
     pub fn wait_for(&self, what: &str, timeout: Duration, f: impl Fn(&str) -> bool) -> String {
         let start = Instant::now();
