@@ -5,10 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
-use common::{Env, link_tiny_models, text, validate_notebooks};
-
-const TORCH_ENV: &str =
-    "python_packages: [\"torch\", \"transformers\", \"peft\"], execution_mode: \"notebook\"";
+use common::{Env, TORCH_ENV, failed, lines, link_tiny_models, text, validate_notebooks};
 
 #[test]
 fn libraries_skills_and_models_are_ready_in_the_kernel() {
@@ -51,15 +48,19 @@ print(file_exists(s.workspace_path + "/.claude/skills/probe/SKILL.md"));
     );
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}\n{stdout}");
-    let lines: Vec<&str> = stdout.lines().filter(|l| !l.is_empty()).collect();
-    assert_eq!(lines[0], "true");
-    assert_eq!(lines[1], "84");
-    assert_eq!(lines[2], "'LlamaForCausalLM True 1000'");
-    assert_eq!(lines[3], "'LlamaForCausalLM'", "PEFT merged by default");
-    assert_eq!(lines[4], "'hidden-model-2'");
-    assert_eq!(lines[5], "true");
-    assert_eq!(lines[6], "true");
-    assert_eq!(lines[7], "true");
+    assert_eq!(
+        lines(&stdout),
+        [
+            "true",
+            "84",
+            "'LlamaForCausalLM True 1000'",
+            "'LlamaForCausalLM'", // PEFT merged by default
+            "'hidden-model-2'",
+            "true",
+            "true",
+            "true",
+        ]
+    );
     assert!(!stdout.contains("secret\""), "{stdout}");
     assert_eq!(validate_notebooks(&env.path().join("outputs")), 1);
 }
@@ -69,37 +70,67 @@ fn workspace_errors_are_clear() {
     let env = Env::new();
     env.write("bad name.py", "x = 1\n");
     env.write("broken.py", "raise RuntimeError('broken library')\n");
+    let unreadable = |what: &str, name: &str| {
+        format!(
+            "main.rhai:1:10: Library::from_{what}: library {what} `{name}` (<dir>/{name}) cannot be \
+             read; check the path (a relative path is taken from the script's folder): No such file or \
+             directory (os error 2)"
+        )
+    };
     let cases = [
         (
             "Library::from_file(\"missing.py\");",
-            "Library::from_file: ",
+            unreadable("file", "missing.py"),
         ),
         (
             "Library::from_directory(\"nowhere\");",
-            "Library::from_directory: ",
+            unreadable("directory", "nowhere"),
         ),
         (
             "Workspace(#{ libaries: [] });",
-            "unknown field `libaries`; did you mean `libraries`?",
-        ),
-        (
-            "let sb = Sandbox(#{ execution_mode: \"notebook\" }).start();\ncreate_notebook_session(sb, Workspace(#{ libraries: [Library::from_file(\"broken.py\")] }));",
-            "broken library",
+            "main.rhai:1:1: Workspace: unknown field `libaries`; did you mean `libraries`? (valid fields: \
+             `libraries`, `skills`, `skill_dirs`, `local_dirs`, `local_files`, `custom_init_code`, \
+             `preload_models`, `hidden_model_loading`)"
+                .to_string(),
         ),
         (
             "let sb = Sandbox(#{ execution_mode: \"notebook\" }).start();\ncreate_notebook_session(sb, 5);",
-            "must be a Workspace",
+            "main.rhai:2:1: the workspace argument must be a Workspace(#{...}) or (), not i64".to_string(),
         ),
     ];
     for (code, want) in cases {
         let out = env.run(code, &[]);
-        let (_, err) = text(&out);
-        assert_eq!(out.status.code(), Some(1), "{code}: {err}");
-        assert!(
-            err.contains("error: main.rhai:") && err.contains(want),
-            "{code}: {err}"
+        assert_eq!(
+            env.normalise(&failed(&out)),
+            format!("error: {want}\n"),
+            "{code}"
         );
     }
+    // A library that fails to import: the kernel's traceback, down to the library's line.
+    let out = env.run(
+        "let sb = Sandbox(#{ execution_mode: \"notebook\" }).start();\ncreate_notebook_session(sb, Workspace(#{ libraries: [Library::from_file(\"broken.py\")] }));",
+        &[],
+    );
+    let err = env.normalise(&failed(&out));
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines[0], "error: main.rhai:2:1: the workspace setup code failed in the kernel:",
+        "{err}"
+    );
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("File <dir>/state/sandboxes/sb-"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(lines[at].ends_with("/libraries/broken.py:1"), "{err}");
+    assert_eq!(
+        lines[at + 1..],
+        [
+            "----> 1 raise RuntimeError('broken library')",
+            "",
+            "RuntimeError: broken library",
+            ""
+        ]
+    );
 }
 
 /// `seer mcp notebook` opens its session like a script does: the sandbox's models are

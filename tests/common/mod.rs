@@ -16,6 +16,11 @@ use nix::sys::signal::Signal;
 /// The API key agent tests give seer; it must appear in no output.
 pub const TEST_KEY: &str = "sk-test-key-0123456789";
 
+/// Sandbox config fields (inside `#{ }`) for a notebook session that loads models: torch,
+/// transformers and peft from PyPI.
+pub const TORCH_ENV: &str =
+    "python_packages: [\"torch\", \"transformers\", \"peft\"], execution_mode: \"notebook\"";
+
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub home: PathBuf,
