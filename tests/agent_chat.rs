@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::fake_anthropic::{FakeAnthropic, Reply, answer, tool_turn};
 use common::tmux::Tmux;
-use common::{Env, TEST_KEY, pids_matching, read_jsonl};
+use common::{Env, TEST_KEY, processes_matching, read_jsonl};
 use serde_json::{Value, json};
 
 /// The last text the user sent.
@@ -156,29 +156,18 @@ print(check.text);
             .unwrap()
             .contains(TEST_KEY)
     );
-    // Everything the script started has ended.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    // (The tmux server's own command line names the state dir too.)
-    let ours = || -> Vec<i32> {
-        pids_matching(&env.home.to_string_lossy())
+    // Everything the script started has ended (the tmux server's own command line names
+    // the state dir too).
+    let ours = || -> Vec<String> {
+        processes_matching(&env.home.to_string_lossy())
             .into_iter()
-            .filter(|p| {
-                !std::fs::read_to_string(format!("/proc/{p}/cmdline"))
-                    .unwrap_or_default()
-                    .starts_with("tmux")
-            })
+            .map(|(_, cmd)| cmd)
+            .filter(|cmd| !cmd.starts_with("tmux"))
             .collect()
     };
+    let deadline = Instant::now() + Duration::from_secs(10);
     while !ours().is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    let left: Vec<String> = ours()
-        .iter()
-        .map(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/cmdline"))
-                .unwrap_or_default()
-                .replace('\0', " ")
-        })
-        .collect();
-    assert!(left.is_empty(), "{left:?}\n{}", t.screen());
+    assert_eq!(ours(), Vec::<String>::new(), "{}", t.screen());
 }

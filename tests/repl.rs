@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::tmux::Tmux;
-use common::{Env, ok, pids_matching};
+use common::{Env, ok, pids_matching, wait_for, wait_gone};
 
 /// `seer repl` in a terminal of its own, at its first prompt.
 fn start(env: &Env) -> Tmux {
@@ -42,9 +42,11 @@ const RUN_AGENT_DOC: &str = "Runs an LLM tool loop over the MCP servers of `mcp_
     `tool_result`, `usage`, `error`, `done`). Returns `#{ final_text, turns, stop_reason, model, usage: \
     #{ input_tokens, output_tokens, cost_usd, … }, transcript }`.";
 
-/// `lines` as owned strings.
-fn owned(lines: &[&str]) -> Vec<String> {
-    lines.iter().map(|l| l.to_string()).collect()
+/// A whole session on screen: the banner, then `lines`.
+fn session(lines: &[&str]) -> Vec<String> {
+    let mut all = vec![banner()];
+    all.extend(lines.iter().map(|l| l.to_string()));
+    all
 }
 
 #[test]
@@ -109,8 +111,7 @@ fn multi_line_entry_state_across_lines_completion_and_help() {
         s.contains("run_agent(cfg: map") && s.contains("Runs an LLM tool loop")
     });
     // The whole session: every entry, value and error as typed and shown.
-    let mut want = vec![banner()];
-    want.extend(owned(&[
+    t.assert_lines(&session(&[
         "seer> fn add(a, b) {",
         "  let s = \"}\"; // a brace in a string and a comment: {",
         "  a + b",
@@ -136,13 +137,10 @@ fn multi_line_entry_state_across_lines_completion_and_help() {
         "run_agent(cfg: map, callback: Fn) -> map",
         "seer>",
     ]));
-    t.assert_lines(&want);
     t.line(":quit");
-    let start = Instant::now();
-    while t.alive() && start.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(!t.alive(), "the REPL did not quit on :quit");
+    wait_for("the REPL to quit on :quit", Duration::from_secs(10), || {
+        !t.alive()
+    });
     assert!(
         env.home.join("repl_history").is_file(),
         "no history file in the state dir"
@@ -176,8 +174,7 @@ fn load_reload_and_reset() {
     t.wait_for("a fresh scope", Duration::from_secs(5), |s| {
         s.contains("Variable not found: counter")
     });
-    let mut want = vec![banner()];
-    want.extend(owned(&[
+    t.assert_lines(&session(&[
         "seer> :load lib.rhai",
         "loaded lib.rhai",
         "seer> bump(counter)",
@@ -192,7 +189,6 @@ fn load_reload_and_reset() {
         "error: input:1:1: Variable not found: counter",
         "seer>",
     ]));
-    t.assert_lines(&want);
 }
 
 #[test]
@@ -210,14 +206,9 @@ fn ctrl_c_cancels_a_long_exec_and_ctrl_d_ends_the_sandboxes() {
     assert_eq!(pids_matching("sleep 41777").len(), 1, "{}", t.screen());
 
     t.line("sb.exec(\"sleep 41555\")");
-    let start = Instant::now();
-    while pids_matching("sleep 41555").is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the exec did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for("the exec to start", Duration::from_secs(20), || {
+        !pids_matching("sleep 41555").is_empty()
+    });
     let sent = Instant::now();
     t.keys(&["C-c"]);
     t.wait_for("cancelled", Duration::from_secs(5), |s| {
@@ -252,8 +243,7 @@ fn ctrl_c_cancels_a_long_exec_and_ctrl_d_ends_the_sandboxes() {
 
     let id = t.lines()[2].clone();
     let cancelled = "^Ccancelled (sandboxes are kept; `:sandboxes` lists them)";
-    let mut want = vec![banner()];
-    want.extend(owned(&[
+    t.assert_lines(&session(&[
         "seer> let sb = Sandbox().start(); sb.id",
         &id,
         "seer> sb.exec(\"(sleep 41777 &)\"); \"bg started\"",
@@ -278,19 +268,14 @@ fn ctrl_c_cancels_a_long_exec_and_ctrl_d_ends_the_sandboxes() {
         "true",
         "seer>",
     ]));
-    t.assert_lines(&want);
     t.keys(&["C-d"]);
-    let start = Instant::now();
-    while (t.alive() || !pids_matching("sleep 41777").is_empty())
-        && start.elapsed() < Duration::from_secs(10)
-    {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(!t.alive(), "the REPL did not quit on Ctrl-D");
-    assert!(
-        pids_matching("sleep 41777").is_empty(),
-        "Ctrl-D left a sandbox process behind"
+    wait_for(
+        "the REPL to quit on Ctrl-D",
+        Duration::from_secs(10),
+        || !t.alive(),
     );
+    // Ctrl-D ended the sandbox with the process it left running.
+    wait_gone("sleep 41777", Duration::from_secs(10));
 }
 
 #[test]

@@ -241,8 +241,9 @@ pub fn assert_no_file_contains(dir: &Path, needles: &[&str]) {
     assert_eq!(found, Vec::<String>::new(), "found under {}", dir.display());
 }
 
-/// Pids of running processes whose command line contains `needle`.
-pub fn pids_matching(needle: &str) -> Vec<i32> {
+/// Running processes (not zombies) whose command line contains `needle`: (pid, command
+/// line with spaces between the arguments).
+pub fn processes_matching(needle: &str) -> Vec<(i32, String)> {
     let mut out = vec![];
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
@@ -258,10 +259,18 @@ pub fn pids_matching(needle: &str) -> Vec<i32> {
             .unwrap_or(false);
         let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
         if !zombie && cmd.contains(needle) {
-            out.push(pid);
+            out.push((pid, cmd));
         }
     }
     out
+}
+
+/// Pids of running processes whose command line contains `needle`.
+pub fn pids_matching(needle: &str) -> Vec<i32> {
+    processes_matching(needle)
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 /// Polls `done` every 20 ms; panics naming `what` if it is still false after `timeout`.
@@ -278,13 +287,9 @@ pub fn wait_gone(needle: &str, timeout: Duration) {
     let start = Instant::now();
     while !pids_matching(needle).is_empty() {
         if start.elapsed() > timeout {
-            let left: Vec<String> = pids_matching(needle)
-                .iter()
-                .map(|p| {
-                    std::fs::read_to_string(format!("/proc/{p}/cmdline"))
-                        .unwrap_or_default()
-                        .replace('\0', " ")
-                })
+            let left: Vec<String> = processes_matching(needle)
+                .into_iter()
+                .map(|(_, cmd)| cmd)
                 .collect();
             panic!("still running after {timeout:?} (matching {needle:?}): {left:?}");
         }
