@@ -33,14 +33,13 @@ let ws = Workspace(#{{
     skill_dirs: ["skills"],
     custom_init_code: "import helpers as h",
 }});
-print(ws.get_library_docs().contains("Helpers for probing."));
+print(to_json(ws.get_library_docs()));
 let s = create_notebook_session(sb, ws, #{{ name: "models" }});
 print(s.exec("h.double(consts.ANSWER)").text);
 print(s.exec("import torch; type(model).__name__ + ' ' + str(tokenizer is not None) + ' ' + str(model(torch.tensor([[1, 2, 3]])).logits.shape[-1])").text);
 print(s.exec("type(tuned).__name__").text);
 print(s.exec("secret.config._name_or_path").text);
-print(s.model_info_text.contains("`tuned`"));
-print(s.model_info_text.contains("hidden-model-2"));
+print(to_json(s.model_info_text));
 print(file_exists(s.workspace_path + "/.claude/skills/probe/SKILL.md"));
 "#
         ),
@@ -48,18 +47,42 @@ print(file_exists(s.workspace_path + "/.claude/skills/probe/SKILL.md"));
     );
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}\n{stdout}");
+    let docs = "## helpers\n\nHelpers for probing.\n\n## consts\n\n(no module docstring)\n\n";
+    let got = lines(&stdout);
     assert_eq!(
-        lines(&stdout),
+        got,
         [
-            "true",
+            serde_json::to_string(docs).unwrap().as_str(),
             "84",
             "'LlamaForCausalLM True 1000'",
             "'LlamaForCausalLM'", // PEFT merged by default
             "'hidden-model-2'",
-            "true",
-            "true",
+            got[5],
             "true",
         ]
+    );
+    // What the agent is told: each model's variable, what it is (the hidden one by its
+    // alias only) and its tokenizer; then the libraries' docs.
+    let info: String = serde_json::from_str(got[5]).unwrap();
+    let models: Vec<&str> = info.lines().filter(|l| l.starts_with("- `")).collect();
+    assert_eq!(
+        models,
+        [
+            "- `model`: **./models/base**. Tokenizer: `tokenizer`.",
+            "- `tuned`: **./models/lora**; a PEFT adapter on **./models/base**, merged into the base \
+             model's weights (a plain transformers model). Tokenizer: `tuned_tokenizer`.",
+            "- `secret`: **hidden-model-2**, a hidden model: which model it is is deliberately not \
+             disclosed. Tokenizer: `secret_tokenizer`.",
+        ]
+    );
+    assert!(info.starts_with("# Models\n\n"), "{info}");
+    assert!(
+        info.ends_with(&format!(
+            "\n\n# Libraries\n\nThese Python modules are installed and already imported (reuse them \
+             with `import <name>`):\n\n{}",
+            docs.trim_end_matches('\n').to_string() + "\n"
+        )),
+        "{info}"
     );
     assert!(!stdout.contains("secret\""), "{stdout}");
     assert_eq!(validate_notebooks(&env.path().join("outputs")), 1);
