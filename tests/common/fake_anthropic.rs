@@ -90,6 +90,7 @@ impl FakeAnthropic {
         Self::respond(|_, _| Reply::Hang)
     }
 
+    /// What the fake was sent so far: (request head, JSON body) per request.
     pub fn requests(&self) -> Vec<(String, Value)> {
         self.seen.lock().unwrap().clone()
     }
@@ -157,6 +158,7 @@ pub fn head_lines(head: &str) -> (String, Vec<(String, String)>) {
     (request, headers)
 }
 
+/// An SSE body: each event as `event: <type>` and its JSON `data:` line.
 pub fn sse(events: &[Value]) -> String {
     events
         .iter()

@@ -21,6 +21,8 @@ pub const TEST_KEY: &str = "sk-test-key-0123456789";
 pub const TORCH_ENV: &str =
     "python_packages: [\"torch\", \"transformers\", \"peft\"], execution_mode: \"notebook\"";
 
+/// A test's own folder (removed on drop) where scripts are written and run, with seer's
+/// state dir (`SEER_HOME`) inside it.
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub home: PathBuf,
@@ -32,16 +34,19 @@ pub fn shared_cache() -> PathBuf {
 }
 
 impl Env {
+    /// A fresh temp folder; the state dir is its `state/`.
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let home = dir.path().join("state");
         Self { dir, home }
     }
 
+    /// The test's folder (the scripts' folder and seer's working dir).
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
 
+    /// Writes `name` (a path under the test's folder, parents made) and returns its path.
     pub fn write(&self, name: &str, content: &str) -> PathBuf {
         let p = self.dir.path().join(name);
         if let Some(parent) = p.parent() {
@@ -51,6 +56,8 @@ impl Env {
         p
     }
 
+    /// The `seer` binary in the test's folder, with its state dir, the shared cache, no
+    /// `RUST_LOG` and the Hugging Face hub offline.
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_seer"));
         c.current_dir(self.dir.path())
@@ -124,6 +131,7 @@ impl Env {
     }
 }
 
+/// A finished process's (stdout, stderr) as text.
 pub fn text(o: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&o.stdout).to_string(),
