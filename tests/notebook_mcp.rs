@@ -6,7 +6,7 @@
 mod common;
 use std::process::Command;
 
-use common::{Env, cell_sources, ok, read_json, shared_cache, test_python, validate_notebooks};
+use common::{Env, cell_sources, read_json, shared_cache, test_python, validate_notebooks};
 use serde_json::{Value, json};
 
 const PNG_1X1: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
@@ -53,10 +53,7 @@ fn python_mcp_client_drives_a_real_session() {
     );
 
     let out = Command::new(&python)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/mcp_session_client.py"
-        ))
+        .arg(seer::testenv::fixture("mcp_session_client.py"))
         .arg(&config)
         .output()
         .unwrap();
@@ -110,29 +107,10 @@ fn python_mcp_client_drives_a_real_session() {
 
 #[test]
 fn seer_mcp_notebook_serves_a_live_sandbox_over_stdio() {
-    let python = test_python();
     let env = Env::new();
-    let out = env.run("let sb = Sandbox(#{ execution_mode: \"notebook\", timeout: 300 }).start();\nsb.detach();\nprint(sb.id);", &[]);
-    let id = ok(&out).trim().to_string();
-    let out = Command::new(&python)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/mcp_stdio_client.py"
-        ))
-        .arg(env!("CARGO_BIN_EXE_seer"))
-        .arg(&id)
-        .env("SEER_HOME", &env.home)
-        .env("SEER_CACHE_DIR", shared_cache())
-        .current_dir(env.path())
-        .output()
-        .unwrap();
-    ok(&env.run(&format!("Sandbox::from_id(\"{id}\").terminate();"), &[]));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = env.detached_sandbox("#{ execution_mode: \"notebook\", timeout: 300 }");
+    let got = env.stdio_mcp_client(&id, None);
+    env.terminate(&id);
     assert_eq!(
         got,
         json!({"tools": TOOLS, "text": "[cell 0, execution_count 1]\n42"})
@@ -173,7 +151,7 @@ fn agent_mcp_client_reaches_http_and_stdio_servers() {
         (names, a, b, unknown)
     });
     seer.ctrl_c();
-    ok(&env.run(&format!("Sandbox::from_id(\"{id}\").terminate();"), &[]));
+    env.terminate(&id);
     let (names, a, b, unknown) = result;
     // Both servers' tools, qualified by the server's name.
     let all: Vec<String> = ["cli", "nb"]

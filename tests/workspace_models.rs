@@ -162,33 +162,17 @@ fn workspace_errors_are_clear() {
 fn seer_mcp_notebook_preloads_the_sandbox_models() {
     let env = Env::new();
     link_tiny_models(&env);
-    let out = env.run(
-        &format!(
-            "let sb = Sandbox(#{{ {TORCH_ENV}, timeout: 300, models: [#{{ name: \"./models/base\" }}] }}).start();\nsb.detach();\nprint(sb.id);"
-        ),
-        &[],
-    );
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stderr}");
-    let id = stdout.trim().to_string();
-    let out = std::process::Command::new(common::test_python())
-        .arg(seer::testenv::fixture("mcp_stdio_client.py"))
-        .arg(env!("CARGO_BIN_EXE_seer"))
-        .arg(&id)
-        .arg("type(model).__name__, type(tokenizer).__name__")
-        .env("SEER_HOME", &env.home)
-        .env("SEER_CACHE_DIR", common::shared_cache())
-        .env("HF_HUB_OFFLINE", "1")
-        .current_dir(env.path())
-        .output()
-        .unwrap();
-    let ended = env.run(&format!("Sandbox::from_id(\"{id}\").terminate();"), &[]);
-    assert!(ended.status.success(), "{}", text(&ended).1);
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stderr}");
-    let got: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let id = env.detached_sandbox(&format!(
+        "#{{ {TORCH_ENV}, timeout: 300, models: [#{{ name: \"./models/base\" }}] }}"
+    ));
+    let got = env.stdio_mcp_client(&id, Some("type(model).__name__, type(tokenizer).__name__"));
+    env.terminate(&id);
     assert_eq!(
-        got["text"],
-        "[cell 0, execution_count 1]\n('LlamaForCausalLM', 'TokenizersBackend')"
+        got,
+        serde_json::json!({
+            "tools": ["add_markdown", "edit_cell", "execute_code", "interrupt_kernel",
+                      "restart_kernel", "shutdown_session"],
+            "text": "[cell 0, execution_count 1]\n('LlamaForCausalLM', 'TokenizersBackend')"
+        })
     );
 }

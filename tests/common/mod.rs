@@ -96,6 +96,39 @@ impl Env {
         c.output().expect("run seer")
     }
 
+    /// Starts a sandbox with config `cfg` (a Rhai map) and detaches it, so it outlives the
+    /// run; returns its id. End it with [`Env::terminate`].
+    pub fn detached_sandbox(&self, cfg: &str) -> String {
+        let out = self.run(
+            &format!("let sb = Sandbox({cfg}).start();\nsb.detach();\nprint(sb.id);"),
+            &[],
+        );
+        ok(&out).trim().to_string()
+    }
+
+    /// Ends the sandbox `id` (from another run), asserting that it worked.
+    pub fn terminate(&self, id: &str) {
+        ok(&self.run(&format!("Sandbox::from_id(\"{id}\").terminate();"), &[]));
+    }
+
+    /// `seer mcp notebook <id>` driven over stdio by the official Python MCP SDK
+    /// (`tests/fixtures/mcp_stdio_client.py`): the tool names and the text of one
+    /// `execute_code` call of `code` (`20 + 22` if none), as JSON.
+    pub fn stdio_mcp_client(&self, id: &str, code: Option<&str>) -> serde_json::Value {
+        let mut c = Command::new(test_python());
+        c.arg(seer::testenv::fixture("mcp_stdio_client.py"))
+            .arg(env!("CARGO_BIN_EXE_seer"))
+            .arg(id)
+            .args(code)
+            .env("SEER_HOME", &self.home)
+            .env("SEER_CACHE_DIR", shared_cache())
+            .env("HF_HUB_OFFLINE", "1")
+            .current_dir(self.path());
+        let out = c.output().expect("the test Python");
+        let stdout = ok(&out);
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    }
+
     /// `seer run main.rhai` in the background after writing `main.rhai`; see [`Running`].
     pub fn spawn(&self, script: &str) -> Running {
         self.write("main.rhai", script);
