@@ -6,48 +6,20 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
 
-use common::fake_anthropic::{FakeAnthropic, text_turn, tool_turn};
-use common::{Env, ok, text};
+use common::fake_anthropic::{FakeAnthropic, text_turn, tool_results, tool_turn};
+use common::{Env, assert_no_file_contains, files_under, ok, text, wait_for};
 use serde_json::{Value, json};
 
 const SECRET: &str = "my-secret-value-8c1f2e";
 const KEY: &str = "sk-test-secrets-key-4b7e91";
 
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = vec![];
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() && !p.is_symlink() {
-            out.extend(files(&p));
-        } else if p.is_file() {
-            out.push(p);
-        }
-    }
-    out
-}
-
 fn everything_js() -> PathBuf {
     seer::testenv::npm_dir()
         .join("node_modules/@modelcontextprotocol/server-everything/dist/index.js")
-}
-
-/// The text of every tool result in a request body, by tool_use id.
-fn tool_results(body: &Value) -> Vec<(String, String)> {
-    body["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|m| m["content"].as_array().cloned().unwrap_or_default())
-        .filter(|b| b["type"] == "tool_result")
-        .map(|b| {
-            (
-                b["tool_use_id"].as_str().unwrap().to_string(),
-                b["content"].to_string(),
-            )
-        })
-        .collect()
 }
 
 #[test]
@@ -141,8 +113,16 @@ print(r.final_text);
         let body = body.to_string();
         assert!(!body.contains(SECRET) && !body.contains(KEY), "{body}");
     }
-    let results: std::collections::BTreeMap<String, String> =
-        seen.iter().flat_map(|(_, b)| tool_results(b)).collect();
+    let results: BTreeMap<String, String> = seen
+        .iter()
+        .flat_map(|(_, b)| tool_results(b))
+        .map(|r| {
+            (
+                r["tool_use_id"].as_str().unwrap().to_string(),
+                r["content"].to_string(),
+            )
+        })
+        .collect();
     let shell = &results["t_shell"];
     assert!(
         shell.contains("shell: ***") && shell.contains("key: ***") && shell.contains("err: ***"),
@@ -168,26 +148,14 @@ print(r.final_text);
     // ...nor in any file seer wrote: outputs (notebook, transcript, run.json) and state
     // (records, logs, the workspace, whose key file the cell deleted).
     let outputs = env.path().join("outputs");
-    let written: Vec<PathBuf> = files(&outputs)
-        .into_iter()
-        .chain(files(&env.home))
-        .collect();
-    assert!(
-        written
-            .iter()
-            .any(|p| p.extension().is_some_and(|e| e == "ipynb"))
-    );
+    assert_no_file_contains(&outputs, &[SECRET, KEY]);
+    assert_no_file_contains(&env.home, &[SECRET, KEY]);
+    let written = files_under(&outputs);
     assert!(
         written
             .iter()
             .any(|p| p.extension().is_some_and(|e| e == "jsonl"))
     );
-    for p in &written {
-        let data = String::from_utf8_lossy(&std::fs::read(p).unwrap()).to_string();
-        for v in [SECRET, KEY] {
-            assert!(!data.contains(v), "{v} in {}", p.display());
-        }
-    }
     let notebook = written
         .iter()
         .find(|p| p.extension().is_some_and(|e| e == "ipynb"))
@@ -246,17 +214,9 @@ print(sb.id);
     assert!(environ.contains("SEER_HOME="), "{environ}");
 
     // Ending the sandbox ends its watchdog.
-    let out = env.run(&format!("Sandbox::from_id(\"{id}\").terminate();"), &[]);
-    ok(&out);
-    let start = std::time::Instant::now();
-    while std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| String::from_utf8_lossy(&c).contains("__watchdog"))
-        .unwrap_or(false)
-    {
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(5),
-            "the watchdog outlived its sandbox"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    env.terminate(&id);
+    wait_for("the watchdog to exit", Duration::from_secs(5), || {
+        !std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains("__watchdog"))
+    });
 }
