@@ -127,6 +127,46 @@ pub fn bundle_text(v: &Value) -> String {
     }
 }
 
+/// Applies `redact` to the text of outputs: streams, every non-image entry of result and
+/// display bundles (JSON included) and their metadata, error names, values and
+/// tracebacks. Images hold no text we can scan and are left as they are.
+pub fn redact_outputs(outputs: &mut [Output], redact: &dyn Fn(&str) -> String) {
+    use crate::secrets::redact_json_with;
+    for o in outputs {
+        match o {
+            Output::Stream { text, .. } => {
+                let t = text.text();
+                let r = redact(&t);
+                if r != t {
+                    *text = MultiLine::Text(r);
+                }
+            }
+            Output::ExecuteResult { data, metadata, .. }
+            | Output::DisplayData { data, metadata } => {
+                for (mime, v) in data.iter_mut() {
+                    if !mime.starts_with("image/") || mime == "image/svg+xml" {
+                        redact_json_with(v, redact);
+                    }
+                }
+                for v in metadata.values_mut() {
+                    redact_json_with(v, redact);
+                }
+            }
+            Output::Error {
+                ename,
+                evalue,
+                traceback,
+            } => {
+                *ename = redact(ename);
+                *evalue = redact(evalue);
+                for line in traceback.iter_mut() {
+                    *line = redact(line);
+                }
+            }
+        }
+    }
+}
+
 /// One execution's result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExecResult {
@@ -548,8 +588,23 @@ impl Kernel {
         self.control_tx.interrupt().await
     }
 
-    /// Runs code to completion (or timeout, death, cancellation).
+    /// Runs code to completion (or timeout, death, cancellation). The outputs come back
+    /// with the sandbox's secret values redacted: this is where a kernel's output enters
+    /// seer, so the notebook, the script and the MCP tools never see them.
     pub async fn execute(
+        &mut self,
+        code: &str,
+        hidden: bool,
+        timeout: Option<Duration>,
+        cancel: &CancellationToken,
+    ) -> Result<ExecResult> {
+        let sandbox = self.sandbox.clone();
+        let mut r = self.execute_raw(code, hidden, timeout, cancel).await?;
+        redact_outputs(&mut r.outputs, &|t| sandbox.redact(t));
+        Ok(r)
+    }
+
+    async fn execute_raw(
         &mut self,
         code: &str,
         hidden: bool,
@@ -690,5 +745,36 @@ mod tests {
         let names = ["ok", "error", "aborted", "timed_out", "kernel_died"];
         assert_eq!(all.map(|s| s.to_string()), names);
         assert_eq!(serde_json::to_value(all).unwrap(), serde_json::json!(names));
+    }
+
+    #[test]
+    fn outputs_are_redacted_except_images() {
+        use serde_json::json;
+        let redact = |t: &str| t.replace("s3cret", "***");
+        let bundle = |v: Value| -> BTreeMap<String, Value> { serde_json::from_value(v).unwrap() };
+        let mut outputs = vec![
+            Output::Stream {
+                name: "stdout".into(),
+                text: MultiLine::from_text("a s3cret\nb\n"),
+            },
+            Output::ExecuteResult {
+                execution_count: Some(1),
+                data: bundle(
+                    json!({"text/plain": ["'s3cret'"], "application/json": {"k": ["s3cret"]},
+                                    "image/png": "s3cret"}),
+                ),
+                metadata: Default::default(),
+            },
+            Output::Error {
+                ename: "KeyError".into(),
+                evalue: "'s3cret'".into(),
+                traceback: vec!["x = 's3cret'".into()],
+            },
+        ];
+        redact_outputs(&mut outputs, &redact);
+        let text = serde_json::to_string(&outputs).unwrap();
+        assert_eq!(text.matches("s3cret").count(), 1, "{text}");
+        assert!(text.contains("\"image/png\":\"s3cret\""), "{text}");
+        assert_eq!(text.matches("***").count(), 5, "{text}");
     }
 }

@@ -127,7 +127,7 @@ pub fn check_file_name(field: &str, name: &str) -> Result<()> {
     };
     match why {
         Some(why) => anyhow::bail!(
-            "{field} {why}: got {name:?}; it becomes a file name in the run folder, so give a \
+            "{field} {why}: got {name:?}; it names a file or folder seer writes, so give a \
              plain name such as \"probe\""
         ),
         None => Ok(()),

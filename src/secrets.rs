@@ -1,4 +1,71 @@
-//! Keeping secret values out of everything seer writes: logs, errors, records.
+//! Keeping secret values out of everything seer writes: logs, errors, records, notebooks,
+//! transcripts, and the tool results an agent's provider receives.
+//!
+//! Two sets of values are redacted:
+//! - each sandbox's declared `secrets` (its [`Redactor`], built with its environment), and
+//! - the process-wide set: every value given to [`protect`] (each sandbox's secret values
+//!   are added when its environment is built, each provider key when a provider reads it)
+//!   plus the provider keys of [`PROVIDER_KEY_VARS`], read from the environment at each
+//!   redaction (so a key loaded from `.env` after start-up is covered too).
+//!
+//! Every [`Redactor`] applies both, so a value protected anywhere in the process is
+//! redacted everywhere; [`redact`] applies the process-wide set alone (for output that
+//! belongs to no sandbox, e.g. a third-party MCP server's tool results).
+
+use std::sync::RwLock;
+
+use serde_json::Value;
+
+/// What a secret value is replaced with.
+pub const MASK: &str = "***";
+
+/// Environment variables holding provider API keys, redacted wherever they are set.
+pub const PROVIDER_KEY_VARS: &[&str] = &["ANTHROPIC_API_KEY", "OPENAI_API_KEY"];
+
+/// Values shorter than this are not redacted: they would mangle ordinary text and are not
+/// secrets worth the name.
+const MIN_LEN: usize = 4;
+
+static PROTECTED: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// Adds a value to the process-wide set (from now on redacted by every redactor).
+pub fn protect(value: &str) {
+    let value = value.trim();
+    if value.len() < MIN_LEN {
+        return;
+    }
+    if let Ok(mut set) = PROTECTED.write()
+        && !set.iter().any(|v| v == value)
+    {
+        set.push(value.to_string());
+    }
+}
+
+/// Protects the value of an environment variable, if it is set.
+pub fn protect_env(name: &str) {
+    if let Ok(v) = std::env::var(name) {
+        protect(&v);
+    }
+}
+
+/// The process-wide values: protected ones and the provider keys set in the environment.
+fn global_values() -> Vec<String> {
+    let mut values = PROTECTED.read().map(|s| s.clone()).unwrap_or_default();
+    for name in PROVIDER_KEY_VARS {
+        if let Ok(v) = std::env::var(name) {
+            let v = v.trim();
+            if v.len() >= MIN_LEN {
+                values.push(v.to_string());
+            }
+        }
+    }
+    values
+}
+
+/// Replaces the process-wide secret values in a text.
+pub fn redact(text: &str) -> String {
+    Redactor::default().redact(text)
+}
 
 /// Replaces every known secret value in a text with `***`.
 #[derive(Debug, Clone, Default)]
@@ -7,24 +74,59 @@ pub struct Redactor {
 }
 
 impl Redactor {
-    /// Values shorter than 4 characters are not redacted: they would mangle ordinary text
-    /// and are not secrets worth the name.
+    /// A redactor for these values and the process-wide ones. Values shorter than 4
+    /// characters are skipped.
     pub fn new(values: impl IntoIterator<Item = String>) -> Self {
-        let mut values: Vec<String> = values.into_iter().filter(|v| v.len() >= 4).collect();
-        // Longest first, so a secret containing another is replaced whole.
-        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-        values.dedup();
+        let values = values.into_iter().filter(|v| v.len() >= MIN_LEN).collect();
         Self { values }
     }
 
     pub fn redact(&self, text: &str) -> String {
+        let mut values: Vec<String> = self.values.clone();
+        values.extend(global_values());
+        // Longest first, so a secret containing another is replaced whole.
+        values.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        values.dedup();
         let mut out = text.to_string();
-        for v in &self.values {
+        for v in &values {
             if out.contains(v.as_str()) {
-                out = out.replace(v.as_str(), "***");
+                out = out.replace(v.as_str(), MASK);
             }
         }
         out
+    }
+
+    /// Redacts every string in a JSON value (keys included), in place.
+    pub fn redact_json(&self, value: &mut Value) {
+        redact_json_with(value, &|t| self.redact(t));
+    }
+}
+
+/// Applies `redact` to every string in a JSON value (keys included), in place.
+pub fn redact_json_with(value: &mut Value, redact: &dyn Fn(&str) -> String) {
+    match value {
+        Value::String(s) => {
+            let r = redact(s);
+            if r != *s {
+                *s = r;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| redact_json_with(v, redact)),
+        Value::Object(map) => {
+            let keys: Vec<String> = map.keys().cloned().collect();
+            for k in keys {
+                let rk = redact(&k);
+                if rk != k
+                    && let Some(v) = map.remove(&k)
+                {
+                    map.insert(rk.clone(), v);
+                }
+                if let Some(v) = map.get_mut(&rk) {
+                    redact_json_with(v, redact);
+                }
+            }
+        }
+        _ => {}
     }
 }
 
@@ -42,6 +144,31 @@ mod tests {
         assert_eq!(
             r.redact("key=hunter22 again hunter22-long ab"),
             "key=*** again *** ab"
+        );
+    }
+
+    #[test]
+    fn protected_values_are_redacted_by_every_redactor() {
+        let value = "protected-value-5f1c2a";
+        assert_eq!(redact(value), value);
+        protect(value);
+        protect("ab");
+        assert_eq!(redact(&format!("x {value} ab")), "x *** ab");
+        let own = Redactor::new(["own-secret-9d3e".to_string()]);
+        assert_eq!(own.redact(&format!("{value} own-secret-9d3e")), "*** ***");
+    }
+
+    #[test]
+    fn json_strings_and_keys_are_redacted() {
+        let r = Redactor::new(["json-secret-77aa".to_string()]);
+        let mut v = serde_json::json!({
+            "text/plain": ["a json-secret-77aa b"],
+            "json-secret-77aa": {"n": 1, "s": "json-secret-77aa"},
+        });
+        r.redact_json(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({"text/plain": ["a *** b"], "***": {"n": 1, "s": "***"}})
         );
     }
 }

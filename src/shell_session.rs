@@ -63,7 +63,8 @@ impl ShellSession {
         })
     }
 
-    /// Runs a command the way the tools do.
+    /// Runs a command the way the tools do; its output and errors come back with the
+    /// sandbox's secret values redacted.
     pub async fn run(&self, cmd: Command, timeout: Option<Duration>) -> anyhow::Result<ExecOutput> {
         let opts = ExecOptions {
             timeout: Some(timeout.unwrap_or(self.timeout)),
@@ -71,7 +72,15 @@ impl ShellSession {
             host_cwd: self.host_cwd.clone(),
             env: self.env.clone(),
         };
-        self.sandbox.exec(cmd, opts, &self.cancel).await
+        let sb = &self.sandbox;
+        match sb.exec(cmd, opts, &self.cancel).await {
+            Ok(out) => Ok(ExecOutput {
+                stdout: sb.redact(&out.stdout),
+                stderr: sb.redact(&out.stderr),
+                exit_code: out.exit_code,
+            }),
+            Err(e) => Err(anyhow::anyhow!(sb.redact(&format!("{e:#}")))),
+        }
     }
 
     /// The `mcp_config` for agents: starts the HTTP server on first use.

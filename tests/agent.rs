@@ -6,31 +6,17 @@
 
 mod common;
 use common::fake_anthropic::{
-    FakeAnthropic, Reply, http_error, last_tool_results, text_turn, tool_turn,
+    FakeAnthropic, Reply, answer, call_turn, compute_6x7, head_lines, http_error,
+    last_tool_results, text_turn, tool_names,
 };
-use common::{Env, ok, text};
+use common::{Env, error_line, failed, lines, read_json, read_jsonl};
 use serde_json::{Value, json};
 
 #[test]
 fn run_agent_drives_a_notebook_through_mcp_against_an_anthropic_wire_fake() {
-    let fake = FakeAnthropic::start(vec![
-        tool_turn(
-            "Let me compute.",
-            &[(
-                "toolu_1",
-                "notebooks__execute_code",
-                json!({"code": "6 * 7"}),
-            )],
-            100,
-            20,
-        ),
-        text_turn("The answer is 42.", 200, 7),
-    ]);
-    let url = fake.url.clone();
-
+    let fake = FakeAnthropic::start(compute_6x7("notebooks__execute_code"));
     let env = Env::new();
-    env.write(
-        "main.rhai",
+    let (out, stdout, stderr) = env.run_agent_script(
         r#"
 let sb = Sandbox(#{ execution_mode: "notebook" }).start();
 let s = create_notebook_session(sb, (), #{ name: "agent" });
@@ -39,81 +25,82 @@ let r = run_agent(#{ prompt: "What is 6 * 7?", mcp_config: s.mcp_config, base_ur
                   |m| events.push(m.type));
 print(to_json(#{ final: r.final_text, turns: r.turns, stop: r.stop_reason, events: events, usage: r.usage, transcript: r.transcript }));
 "#,
+        &fake.url,
     );
-    let out = env
-        .cmd()
-        .env("ANTHROPIC_API_KEY", "sk-test-key-0123456789")
-        .args(["run", "main.rhai", "--", &url])
-        .output()
-        .unwrap();
-    let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}\n{stdout}");
-    let got: Value = serde_json::from_str(ok(&out).trim()).unwrap();
-    assert_eq!(got["final"], "The answer is 42.");
-    assert_eq!(got["turns"], 2);
-    assert_eq!(got["stop"], "end_turn");
+    let run = env.the_run();
+    let got: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(
-        got["usage"],
-        json!({"input_tokens": 300, "output_tokens": 27, "cache_read_tokens": 0, "cache_write_tokens": 0,
-               "turns": 2, "cost_usd": 0.001305})
+        got,
+        json!({"final": "The answer is 42.", "turns": 2, "stop": "end_turn",
+               "events": ["usage", "text", "tool_call", "tool_result", "usage", "text", "done"],
+               "usage": {"input_tokens": 300, "output_tokens": 27, "cache_read_tokens": 0,
+                         "cache_write_tokens": 0, "turns": 2, "cost_usd": 0.001305},
+               "transcript": format!("outputs/{run}/transcripts/solver.jsonl")})
     );
     // The live log on stderr: text, the call with its arguments, the result, a summary.
-    for want in [
-        "[solver] turn 1/5",
-        "[solver] Let me compute.",
-        "[solver] → notebooks__execute_code {\"code\":\"6 * 7\"}",
-        "[solver] ← ",
-        "[solver] done: end_turn after 2 turns · 300 in / 27 out tokens · $0.0013",
-    ] {
-        assert!(stderr.contains(want), "{want:?} not in:\n{stderr}");
-    }
-    // run.json sums up the agents.
-    let run_json = std::fs::read_dir(env.path().join("outputs"))
-        .unwrap()
-        .map(|e| e.unwrap().path().join("run.json"))
-        .next()
-        .unwrap();
-    let run: Value = serde_json::from_str(&std::fs::read_to_string(run_json).unwrap()).unwrap();
     assert_eq!(
-        run["agent_totals"],
+        lines(&stderr),
+        [
+            "[solver] turn 1/5 · 0 in / 0 out tokens",
+            "[solver] Let me compute.",
+            "[solver] → notebooks__execute_code {\"code\":\"6 * 7\"}",
+            "[solver] ← [cell 0, execution_count 1]⏎42",
+            "[solver] turn 2/5 · 100 in / 20 out tokens",
+            "[solver] The answer is 42.",
+            "[solver] done: end_turn after 2 turns · 300 in / 27 out tokens · $0.0013",
+        ]
+    );
+    // run.json sums up the agents.
+    let record = read_json(&env.runs()[0].join("run.json"));
+    assert_eq!(
+        record["agent_totals"],
         json!({"agents": 1, "input_tokens": 300, "output_tokens": 27, "cache_read_tokens": 0,
                "cache_write_tokens": 0, "cost_usd": 0.001305})
     );
-    assert_eq!(run["agents"][0]["model"], "claude-sonnet-4-5");
     assert_eq!(
-        got["events"],
-        json!([
-            "usage",
-            "text",
-            "tool_call",
-            "tool_result",
-            "usage",
-            "text",
-            "done"
-        ])
+        record["agents"],
+        json!([{"name": "solver", "provider": "anthropic", "model": "claude-sonnet-4-5",
+                "stop_reason": "end_turn", "turns": 2, "input_tokens": 300, "output_tokens": 27,
+                "cache_read_tokens": 0, "cache_write_tokens": 0, "cost_usd": 0.001305,
+                "transcript": format!("outputs/{run}/transcripts/solver.jsonl")}])
     );
 
     let seen = fake.requests();
     assert_eq!(seen.len(), 2);
     let (head, first) = &seen[0];
-    assert!(head.starts_with("POST /v1/messages HTTP/1.1"), "{head}");
-    let lower = head.to_ascii_lowercase();
-    assert!(
-        lower.contains("x-api-key: sk-test-key-0123456789")
-            && lower.contains("anthropic-version: 2023-06-01"),
-        "{head}"
+    // The headers: the key, the API version, a streamed JSON body (its length as sent).
+    let (request, headers) = head_lines(head);
+    assert_eq!(request, "POST /v1/messages HTTP/1.1");
+    let port = fake.url.rsplit(':').next().unwrap();
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        headers,
+        pairs(&[
+            ("accept", "text/event-stream"),
+            ("anthropic-version", "2023-06-01"),
+            ("content-length", &first.to_string().len().to_string()),
+            ("content-type", "application/json"),
+            ("host", &format!("127.0.0.1:{port}")),
+            ("x-api-key", "sk-test-key-0123456789"),
+        ])
     );
     assert_eq!(first["stream"], true);
     assert_eq!(first["model"], "claude-sonnet-4-5");
-    let tools: Vec<&str> = first["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
-    assert!(
-        tools.contains(&"notebooks__execute_code") && tools.contains(&"notebooks__edit_cell"),
-        "{tools:?}"
+    assert_eq!(
+        tool_names(first),
+        [
+            "notebooks__add_markdown",
+            "notebooks__edit_cell",
+            "notebooks__execute_code",
+            "notebooks__interrupt_kernel",
+            "notebooks__restart_kernel",
+            "notebooks__shutdown_session"
+        ]
     );
     assert_eq!(
         first["messages"],
@@ -121,32 +108,28 @@ print(to_json(#{ final: r.final_text, turns: r.turns, stop: r.stop_reason, event
     );
     // The second request answers the tool call with what the kernel computed.
     let second = &seen[1].1;
-    let msgs = second["messages"].as_array().unwrap();
-    assert_eq!(msgs.len(), 3);
     assert_eq!(
-        msgs[1]["content"][1],
-        json!({"type": "tool_use", "id": "toolu_1", "name": "notebooks__execute_code", "input": {"code": "6 * 7"}})
+        second["messages"],
+        json!([
+            {"role": "user", "content": [{"type": "text", "text": "What is 6 * 7?"}]},
+            {"role": "assistant", "content": [
+                {"type": "text", "text": "Let me compute."},
+                {"type": "tool_use", "id": "toolu_1", "name": "notebooks__execute_code", "input": {"code": "6 * 7"}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "is_error": false,
+                 "content": [{"type": "text", "text": "[cell 0, execution_count 1]\n42"}]}]},
+        ])
     );
-    let result = &msgs[2]["content"][0];
-    assert_eq!(result["type"], "tool_result");
-    assert_eq!(result["tool_use_id"], "toolu_1");
-    assert!(result["content"].to_string().contains("42"), "{result}");
 
     // The transcript has every request and response, and no key.
-    let transcript =
-        std::fs::read_to_string(env.path().join(got["transcript"].as_str().unwrap())).unwrap();
-    let kinds: Vec<String> = transcript
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["type"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+    let path = env.path().join(got["transcript"].as_str().unwrap());
+    let kinds: Vec<Value> = read_jsonl(&path)
+        .iter()
+        .map(|l| l["type"].clone())
         .collect();
     assert_eq!(
         kinds,
-        vec![
+        [
             "start",
             "request",
             "response",
@@ -156,7 +139,11 @@ print(to_json(#{ final: r.final_text, turns: r.turns, stop: r.stop_reason, event
             "done"
         ]
     );
-    assert!(!transcript.contains("sk-test-key"));
+    assert!(
+        !std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("sk-test-key")
+    );
 }
 
 #[test]
@@ -165,45 +152,30 @@ fn run_agent_config_errors_are_clear() {
     for (code, want) in [
         (
             "run_agent(#{ promt: \"x\" });",
-            "unknown field `promt`; did you mean `prompt`?",
+            "error: main.rhai:1:1: run_agent: unknown field `promt`; did you mean `prompt`? (valid fields: \
+             `prompt`, `mcp_config`, `provider`, `model`, `base_url`, `api_key_env`, `max_turns`, `max_tokens`, \
+             `system_prompt`, `user_message`, `name`, `transcript`, `prices`, `live_log`, `request_timeout`, \
+             `max_retries`)\n",
         ),
-        ("run_agent(#{ prompt: \"x\", provider: \"nope\" });", "nope"),
+        (
+            "run_agent(#{ prompt: \"x\", provider: \"nope\" });",
+            "error: main.rhai:1:1: run_agent: unknown provider \"nope\"; expected \"anthropic\" \
+             (alias \"claude\"), \"openai\", \"claude-code\" or \"replay\"\n",
+        ),
         (
             "run_agent(#{ prompt: \"x\", mcp_config: #{ a: #{ type: \"stdio\", command: \"/no/such/server\" } }, base_url: \"http://127.0.0.1:9\" });",
-            "MCP server `a`",
+            "error: main.rhai:1:1: MCP server `a`: cannot start `/no/such/server`: \
+             No such file or directory (os error 2)\n",
         ),
     ] {
-        env.write("main.rhai", code);
-        let out = env
-            .cmd()
-            .env("ANTHROPIC_API_KEY", "k")
-            .args(["run", "main.rhai"])
-            .output()
-            .unwrap();
-        let (_, err) = text(&out);
-        assert_eq!(out.status.code(), Some(1), "{code}: {err}");
-        assert!(
-            err.contains("error: main.rhai:1:1: ") && err.contains(want),
-            "{code}: {err}"
-        );
+        let (out, _, _) = env.run_agent_script(code, "");
+        assert_eq!(failed(&out), want, "{code}");
     }
 }
 
 #[test]
 fn replay_reruns_a_transcripts_tool_calls_for_real_without_the_provider() {
-    let fake = FakeAnthropic::start(vec![
-        tool_turn(
-            "Let me compute.",
-            &[(
-                "toolu_1",
-                "notebooks__execute_code",
-                json!({"code": "6 * 7"}),
-            )],
-            100,
-            20,
-        ),
-        text_turn("The answer is 42.", 200, 7),
-    ]);
+    let fake = FakeAnthropic::start(compute_6x7("notebooks__execute_code"));
     let env = Env::new();
     let (out, stdout, stderr) = env.run_agent_script(
         r#"
@@ -228,22 +200,22 @@ print(to_json(#{ final: r2.final_text, turns: r2.turns, usage: r2.usage, events:
         json!({"final": "The answer is 42.", "turns": 2,
                "usage": {"input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0, "cache_write_tokens": 0, "turns": 2, "cost_usd": 0.0},
                "events": ["usage", "text", "tool_call", "tool_result", "usage", "text", "done"],
-               "notebook": got["notebook"], "same_sandbox": false})
+               "notebook": format!("outputs/{}/replayed.ipynb", env.the_run()), "same_sandbox": false})
     );
     // The provider was asked twice, by the live run only.
     assert_eq!(fake.requests().len(), 2);
     // The replayed call ran in the new kernel: its notebook has the cell and its result.
-    let nb: Value = serde_json::from_str(
-        &std::fs::read_to_string(env.path().join(got["notebook"].as_str().unwrap())).unwrap(),
-    )
-    .unwrap();
-    let cell = nb["cells"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["source"].to_string().contains("6 * 7"))
-        .expect("the replayed cell");
-    assert!(cell["outputs"].to_string().contains("42"), "{cell}");
+    let nb = read_json(&env.path().join(got["notebook"].as_str().unwrap()));
+    let mut cells = nb["cells"].clone();
+    for c in cells.as_array_mut().unwrap() {
+        c.as_object_mut().unwrap().remove("id"); // random
+    }
+    assert_eq!(
+        cells,
+        json!([{"cell_type": "code", "execution_count": 1, "metadata": {}, "source": ["6 * 7"],
+                "outputs": [{"output_type": "execute_result", "execution_count": 1, "metadata": {},
+                             "data": {"text/plain": ["42"]}}]}])
+    );
 }
 
 #[test]
@@ -253,51 +225,46 @@ fn replay_errors_say_what_is_missing() {
     for (code, want) in [
         (
             "run_agent(#{ provider: \"replay\", prompt: \"x\" });",
-            "provider \"replay\" needs `transcript`",
+            "error: main.rhai:1:1: run_agent: provider \"replay\" needs `transcript`: \
+             the path of a transcript to replay (outputs/<run>/transcripts/<name>.jsonl)\n",
         ),
         (
             "run_agent(#{ provider: \"replay\", prompt: \"x\", transcript: \"empty.jsonl\" });",
-            "empty.jsonl has no assistant turns to replay",
+            "error: main.rhai:1:1: run_agent: <dir>/empty.jsonl has no assistant turns to replay: \
+             give the transcript of an agent run (outputs/<run>/transcripts/<name>.jsonl)\n",
         ),
         (
             "run_agent(#{ provider: \"replay\", prompt: \"x\", transcript: \"nope.jsonl\" });",
-            "reading the replay transcript",
+            "error: main.rhai:1:1: run_agent: reading the replay transcript <dir>/nope.jsonl: \
+             No such file or directory (os error 2)\n",
         ),
         (
             "run_agent(#{ provider: \"gemini\", prompt: \"x\" });",
-            "unknown provider \"gemini\"",
+            "error: main.rhai:1:1: run_agent: unknown provider \"gemini\"; expected \"anthropic\" \
+             (alias \"claude\"), \"openai\", \"claude-code\" or \"replay\"\n",
         ),
     ] {
-        let (out, _, err) = env.run_agent_script(code, "");
-        assert_eq!(out.status.code(), Some(1), "{code}: {err}");
-        assert!(
-            err.contains("main.rhai:1:1") && err.contains(want),
-            "{code}: {err}"
-        );
+        let (out, _, _) = env.run_agent_script(code, "");
+        assert_eq!(env.normalise(&failed(&out)), want, "{code}");
     }
 }
 
 /// First turn: run code that reports the kernel's pid after a second; once the tool
 /// result is back: say it.
-fn pid_responder() -> common::fake_anthropic::Responder {
-    std::sync::Arc::new(|_, body: &Value| match last_tool_results(body) {
-        Some(result) => Reply::Sse(text_turn(&format!("kernel says {result}"), 10, 5)),
-        None => Reply::Sse(tool_turn(
-            "",
-            &[(
-                "toolu_pid",
-                "notebooks__execute_code",
-                json!({"code": "import os, time; time.sleep(1); os.getpid()"}),
-            )],
-            10,
-            5,
+fn pid_responder(_: usize, body: &Value) -> Reply {
+    match last_tool_results(body) {
+        Some(result) => Reply::Sse(answer(&format!("kernel says {result}"))),
+        None => Reply::Sse(call_turn(
+            "toolu_pid",
+            "notebooks__execute_code",
+            json!({"code": "import os, time; time.sleep(1); os.getpid()"}),
         )),
-    })
+    }
 }
 
 #[test]
 fn two_agents_run_in_parallel_each_against_its_own_kernel() {
-    let fake = FakeAnthropic::start_with(pid_responder());
+    let fake = FakeAnthropic::respond(pid_responder);
     let env = Env::new();
     let (out, stdout, stderr) = env.run_agent_script(
         r#"
@@ -326,20 +293,46 @@ print(to_json([rs[0].final_text, rs[1].final_text, c.final_text, t.is_done()]));
             .unwrap()
             .to_string()
     };
-    let (a, b, c) = (pid(&got[0]), pid(&got[1]), pid(&got[2]));
+    let (a, b) = (pid(&got[0]), pid(&got[1]));
     assert!(!a.is_empty() && !b.is_empty(), "{got:?}");
     assert_ne!(a, b, "each agent has its own kernel");
-    assert_eq!(a, c, "the spawned agent used session a's kernel");
-    assert_eq!(got[3], true);
+    // The spawned agent (c) used session a's kernel, in its second cell.
+    let says = |cell: u32, pid: &str| {
+        format!(
+            "kernel says [{{\"text\":\"[cell {cell}, execution_count {}]\\n{pid}\",\"type\":\"text\"}}]",
+            cell + 1
+        )
+    };
+    assert_eq!(
+        got,
+        [
+            json!(says(0, &a)),
+            json!(says(0, &b)),
+            json!(says(1, &a)),
+            json!(true)
+        ]
+    );
     // Both agents' first requests came before either had its tool result back (the
     // tool sleeps a second): they ran at the same time.
     let seen = fake.requests();
     assert_eq!(seen.len(), 6);
     assert!(last_tool_results(&seen[0].1).is_none() && last_tool_results(&seen[1].1).is_none());
-    // Each agent has its own transcript.
-    for name in ["a", "b", "c"] {
-        assert!(
-            stderr.contains(&format!("[{name}] done: end_turn after 2 turns")),
+    // Each agent has its own live log (the lines of the three interleave).
+    for (name, cell, pid) in [("a", 0, &a), ("b", 0, &b), ("c", 1, &a)] {
+        let tag = format!("[{name}] ");
+        let log: Vec<&str> = stderr.lines().filter(|l| l.starts_with(&tag)).collect();
+        assert_eq!(
+            log,
+            [
+                format!("{tag}turn 1/60 · 0 in / 0 out tokens"),
+                format!(
+                    "{tag}→ notebooks__execute_code {{\"code\":\"import os, time; time.sleep(1); os.getpid()\"}}"
+                ),
+                format!("{tag}← [cell {cell}, execution_count {}]⏎{pid}", cell + 1),
+                format!("{tag}turn 2/60 · 10 in / 5 out tokens"),
+                format!("{tag}{}", says(cell, pid)),
+                format!("{tag}done: end_turn after 2 turns · 20 in / 10 out tokens · $0.0002"),
+            ],
             "{stderr}"
         );
     }
@@ -348,35 +341,42 @@ print(to_json([rs[0].final_text, rs[1].final_text, c.final_text, t.is_done()]));
 #[test]
 fn a_spawned_closure_error_is_raised_by_join_with_its_position() {
     let env = Env::new();
-    let (out, _, err) = env.run_agent_script(
+    let (out, _, _) = env.run_agent_script(
         "let t = spawn(|| {\n  let x = 1;\n  throw \"boom\";\n});\nt.join();\n",
         "",
     );
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("boom") && err.contains("main.rhai:3:"),
-        "{err}"
+    // The closure's error at its own position, then the call chain to the join (the
+    // closure's generated name normalised).
+    let err = failed(&out);
+    let lines: Vec<String> = err
+        .lines()
+        .map(|l| match (l.find("'anon$"), l.rfind('\'')) {
+            (Some(i), Some(j)) if j > i => format!("{}'<closure>{}", &l[..i], &l[j..]),
+            _ => l.to_string(),
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "error: main.rhai:3:3: boom",
+            "  in call to function '<closure>' at main.rhai:5:3"
+        ]
     );
 }
 
 #[test]
 fn a_repeated_identical_failing_call_is_reported_to_the_model() {
-    let fake = FakeAnthropic::start_with(std::sync::Arc::new(|n, _: &Value| {
+    let fake = FakeAnthropic::respond(|n, _| {
         if n < 3 {
-            Reply::Sse(tool_turn(
-                "",
-                &[(
-                    &format!("toolu_{n}"),
-                    "notebooks__no_such_tool",
-                    json!({"x": 1}),
-                )],
-                10,
-                5,
+            Reply::Sse(call_turn(
+                &format!("toolu_{n}"),
+                "notebooks__no_such_tool",
+                json!({"x": 1}),
             ))
         } else {
-            Reply::Sse(text_turn("I give up on that tool.", 10, 5))
+            Reply::Sse(answer("I give up on that tool."))
         }
-    }));
+    });
     let env = Env::new();
     let (out, stdout, stderr) = env.run_agent_script(
         r#"
@@ -394,17 +394,29 @@ print(to_json(#{ final: r.final_text, repeats: repeats }));
         got,
         json!({"final": "I give up on that tool.", "repeats": [1, 2, 3]})
     );
-    assert!(
-        !stderr.contains("[agent]"),
-        "live_log: false is quiet: {stderr}"
-    );
+    assert_eq!(stderr, "", "live_log: false is quiet");
+    // From the second identical failure on, seer adds a note to the result.
+    let unknown = json!({"type": "text", "text": "unknown tool `notebooks__no_such_tool`; the tools are: \
+        notebooks__add_markdown, notebooks__edit_cell, notebooks__execute_code, notebooks__interrupt_kernel, \
+        notebooks__restart_kernel, notebooks__shutdown_session"});
+    let note = |n: u32| {
+        json!({"type": "text", "text": format!("[seer] This exact call (notebooks__no_such_tool with the \
+            same arguments) has now failed {n} times. Do not repeat it unchanged: change the arguments or \
+            try another approach.")})
+    };
     let seen = fake.requests();
-    let first = last_tool_results(&seen[1].1).unwrap();
-    let second = last_tool_results(&seen[2].1).unwrap();
-    let third = last_tool_results(&seen[3].1).unwrap();
-    assert!(!first.contains("[seer]"), "{first}");
-    assert!(second.contains("has now failed 2 times"), "{second}");
-    assert!(third.contains("has now failed 3 times"), "{third}");
+    let results: Vec<Value> = seen[1..]
+        .iter()
+        .map(|(_, body)| serde_json::from_str(&last_tool_results(body).unwrap()).unwrap())
+        .collect();
+    assert_eq!(
+        results,
+        [
+            json!([unknown]),
+            json!([unknown, note(2)]),
+            json!([unknown, note(3)])
+        ]
+    );
 }
 
 #[test]
@@ -415,7 +427,7 @@ fn run_agent_survives_429_500_529_and_a_cut_stream_then_times_out_on_a_silent_se
         s.truncate(s.rfind("\n\n").unwrap() + 2);
         s
     };
-    let fake = FakeAnthropic::start_with(std::sync::Arc::new(move |n, _: &Value| match n {
+    let fake = FakeAnthropic::respond(move |n, _| match n {
         0 => http_error(
             429,
             "Too Many Requests",
@@ -430,55 +442,48 @@ fn run_agent_survives_429_500_529_and_a_cut_stream_then_times_out_on_a_silent_se
         ),
         2 => http_error(529, "Overloaded", "overloaded_error", "retry-after: 0\r\n"),
         3 => Reply::Sse(cut.clone()),
-        _ => Reply::Sse(text_turn("made it", 10, 5)),
-    }));
+        _ => Reply::Sse(answer("made it")),
+    });
     let env = Env::new();
     let (out, stdout, stderr) = env.run_agent_script(
         r#"let r = run_agent(#{ prompt: "hi", base_url: ARGS[0] }); print(r.final_text);"#,
         &fake.url,
     );
     assert!(out.status.success(), "{stderr}\n{stdout}");
-    assert_eq!(stdout.trim(), "made it");
+    assert_eq!(stdout, "made it\n");
+    // The live log (the retries are logged as warnings in between).
+    let log: Vec<&str> = stderr.lines().filter(|l| l.starts_with('[')).collect();
+    assert_eq!(
+        log,
+        [
+            "[agent] turn 1/60 · 0 in / 0 out tokens",
+            "[agent] made it",
+            "[agent] done: end_turn after 1 turns · 10 in / 5 out tokens · $0.0001",
+        ]
+    );
     assert_eq!(fake.requests().len(), 5);
 
-    let silent = FakeAnthropic::start_with(std::sync::Arc::new(|_, _: &Value| Reply::Hang));
+    let silent = FakeAnthropic::hanging();
     let started = std::time::Instant::now();
-    let (out, _, err) = env.run_agent_script(
+    let (out, _, _) = env.run_agent_script(
         r#"run_agent(#{ prompt: "hi", base_url: ARGS[0], request_timeout: 0.5, max_retries: 1, name: "slow" });"#,
         &silent.url,
     );
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("main.rhai:1:1") && err.contains("timed out"),
-        "{err}"
+    let err = failed(&out);
+    assert_eq!(
+        error_line(&err),
+        "error: main.rhai:1:1: anthropic: giving up after 1 retries: anthropic: request timed out \
+         after 500ms (per-request timeout)"
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
     assert_eq!(silent.requests().len(), 2, "one try and one retry");
     assert!(!err.contains("sk-test-key"));
     // The transcript ends with the error.
-    let t = walk_find(env.path(), "slow.jsonl");
-    let last = std::fs::read_to_string(t)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .to_string();
-    assert!(last.contains("\"type\":\"error\""), "{last}");
-}
-
-fn walk_find(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
-    fn find(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
-        for e in std::fs::read_dir(dir).ok()? {
-            let p = e.ok()?.path();
-            if p.is_dir() {
-                if let Some(found) = find(&p, name) {
-                    return Some(found);
-                }
-            } else if p.file_name()? == name {
-                return Some(p);
-            }
-        }
-        None
-    }
-    find(dir, name).unwrap_or_else(|| panic!("{name} not under {}", dir.display()))
+    let run = env.runs().pop().unwrap();
+    let transcript = read_jsonl(&run.join("transcripts/slow.jsonl"));
+    assert_eq!(
+        transcript.last().unwrap(),
+        &json!({"type": "error", "message": "anthropic: giving up after 1 retries: anthropic: request \
+                timed out after 500ms (per-request timeout)"})
+    );
 }

@@ -5,93 +5,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
-use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::fake_anthropic::{FakeAnthropic, Reply, text_turn, tool_turn};
-use common::{Env, pids_matching, shared_cache};
+use common::fake_anthropic::{FakeAnthropic, Reply, answer, tool_turn};
+use common::tmux::Tmux;
+use common::{Env, TEST_KEY, processes_matching, read_jsonl};
 use serde_json::{Value, json};
-
-/// A tmux server of our own, killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(cmd: &str) -> Self {
-        let socket = format!("seer-test-{}", uuid_like());
-        let st = Command::new("tmux")
-            .args([
-                "-L",
-                &socket,
-                "new-session",
-                "-d",
-                "-x",
-                "200",
-                "-y",
-                "50",
-                cmd,
-            ])
-            .status()
-            .expect("tmux");
-        assert!(st.success());
-        let t = Self { socket };
-        t.tmux(&["set-option", "-g", "remain-on-exit", "on"]);
-        t
-    }
-
-    fn tmux(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .output()
-            .expect("tmux");
-        String::from_utf8_lossy(&out.stdout).to_string()
-    }
-
-    fn screen(&self) -> String {
-        self.tmux(&["capture-pane", "-p", "-S", "-200"])
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys"];
-        args.extend_from_slice(keys);
-        self.tmux(&args);
-    }
-
-    /// Waits until `what` appears `times` times on the screen.
-    fn wait_for(&self, what: &str, times: usize, secs: u64) -> Duration {
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(secs) {
-            if self.screen().matches(what).count() >= times {
-                return start.elapsed();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!(
-            "{what:?} did not appear {times}x in {secs}s:\n{}",
-            self.screen()
-        );
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        self.tmux(&["kill-server"]);
-    }
-}
-
-fn uuid_like() -> String {
-    format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
-}
 
 /// The last text the user sent.
 fn last_user_text(body: &Value) -> String {
@@ -107,7 +26,7 @@ fn last_user_text(body: &Value) -> String {
 
 #[test]
 fn esc_and_ctrl_c_interrupt_a_turn_not_the_chat() {
-    let fake = FakeAnthropic::start_with(Arc::new(|_, body: &Value| {
+    let fake = FakeAnthropic::respond(|_, body| {
         let last = last_user_text(body);
         if last.contains("slow") {
             Reply::Sse(tool_turn(
@@ -121,9 +40,9 @@ fn esc_and_ctrl_c_interrupt_a_turn_not_the_chat() {
                 5,
             ))
         } else {
-            Reply::Sse(text_turn(&format!("you said: {last}"), 10, 5))
+            Reply::Sse(answer(&format!("you said: {last}")))
         }
-    }));
+    });
     let env = Env::new();
     env.write(
         "main.rhai",
@@ -135,44 +54,61 @@ let check = s.exec("print('kernel free')");
 print(check.text);
 "#,
     );
-    let cmd = format!(
-        "cd {} && env SEER_HOME={} SEER_CACHE_DIR={} HF_HUB_OFFLINE=1 ANTHROPIC_API_KEY=sk-test-key {} run main.rhai -- {}",
-        env.path().display(),
-        env.home.display(),
-        shared_cache().display(),
-        env!("CARGO_BIN_EXE_seer"),
-        fake.url
+    let t = Tmux::start(
+        &env,
+        &[("ANTHROPIC_API_KEY", TEST_KEY)],
+        &format!("run main.rhai -- {}", fake.url),
     );
-    let t = Tmux::start(&cmd);
-    t.wait_for("you>", 1, 120);
+    t.keep_after_exit();
+    let secs = Duration::from_secs;
+    t.wait_count("you>", 1, secs(120));
 
     // Esc during a long tool call.
     t.keys(&["please be slow", "Enter"]);
-    t.wait_for("→ notebooks__execute_code", 1, 30);
+    t.wait_count("→ notebooks__execute_code", 1, secs(30));
     std::thread::sleep(Duration::from_millis(300));
     t.keys(&["Escape"]);
-    let took = t.wait_for("(interrupted", 1, 10);
+    let took = t.wait_count("(interrupted", 1, secs(10));
     assert!(took < Duration::from_secs(5), "Esc took {took:?}");
-    t.wait_for("you>", 2, 10);
+    t.wait_count("you>", 2, secs(10));
 
     // The chat goes on, with a valid history.
     t.keys(&["hello", "Enter"]);
-    t.wait_for("you said: hello", 1, 10);
+    t.wait_count("you said: hello", 1, secs(10));
 
     // Ctrl-C interrupts a turn too, and the script is not stopped.
     t.keys(&["slow again", "Enter"]);
-    t.wait_for("→ notebooks__execute_code", 2, 30);
+    t.wait_count("→ notebooks__execute_code", 2, secs(30));
     std::thread::sleep(Duration::from_millis(300));
     t.keys(&["C-c"]);
-    t.wait_for("(interrupted", 2, 10);
-    t.wait_for("you>", 4, 10);
+    t.wait_count("(interrupted", 2, secs(10));
+    t.wait_count("you>", 4, secs(10));
 
     // Ctrl-D ends the chat; the script continues with a kernel no longer busy.
     t.keys(&["C-d"]);
-    t.wait_for("chat ended after 3 turns, stop: user_ended", 1, 10);
-    t.wait_for("kernel free", 1, 30);
-    let screen = t.screen();
-    assert!(!screen.contains("stopping:"), "{screen}");
+    t.wait_count("chat ended after 3 turns, stop: user_ended", 1, secs(10));
+    t.wait_count("kernel free", 1, secs(30));
+    // The whole chat as the user saw it; the script was never stopped.
+    let sleeping = [
+        "[chat] Sleeping.",
+        "[chat] → notebooks__execute_code {\"code\":\"import time; time.sleep(60)\"}",
+        "[chat] ✗ cancelled",
+        "(interrupted: the agent stopped; type a message to go on)",
+    ];
+    let mut want = vec![
+        "chat: type a message; Esc or Ctrl-C interrupts the agent's turn, Ctrl-D or /exit ends the chat",
+        "you> please be slow",
+    ];
+    want.extend(sleeping);
+    want.extend(["you> hello", "[chat] you said: hello", "you> slow again"]);
+    want.extend(sleeping);
+    want.extend([
+        "you>",
+        "[chat] done: user_ended after 3 turns · 30 in / 15 out tokens · $0.0003",
+        "chat ended after 3 turns, stop: user_ended",
+        "kernel free",
+    ]);
+    t.assert_lines(&want.iter().map(|l| l.to_string()).collect::<Vec<_>>());
 
     // History seen by the provider: interrupted turns dropped, messages joined.
     let seen = fake.requests();
@@ -187,43 +123,51 @@ print(check.text);
             {"type": "text", "text": "please be slow"}, {"type": "text", "text": "hello"}]}])
     );
     // The transcript records both interruptions; the key is nowhere.
-    let transcripts = env.path().join("outputs");
-    let mut found = String::new();
-    for run in std::fs::read_dir(&transcripts).unwrap() {
-        let p = run.unwrap().path().join("transcripts/chat.jsonl");
-        if p.exists() {
-            found = std::fs::read_to_string(p).unwrap();
-        }
-    }
+    let transcript = env.runs()[0].join("transcripts/chat.jsonl");
+    let lines = read_jsonl(&transcript);
+    let kinds: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
     assert_eq!(
-        found.matches("\"type\":\"interrupted\"").count(),
-        2,
-        "{found}"
+        kinds,
+        [
+            "start",
+            "request",
+            "response",
+            "interrupted",
+            "request",
+            "response",
+            "request",
+            "response",
+            "interrupted",
+            "done"
+        ]
     );
-    assert!(!found.contains("sk-test-key"));
-    // Everything the script started has ended.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    // (The tmux server's own command line names the state dir too.)
-    let ours = || -> Vec<i32> {
-        pids_matching(&env.home.to_string_lossy())
+    assert_eq!(
+        [&lines[3], &lines[8], &lines[9]],
+        [
+            &json!({"type": "interrupted", "turn": 1}),
+            &json!({"type": "interrupted", "turn": 3}),
+            &json!({"type": "done", "stop_reason": "user_ended", "turns": 3, "input_tokens": 30,
+                    "output_tokens": 15, "cache_read_tokens": 0, "cache_write_tokens": 0,
+                    "cost_usd": 0.000315}),
+        ]
+    );
+    assert!(
+        !std::fs::read_to_string(&transcript)
+            .unwrap()
+            .contains(TEST_KEY)
+    );
+    // Everything the script started has ended (the tmux server's own command line names
+    // the state dir too).
+    let ours = || -> Vec<String> {
+        processes_matching(&env.home.to_string_lossy())
             .into_iter()
-            .filter(|p| {
-                !std::fs::read_to_string(format!("/proc/{p}/cmdline"))
-                    .unwrap_or_default()
-                    .starts_with("tmux")
-            })
+            .map(|(_, cmd)| cmd)
+            .filter(|cmd| !cmd.starts_with("tmux"))
             .collect()
     };
+    let deadline = Instant::now() + Duration::from_secs(10);
     while !ours().is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    let left: Vec<String> = ours()
-        .iter()
-        .map(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/cmdline"))
-                .unwrap_or_default()
-                .replace('\0', " ")
-        })
-        .collect();
-    assert!(left.is_empty(), "{left:?}\n{}", t.screen());
+    assert_eq!(ours(), Vec::<String>::new(), "{}", t.screen());
 }

@@ -8,14 +8,17 @@
 
 mod common;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::fake_anthropic::{FakeAnthropic, text_turn, tool_turn};
-use common::{Env, ok, pids_matching, text};
+use common::fake_anthropic::{
+    FakeAnthropic, compute_6x7, head_lines, text_turn, tool_names, tool_results, tool_turn,
+};
+use common::{
+    Env, Running, TEST_KEY, assert_no_file_contains, failed, ok, pids_matching, read_json,
+    read_jsonl, text, wait_for,
+};
 use serde_json::{Value, json};
-
-const KEY: &str = "sk-test-key-npm-0123456789";
 
 /// The installed `claude` executable: the package's bin, or (if npm skipped the
 /// postinstall that puts the native binary there) the platform package's binary.
@@ -46,48 +49,10 @@ fn everything_js() -> PathBuf {
         .join("node_modules/@modelcontextprotocol/server-everything/dist/index.js")
 }
 
-/// Every file under `dir` (recursively) whose bytes contain `needle`.
-fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
-    let mut out = vec![];
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() && !p.is_symlink() {
-            out.extend(files_containing(&p, needle));
-        } else if let Ok(bytes) = std::fs::read(&p)
-            && String::from_utf8_lossy(&bytes).contains(needle)
-        {
-            out.push(p);
-        }
-    }
-    out
-}
-
-fn tool_results(body: &Value) -> Vec<Value> {
-    body["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|m| m["content"].as_array().cloned().unwrap_or_default())
-        .filter(|b| b["type"] == "tool_result")
-        .collect()
-}
-
 #[test]
 fn claude_code_cli_drives_a_notebook_through_seers_mcp_server() {
     let bin = claude_bin();
-    let fake = FakeAnthropic::start(vec![
-        tool_turn(
-            "Let me compute.",
-            &[(
-                "toolu_1",
-                "mcp__notebooks__execute_code",
-                json!({"code": "6 * 7"}),
-            )],
-            100,
-            20,
-        ),
-        text_turn("The answer is 42.", 200, 7),
-    ]);
+    let fake = FakeAnthropic::start(compute_6x7("mcp__notebooks__execute_code"));
     let env = Env::new();
     let claude_home = tempfile::tempdir().unwrap();
     env.write(
@@ -103,132 +68,134 @@ print(to_json(#{ final: r.final_text, turns: r.turns, stop: r.stop_reason, event
 "#,
     );
     let out = env
-        .cmd()
-        .env("ANTHROPIC_API_KEY", KEY)
+        .agent_cmd()
         .env("SEER_CLAUDE_BIN", &bin)
         .env("CLAUDE_CONFIG_DIR", claude_home.path())
         .args(["run", "main.rhai", "--", &fake.url])
         .output()
         .unwrap();
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stderr}\n{stdout}");
-    let got: Value = serde_json::from_str(ok(&out).trim()).unwrap();
-    assert_eq!(got["final"], "The answer is 42.");
-    assert_eq!(got["turns"], 2);
-    assert_eq!(got["stop"], "end_turn");
-    assert_eq!(got["usage"]["input_tokens"], 300, "{}", got["usage"]);
-    assert_eq!(got["usage"]["output_tokens"], 27, "{}", got["usage"]);
-
-    // The callback saw the same kinds of events as with the built-in loop.
-    let events = got["events"].as_array().unwrap();
-    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    let mut got: Value = serde_json::from_str(ok(&out).trim()).unwrap();
+    // The cost as the CLI reports it (a float sum).
+    let cost = got["usage"]["cost_usd"].as_f64().unwrap();
+    assert!((cost - 0.00174).abs() < 1e-12, "{cost}");
+    got["usage"]["cost_usd"] = json!(0.00174);
+    // The callback saw the same events as with the built-in loop.
+    let run = env.the_run();
     assert_eq!(
-        kinds,
-        vec![
-            "usage",
-            "text",
-            "tool_call",
-            "tool_result",
-            "usage",
-            "text",
-            "done"
-        ]
-    );
-    assert_eq!(
-        events[2],
-        json!({"type": "tool_call", "id": "toolu_1", "name": "notebooks__execute_code", "input": {"code": "6 * 7"}})
-    );
-    assert_eq!(events[3]["name"], "notebooks__execute_code");
-    assert_eq!(events[3]["is_error"], false);
-    assert!(
-        events[3]["text"].as_str().unwrap().contains("42"),
-        "{}",
-        events[3]
-    );
-    assert_eq!(
-        events[6],
-        json!({"type": "done", "turns": 2, "stop_reason": "end_turn"})
+        got,
+        json!({"final": "The answer is 42.", "turns": 2, "stop": "end_turn",
+               "usage": {"input_tokens": 300, "output_tokens": 27, "cache_read_tokens": 0,
+                         "cache_write_tokens": 0, "turns": 2, "cost_usd": 0.00174},
+               "events": [
+                   {"type": "usage", "turn": 1, "input_tokens": 100, "output_tokens": 1},
+                   {"type": "text", "text": "Let me compute."},
+                   {"type": "tool_call", "id": "toolu_1", "name": "notebooks__execute_code", "input": {"code": "6 * 7"}},
+                   {"type": "tool_result", "id": "toolu_1", "name": "notebooks__execute_code", "is_error": false,
+                    "text": "[cell 0, execution_count 1]\n42"},
+                   {"type": "usage", "turn": 2, "input_tokens": 300, "output_tokens": 2},
+                   {"type": "text", "text": "The answer is 42."},
+                   {"type": "done", "turns": 2, "stop_reason": "end_turn"}],
+               "transcript": format!("outputs/{run}/transcripts/cc.jsonl"),
+               "notebook": format!("outputs/{run}/agent.ipynb")})
     );
 
     // The tool call ran for real: the notebook has the cell and its output.
-    let nb: Value = serde_json::from_slice(
-        &std::fs::read(env.path().join(got["notebook"].as_str().unwrap())).unwrap(),
-    )
-    .unwrap();
-    let cell = nb["cells"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["source"].to_string().contains("6 * 7"))
-        .unwrap_or_else(|| panic!("no cell with the code: {nb}"));
-    assert!(cell["outputs"].to_string().contains("42"), "{cell}");
+    let mut nb = read_json(&env.path().join(got["notebook"].as_str().unwrap()));
+    for c in nb["cells"].as_array_mut().unwrap() {
+        c.as_object_mut().unwrap().remove("id"); // random
+    }
+    assert_eq!(
+        nb["cells"],
+        json!([{"cell_type": "code", "execution_count": 1, "metadata": {}, "source": ["6 * 7"],
+                "outputs": [{"output_type": "execute_result", "execution_count": 1, "metadata": {},
+                             "data": {"text/plain": ["42"]}}]}])
+    );
 
     // What the CLI sent: the key, the notebook tools, then the real result.
     let seen = fake.requests();
     assert_eq!(seen.len(), 2, "{seen:?}");
     let (head, first) = &seen[0];
-    assert!(head.starts_with("POST /v1/messages"), "{head}");
-    assert!(
-        head.to_ascii_lowercase()
-            .contains(&format!("x-api-key: {}", KEY.to_ascii_lowercase())),
-        "{head}"
-    );
-    let tools: Vec<&str> = first["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|t| t["name"].as_str())
+    let (request, headers) = head_lines(head);
+    assert_eq!(request, "POST /v1/messages?beta=true HTTP/1.1");
+    let auth: Vec<(String, String)> = headers
+        .into_iter()
+        .filter(|(k, _)| k == "x-api-key" || k == "authorization")
         .collect();
-    assert!(tools.contains(&"mcp__notebooks__execute_code"), "{tools:?}");
-    assert!(
-        !tools.contains(&"Bash"),
-        "the CLI's own tools are off: {tools:?}"
+    assert_eq!(auth, [("x-api-key".to_string(), TEST_KEY.to_string())]);
+    // The notebook tools (and a placeholder of the CLI's); the CLI's own tools are off.
+    assert_eq!(
+        tool_names(first),
+        [
+            "mcp__notebooks__add_markdown",
+            "mcp__notebooks__edit_cell",
+            "mcp__notebooks__execute_code",
+            "mcp__notebooks__interrupt_kernel",
+            "mcp__notebooks__restart_kernel",
+            "DeferredToolPlaceholder",
+            "mcp__notebooks__shutdown_session"
+        ]
     );
-    let results = tool_results(&seen[1].1);
-    assert_eq!(results.len(), 1, "{results:?}");
-    assert_eq!(results[0]["tool_use_id"], "toolu_1");
-    assert!(
-        results[0]["content"].to_string().contains("42"),
-        "{results:?}"
+    assert_eq!(
+        tool_results(&seen[1].1),
+        [
+            json!({"type": "tool_result", "tool_use_id": "toolu_1", "cache_control": {"type": "ephemeral"},
+                "content": [{"type": "text", "text": "[cell 0, execution_count 1]\n42"}]})
+        ]
     );
 
     // The transcript has the raw stream-json messages; no secret is anywhere in the outputs.
-    let transcript =
-        std::fs::read_to_string(env.path().join(got["transcript"].as_str().unwrap())).unwrap();
-    let lines: Vec<Value> = transcript
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(lines[0]["type"], "start");
-    assert_eq!(lines.last().unwrap()["type"], "done");
-    assert!(
-        lines
-            .iter()
-            .any(|l| l["type"] == "message" && l["raw"]["type"] == "system"),
-        "{transcript}"
-    );
-    assert!(!transcript.contains("Bearer"), "{transcript}");
-    assert_eq!(files_containing(env.path(), KEY), Vec::<PathBuf>::new());
-    // The CLI and its MCP connections are gone; the --mcp-config file is removed.
-    let config_path = lines[0]["args"]
-        .as_array()
-        .unwrap()
+    let transcript = env.path().join(got["transcript"].as_str().unwrap());
+    let lines = read_jsonl(&transcript);
+    let kinds: Vec<(&str, &str)> = lines
         .iter()
-        .skip_while(|a| *a != "--mcp-config")
-        .nth(1)
-        .and_then(Value::as_str)
-        .unwrap()
-        .to_string();
+        .map(|l| {
+            (
+                l["type"].as_str().unwrap(),
+                l["raw"]["type"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("start", ""),
+            ("message", "system"),
+            ("message", "assistant"),
+            ("message", "assistant"),
+            ("message", "user"),
+            ("tool_result", ""),
+            ("message", "assistant"),
+            ("message", "result"),
+            ("done", "")
+        ]
+    );
+    assert!(
+        !std::fs::read_to_string(&transcript)
+            .unwrap()
+            .contains("Bearer"),
+        "{transcript:?}"
+    );
+    assert_no_file_contains(env.path(), &[TEST_KEY]);
+    // The CLI and its MCP connections are gone; the --mcp-config file is removed.
+    // The CLI as seer started it: print mode, only the session's MCP server, no tools of
+    // its own, a temp --mcp-config file.
+    let config_path = lines[0]["args"][9].as_str().unwrap_or_default().to_string();
+    let temp = std::env::temp_dir().join("seer-claude-");
+    assert!(
+        config_path.starts_with(&*temp.to_string_lossy()) && config_path.ends_with("/mcp.json"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(
+        lines[0],
+        json!({"type": "start", "provider": "claude-code", "model": null, "servers": ["notebooks"],
+               "command": bin.to_string_lossy(),
+               "args": ["-p", "--output-format", "stream-json", "--verbose", "--strict-mcp-config",
+                        "--no-session-persistence", "--tools", "", "--mcp-config", config_path,
+                        "--allowedTools", "mcp__notebooks", "--max-turns", "5"]})
+    );
     assert!(!Path::new(&config_path).exists(), "{config_path}");
     assert!(pids_matching(&config_path).is_empty());
-}
-
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -247,13 +214,10 @@ run_agent(#{ provider: "claude-code", prompt: "x", base_url: ARGS[0], model: ARG
 "#,
     );
     let run = |url: &str, model: &str| {
-        let mut c = env.cmd();
-        c.env("ANTHROPIC_API_KEY", KEY)
-            .env("SEER_CLAUDE_BIN", &bin)
+        let mut c = env.agent_cmd();
+        c.env("SEER_CLAUDE_BIN", &bin)
             .env("CLAUDE_CONFIG_DIR", claude_home.path())
-            .args(["run", "main.rhai", "--", url, &js.to_string_lossy(), model])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .args(["run", "main.rhai", "--", url, &js.to_string_lossy(), model]);
         c
     };
     let gone = |model: &str| {
@@ -263,13 +227,11 @@ run_agent(#{ provider: "claude-code", prompt: "x", base_url: ARGS[0], model: ARG
     // The API refuses: a clear error with the API's message, no key in it, nothing left.
     let fake = FakeAnthropic::start(vec![]);
     let out = run(&fake.url, "claude-refused-model").output().unwrap();
-    let (_, err) = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("the claude CLI reported an error") && err.contains("no more scripted turns"),
-        "{err}"
+    assert_eq!(
+        failed(&out),
+        "error: main.rhai:2:1: the claude CLI reported an error: API Error: 400 the fake has no \
+         more scripted turns\n"
     );
-    assert!(!err.contains(KEY));
     wait_for(
         "the CLI and its server to go",
         Duration::from_secs(5),
@@ -287,19 +249,13 @@ run_agent(#{ provider: "claude-code", prompt: "x", base_url: ARGS[0], model: ARG
             let _ = tx.send(());
         }
     });
-    let mut child = run(&url, "claude-hanging-model").spawn().unwrap();
+    let mut seer = Running::start(run(&url, "claude-hanging-model"));
     rx.recv_timeout(Duration::from_secs(60))
         .expect("the CLI never called the provider");
     assert!(!pids_matching("claude-hanging-model").is_empty());
     assert!(!pids_matching("--max-old-space-size=4099").is_empty());
     let sent = Instant::now();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
+    seer.ctrl_c();
     wait_for(
         "the CLI and its server to go",
         Duration::from_secs(5),
@@ -319,9 +275,19 @@ fn claude_code_without_the_cli_is_a_clear_error() {
         "main.rhai",
         "run_agent(#{ provider: \"claude-code\", prompt: \"x\" });",
     );
-    for (var, value) in [
-        ("SEER_CLAUDE_BIN", "/no/such/claude"),
-        ("PATH", "/nonexistent"),
+    let install = "install it with `npm install -g @anthropic-ai/claude-code` (it must be on PATH), \
+                   or set SEER_CLAUDE_BIN to the `claude` executable";
+    for (var, value, want) in [
+        (
+            "SEER_CLAUDE_BIN",
+            "/no/such/claude",
+            "the claude-code provider: SEER_CLAUDE_BIN is /no/such/claude, which is not a file",
+        ),
+        (
+            "PATH",
+            "/nonexistent",
+            "the claude-code provider needs the `claude` CLI, not found on PATH",
+        ),
     ] {
         let out = env
             .cmd()
@@ -330,12 +296,10 @@ fn claude_code_without_the_cli_is_a_clear_error() {
             .args(["run", "main.rhai"])
             .output()
             .unwrap();
-        let (_, err) = text(&out);
-        assert_eq!(out.status.code(), Some(1), "{err}");
-        assert!(
-            err.contains("error: main.rhai:1:1: ")
-                && err.contains("npm install -g @anthropic-ai/claude-code"),
-            "{err}"
+        assert_eq!(
+            failed(&out),
+            format!("error: main.rhai:1:1: {want}; {install}\n"),
+            "{var}"
         );
     }
 }
@@ -377,31 +341,50 @@ print(to_json(#{ final: r.final_text, turns: r.turns, stop: r.stop_reason, event
 "#,
     );
     let out = env
-        .cmd()
-        .env("ANTHROPIC_API_KEY", KEY)
+        .agent_cmd()
         .args(["run", "main.rhai", "--", &fake.url, &js.to_string_lossy()])
         .output()
         .unwrap();
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stderr}\n{stdout}");
     let got: Value = serde_json::from_str(ok(&out).trim()).unwrap();
-    assert_eq!(got["final"], "Echoed, summed and looked.");
-    assert_eq!(got["turns"], 3);
-    assert_eq!(got["stop"], "end_turn");
-    let events = got["events"].as_array().unwrap();
-    let results: Vec<(&str, &str)> = events
-        .iter()
-        .filter(|e| e["type"] == "tool_result")
-        .map(|e| (e["name"].as_str().unwrap(), e["text"].as_str().unwrap()))
-        .collect();
-    assert_eq!(results.len(), 3, "{events:?}");
-    assert_eq!(results[0], ("everything__echo", "Echo: hello from seer"));
+    let image_text =
+        "Here's the image you requested:\n[image/png image]\nThe image above is the MCP logo.";
+    let call = |id: &str, name: &str, input: Value| json!({"type": "tool_call", "id": id, "name": name, "input": input});
+    let result = |id: &str, name: &str, text: &str| json!({"type": "tool_result", "id": id, "name": name, "is_error": false, "text": text});
+    let usage = |turn: u32, input: u32, output: u32| json!({"type": "usage", "turn": turn, "input_tokens": input, "output_tokens": output});
     assert_eq!(
-        results[1],
-        ("everything__get-sum", "The sum of 2 and 40 is 42.")
+        got,
+        json!({"final": "Echoed, summed and looked.", "turns": 3, "stop": "end_turn", "events": [
+            usage(1, 50, 10),
+            {"type": "text", "text": "Two tools at once."},
+            call("toolu_1", "everything__echo", json!({"message": "hello from seer"})),
+            result("toolu_1", "everything__echo", "Echo: hello from seer"),
+            call("toolu_2", "everything__get-sum", json!({"a": 2, "b": 40})),
+            result("toolu_2", "everything__get-sum", "The sum of 2 and 40 is 42."),
+            usage(2, 110, 15),
+            call("toolu_3", "everything__get-tiny-image", json!({})),
+            result("toolu_3", "everything__get-tiny-image", image_text),
+            usage(3, 180, 19),
+            {"type": "text", "text": "Echoed, summed and looked."},
+            {"type": "done", "turns": 3, "stop_reason": "end_turn", "cost_usd": 0.000825},
+        ]})
     );
-    assert!(results[2].1.contains("[image/png image]"), "{results:?}");
-    assert!(events.iter().all(|e| e["is_error"] != true), "{events:?}");
+    assert_eq!(
+        text(&out).1.lines().collect::<Vec<_>>(),
+        [
+            "[agent] turn 1/6 · 0 in / 0 out tokens",
+            "[agent] Two tools at once.",
+            "[agent] → everything__echo {\"message\":\"hello from seer\"}",
+            "[agent] ← Echo: hello from seer",
+            "[agent] → everything__get-sum {\"a\":2,\"b\":40}",
+            "[agent] ← The sum of 2 and 40 is 42.",
+            "[agent] turn 2/6 · 50 in / 10 out tokens",
+            "[agent] → everything__get-tiny-image {}",
+            "[agent] ← Here's the image you requested:⏎[image/png image]⏎The image above is the MCP logo.",
+            "[agent] turn 3/6 · 110 in / 15 out tokens",
+            "[agent] Echoed, summed and looked.",
+            "[agent] done: end_turn after 3 turns · 180 in / 19 out tokens · $0.0008",
+        ]
+    );
 
     // The server's tools reached the model with their schemas; the results went back.
     let seen = fake.requests();
@@ -411,7 +394,32 @@ print(to_json(#{ final: r.final_text, turns: r.turns, stop: r.stop_reason, event
         .iter()
         .find(|t| t["name"] == "everything__get-sum")
         .unwrap_or_else(|| panic!("{tools:?}"));
-    assert_eq!(sum["input_schema"]["properties"]["a"]["type"], "number");
+    assert_eq!(
+        sum,
+        &json!({"name": "everything__get-sum", "description": "Returns the sum of two numbers",
+                "input_schema": {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
+                                 "required": ["a", "b"],
+                                 "properties": {"a": {"type": "number", "description": "First number"},
+                                                "b": {"type": "number", "description": "Second number"}}}})
+    );
+    assert_eq!(
+        tool_names(&seen[0].1),
+        [
+            "everything__echo",
+            "everything__get-annotated-message",
+            "everything__get-env",
+            "everything__get-resource-links",
+            "everything__get-resource-reference",
+            "everything__get-structured-content",
+            "everything__get-sum",
+            "everything__get-tiny-image",
+            "everything__gzip-file-as-resource",
+            "everything__toggle-simulated-logging",
+            "everything__toggle-subscriber-updates",
+            "everything__trigger-long-running-operation",
+            "everything__simulate-research-query"
+        ]
+    );
     let sent = tool_results(&seen[1].1);
     assert_eq!(
         sent,
@@ -420,14 +428,19 @@ print(to_json(#{ final: r.final_text, turns: r.turns, stop: r.stop_reason, event
             json!({"type": "tool_result", "tool_use_id": "toolu_2", "content": [{"type": "text", "text": "The sum of 2 and 40 is 42."}], "is_error": false}),
         ]
     );
-    let image = tool_results(&seen[2].1);
-    let parts = image[2]["content"].as_array().unwrap();
-    assert_eq!(image[2]["tool_use_id"], "toolu_3");
+    // The image went back as an image block (its PNG data checked apart).
+    let mut image = tool_results(&seen[2].1).remove(2);
+    let data = std::mem::take(&mut image["content"][1]["source"]["data"]);
     assert!(
-        parts
-            .iter()
-            .any(|p| p["type"] == "image" && p["source"]["media_type"] == "image/png"),
-        "{parts:?}"
+        data.as_str().unwrap_or_default().starts_with("iVBORw0KGgo"),
+        "not a PNG: {data}"
+    );
+    assert_eq!(
+        image,
+        json!({"type": "tool_result", "tool_use_id": "toolu_3", "is_error": false, "content": [
+            {"type": "text", "text": "Here's the image you requested:"},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": null}},
+            {"type": "text", "text": "The image above is the MCP logo."}]})
     );
 
     // seer ended the server it spawned.

@@ -5,49 +5,81 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
-use common::{Env, ok, text, validate_notebooks};
+use common::{Env, failed, lines, ok, read_json, shared_cache, validate_notebooks};
+use serde_json::json;
 
 const PNG_1X1: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
 
-/// (code, expected status, expected `text` of the result, output types in order)
-fn output_cases() -> Vec<(String, &'static str, String, Vec<&'static str>)> {
+/// (code, what `print(to_json(...))` of its result shows: status, `text`, output types,
+/// execution count and each output's data).
+fn output_cases() -> Vec<(String, serde_json::Value)> {
+    let ok = |count: u32, text: &str, types: &[&str], data: serde_json::Value| json!({"status": "ok", "count": count, "text": text, "types": types, "data": data});
+    let error = |count: u32, text: &str| json!({"status": "error", "count": count, "text": text, "types": ["error"], "data": [null]});
     vec![
-        ("1 + 1".into(), "ok", "2\n".into(), vec!["execute_result"]),
-        ("print('out')".into(), "ok", "out\n".into(), vec!["stream"]),
+        (
+            "1 + 1".into(),
+            ok(
+                1,
+                "2\n",
+                &["execute_result"],
+                json!([{"text/plain": ["2"]}]),
+            ),
+        ),
+        (
+            "print('out')".into(),
+            ok(2, "out\n", &["stream"], json!([null])),
+        ),
         (
             "import sys; print('a'); sys.stdout.flush(); print('b', file=sys.stderr)".into(),
-            "ok",
-            "a\nb\n".into(),
-            vec!["stream", "stream"],
+            ok(3, "a\nb\n", &["stream", "stream"], json!([null, null])),
         ),
         (
             "from IPython.display import HTML, display; display(HTML('<b>x</b>'))".into(),
-            "ok",
-            "<IPython.core.display.HTML object>\n".into(),
-            vec!["display_data"],
+            ok(
+                4,
+                "<IPython.core.display.HTML object>\n",
+                &["display_data"],
+                json!([{"text/html": ["<b>x</b>"], "text/plain": ["<IPython.core.display.HTML object>"]}]),
+            ),
         ),
         (
             format!(
                 "from IPython.display import Image, display; import base64; display(Image(data=base64.b64decode('{PNG_1X1}')))"
             ),
-            "ok",
-            "<IPython.core.display.Image object>\n[image/png]\n".into(),
-            vec!["display_data"],
+            ok(
+                5,
+                "<IPython.core.display.Image object>\n[image/png]\n",
+                &["display_data"],
+                json!([{"image/png": PNG_1X1, "text/plain": ["<IPython.core.display.Image object>"]}]),
+            ),
         ),
         (
             "from IPython.display import JSON, display; display(JSON({'k': [1, 2]}))".into(),
-            "ok",
-            "<IPython.core.display.JSON object>\n".into(),
-            vec!["display_data"],
+            ok(
+                6,
+                "<IPython.core.display.JSON object>\n",
+                &["display_data"],
+                json!([{"application/json": {"k": [1, 2]}, "text/plain": ["<IPython.core.display.JSON object>"]}]),
+            ),
         ),
+        // The traceback text has no ANSI codes (the notebook keeps them).
         (
             "raise ValueError('bad value')".into(),
-            "error",
-            "".into(),
-            vec!["error"],
+            error(
+                7,
+                "---------------------------------------------------------------------------\n\
+                 ValueError                                Traceback (most recent call last)\n\
+                 Cell In[7], line 1\n----> 1 raise ValueError('bad value')\n\nValueError: bad value\n",
+            ),
         ),
-        ("def f(:\n  pass".into(), "error", "".into(), vec!["error"]),
-        ("x = 1".into(), "ok", "".into(), vec![]),
+        (
+            "def f(:\n  pass".into(),
+            error(
+                8,
+                "  Cell In[8], line 1\n    def f(:\n          ^\nSyntaxError: invalid syntax\n\n",
+            ),
+        ),
+        ("x = 1".into(), ok(9, "", &[], json!([]))),
     ]
 }
 
@@ -57,56 +89,22 @@ fn outputs_errors_and_notebook_file() {
     let mut script = String::from(
         "let sb = Sandbox(#{ execution_mode: \"notebook\" }).start();\nlet s = create_notebook_session(sb, (), #{ name: \"probe\" });\n",
     );
-    for (code, _, _, _) in output_cases() {
+    for (code, _) in output_cases() {
         script.push_str(&format!("let r = s.exec({code:?});\nprint(to_json(#{{ status: r.status, text: r.text, types: r.outputs.map(|o| o.output_type), count: r.execution_count, data: r.outputs.map(|o| o.data) }}));\n"));
     }
     script.push_str("print(s.notebook_path);\n");
     let out = env.run(&script, &[]);
     let stdout = ok(&out);
     let lines: Vec<&str> = stdout.lines().collect();
-    for (i, (code, status, txt, types)) in output_cases().into_iter().enumerate() {
+    assert_eq!(lines.len(), output_cases().len() + 1, "{stdout}");
+    for (i, (code, want)) in output_cases().into_iter().enumerate() {
         let got: serde_json::Value = serde_json::from_str(lines[i]).unwrap();
-        assert_eq!(got["status"], status, "{code}");
-        assert_eq!(got["count"], (i + 1) as i64, "{code}");
-        let got_types: Vec<&str> = got["types"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t.as_str().unwrap())
-            .collect();
-        assert_eq!(got_types, types, "{code}");
-        if status == "ok" {
-            assert_eq!(got["text"], txt.as_str(), "{code}");
-        }
+        assert_eq!(got, want, "{code}");
     }
-    // The traceback text has no ANSI codes; the notebook keeps them.
-    let err: serde_json::Value = serde_json::from_str(lines[6]).unwrap();
-    assert!(
-        err["text"]
-            .as_str()
-            .unwrap()
-            .contains("ValueError: bad value"),
-        "{err}"
-    );
-    assert!(!err["text"].as_str().unwrap().contains('\u{1b}'));
-    let syntax: serde_json::Value = serde_json::from_str(lines[7]).unwrap();
-    assert!(
-        syntax["text"].as_str().unwrap().contains("SyntaxError"),
-        "{syntax}"
-    );
-    let png: serde_json::Value = serde_json::from_str(lines[4]).unwrap();
-    assert_eq!(
-        png["data"][0]["image/png"].as_str().unwrap().trim(),
-        PNG_1X1
-    );
-    let json: serde_json::Value = serde_json::from_str(lines[5]).unwrap();
-    assert_eq!(
-        json["data"][0]["application/json"],
-        serde_json::json!({"k": [1, 2]})
-    );
 
-    let nb_path = env.path().join(lines[output_cases().len()]);
-    let nb: serde_json::Value = serde_json::from_slice(&std::fs::read(&nb_path).unwrap()).unwrap();
+    let nb_path = lines[output_cases().len()];
+    assert_eq!(nb_path, format!("outputs/{}/probe.ipynb", env.the_run()));
+    let nb = read_json(&env.path().join(nb_path));
     let cells = nb["cells"].as_array().unwrap();
     assert_eq!(cells.len(), output_cases().len());
     assert_eq!(nb["metadata"]["kernelspec"]["name"], "python3");
@@ -131,10 +129,12 @@ let h = s.exec("secret = 41", #{ hidden: true });
 print([h.cell_index, h.execution_count, s.cell_count]);
 print(s.exec("secret + 1").text);
 let t = s.exec("import time\nfor i in range(100): time.sleep(0.1)", #{ timeout: 0.5 });
-print(t.status + " " + t.text.contains("KeyboardInterrupt"));
+print(t.status);
+print(to_json(t.text));
 print(s.exec("secret").text);
 let d = s.exec("import os; os._exit(3)");
-print(d.status + " | " + d.note.contains("all earlier variables"));
+print(d.status);
+print(to_json(d.note));
 print(s.exec("'secret' in dir()").text);
 print(s.exec("after_restart = 1").status);
 s.restart();
@@ -143,22 +143,40 @@ print(s.add_markdown("## Notes"));
 print(s.edit_cell("21 * 2", 1).text);
 try { s.edit_cell("1", 100); } catch (e) { print(e); }
 try { s.edit_cell("1", -1 - 0); } catch (e) { print(e); }
-try { s.exec_or_throw("1/0"); } catch (e) { print(e.split("\n")[0]); }
+try { s.exec_or_throw("1/0"); } catch (e) { print(to_json(e)); }
 print(s.exec_or_throw("'fine'").text);
 print(s.cell_count);
 "###,
         &[],
     );
     let stdout = ok(&out);
-    let lines: Vec<&str> = stdout.lines().filter(|l| !l.is_empty()).collect();
+    let quoted = |s: &str| serde_json::to_string(s).unwrap();
+    let interrupted = quoted(
+        "---------------------------------------------------------------------------\n\
+         KeyboardInterrupt                         Traceback (most recent call last)\n\
+         Cell In[2], line 2\n      1 import time\n----> 2 for i in range(100): time.sleep(0.1)\n\n\
+         KeyboardInterrupt: \n",
+    );
+    let died = quoted(
+        "The kernel died while running this cell (it crashed, ran out of memory, or ignored an \
+         interrupt after a timeout). It was restarted: all earlier variables, imports and loaded models \
+         are gone (the workspace setup ran again).",
+    );
+    let failed = quoted(
+        "cell failed (error)\n---------------------------------------------------------------------------\n\
+         ZeroDivisionError                         Traceback (most recent call last)\n\
+         Cell In[3], line 1\n----> 1 1/0\n\nZeroDivisionError: division by zero",
+    );
     assert_eq!(
-        lines,
+        lines(&stdout),
         vec![
             "[(), (), 0]",
             "42",
-            "timed_out true",
+            "timed_out",
+            &interrupted,
             "41",
-            "kernel_died | true",
+            "kernel_died",
+            &died,
             "False",
             "ok",
             "False",
@@ -166,7 +184,7 @@ print(s.cell_count);
             "42",
             "cell_index 100 is out of range: the notebook has 8 cells",
             "cell 7 is a markdown cell; edit_cell only edits code cells",
-            "cell failed (error)",
+            &failed,
             "'fine'",
             "10",
         ],
@@ -218,23 +236,26 @@ fn bad_notebook_and_bad_options_are_clear_errors() {
     let cases = [
         (
             "create_notebook_session(sb, (), #{ resume: \"broken.ipynb\" });",
-            "broken.ipynb is not a valid nbformat 4 notebook",
+            "main.rhai:2:1: <dir>/broken.ipynb is not a valid nbformat 4 notebook: key must be a \
+             string at line 1 column 3",
         ),
         (
             "create_notebook_session(sb, (), #{ continue_from: \"old.ipynb\" });",
-            "old.ipynb is nbformat 3",
+            "main.rhai:2:1: <dir>/old.ipynb is nbformat 3; only nbformat 4 notebooks can be resumed",
         ),
         (
             "create_notebook_session(sb, (), #{ resume: \"missing.ipynb\" });",
-            "cannot read notebook",
+            "main.rhai:2:1: cannot read notebook <dir>/missing.ipynb: No such file or directory (os error 2)",
         ),
         (
             "create_notebook_session(sb, (), #{ nmae: \"x\" });",
-            "unknown field `nmae`; did you mean `name`?",
+            "main.rhai:2:1: notebook session options: unknown field `nmae`; did you mean `name`? \
+             (valid fields: `name`, `resume`, `continue_from`, `timeout`, `python_packages`)",
         ),
         (
             "let s = create_notebook_session(sb, ());\ns.exec(\"1\", #{ hiden: true });",
-            "unknown field `hiden`; did you mean `hidden`?",
+            "main.rhai:3:3: exec options: unknown field `hiden`; did you mean `hidden`? \
+             (valid fields: `hidden`, `timeout`)",
         ),
     ];
     for (code, want) in cases {
@@ -242,11 +263,10 @@ fn bad_notebook_and_bad_options_are_clear_errors() {
             &format!("let sb = Sandbox(#{{ execution_mode: \"notebook\" }}).start();\n{code}"),
             &[],
         );
-        let (_, err) = text(&out);
-        assert_eq!(out.status.code(), Some(1), "{code}: {err}");
-        assert!(
-            err.contains("error: main.rhai:") && err.contains(want),
-            "{code}: {err}"
+        assert_eq!(
+            env.normalise(&failed(&out)),
+            format!("error: {want}\n"),
+            "{code}"
         );
     }
     // A sandbox without ipykernel: the kernel's own error is shown.
@@ -254,12 +274,23 @@ fn bad_notebook_and_bad_options_are_clear_errors() {
         "let sb = Sandbox(#{}).start();\ncreate_notebook_session(sb, ());",
         &[],
     );
-    let (_, err) = text(&out);
-    assert!(
-        err.contains("No module named ipykernel_launcher")
-            && err.contains("execution_mode: \"notebook\""),
+    let err = failed(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines[0],
+        "error: main.rhai:2:1: the kernel exited while starting (exit status: 1); is ipykernel \
+         installed in the sandbox env? (execution_mode: \"notebook\" adds it) Its log:",
         "{err}"
     );
+    // The log: the env's Python (under the shared cache, its key varies) says why.
+    assert_eq!(lines.len(), 2, "{err}");
+    let envs = shared_cache().join("envs");
+    let (python, why) = lines[1].split_once(": ").unwrap_or_default();
+    assert!(
+        python.starts_with(&*envs.to_string_lossy()) && python.ends_with("/bin/python"),
+        "{err}"
+    );
+    assert_eq!(why, "No module named ipykernel_launcher");
 }
 
 #[test]
@@ -269,5 +300,5 @@ fn local_notebook_session_needs_no_sandbox_config() {
         "let s = create_local_notebook_session(());\nprint(s.exec(\"6 * 7\").text);",
         &[],
     );
-    assert_eq!(ok(&out).trim(), "42");
+    assert_eq!(ok(&out), "42\n\n");
 }

@@ -5,128 +5,48 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Env, ok, pids_matching, shared_cache};
+use common::tmux::Tmux;
+use common::{Env, ok, pids_matching, wait_for};
 
-/// A tmux server of its own running `seer repl`; killed on drop, also when a test fails.
-struct Term {
-    socket: String,
+/// `seer repl` in a terminal of its own, at its first prompt.
+fn start(env: &Env) -> Tmux {
+    let t = Tmux::start(env, &[], "repl");
+    t.wait_for("the prompt", Duration::from_secs(30), |s| {
+        s.contains("seer> ")
+    });
+    t
 }
 
-impl Term {
-    fn start(env: &Env, tag: &str) -> Self {
-        let socket = format!("seer-repl-{tag}-{}", std::process::id());
-        let cmd = format!(
-            "env SEER_HOME={} SEER_CACHE_DIR={} HF_HUB_OFFLINE=1 RUST_LOG= {} repl",
-            env.home.display(),
-            shared_cache().display(),
-            env!("CARGO_BIN_EXE_seer"),
-        );
-        let st = Command::new("tmux")
-            .args(["-L", &socket, "-f", "/dev/null", "new-session", "-d"])
-            .args(["-s", "repl", "-x", "200", "-y", "50", "-c"])
-            .arg(env.path())
-            .arg(cmd)
-            .status()
-            .expect("tmux (apt-get install tmux)");
-        assert!(st.success(), "tmux new-session failed");
-        let t = Term { socket };
-        t.wait_for("the prompt", Duration::from_secs(30), |s| {
-            s.contains("seer> ")
-        });
-        t
-    }
-
-    fn tmux(&self) -> Command {
-        let mut c = Command::new("tmux");
-        c.args(["-L", &self.socket]);
-        c
-    }
-
-    /// Types text literally (no key names, no `;` command separator).
-    fn type_text(&self, text: &str) {
-        // tmux reads an argument ending in `;` as a command separator: escape it.
-        let text = match text.strip_suffix(';') {
-            Some(t) => format!("{t}\\;"),
-            None => text.to_string(),
-        };
-        let st = self
-            .tmux()
-            .args(["send-keys", "-t", "repl", "-l", "--", &text])
-            .status()
-            .expect("tmux send-keys");
-        assert!(st.success());
-    }
-
-    /// Presses keys by name: `Enter`, `Tab`, `C-c`, `C-d`.
-    fn keys(&self, keys: &[&str]) {
-        let st = self
-            .tmux()
-            .args(["send-keys", "-t", "repl"])
-            .args(keys)
-            .status()
-            .expect("tmux send-keys");
-        assert!(st.success());
-    }
-
-    fn line(&self, text: &str) {
-        self.type_text(text);
-        self.keys(&["Enter"]);
-    }
-
-    /// A whole entry: typed, run, and back at the prompt (within `timeout`).
-    fn entry(&self, text: &str, timeout: Duration) {
-        let before = self.screen().matches("seer> ").count();
-        self.line(text);
-        self.wait_count("seer> ", before + 1, timeout);
-    }
-
-    /// The whole screen and scrollback, wrapped lines joined.
-    fn screen(&self) -> String {
-        let out = self
-            .tmux()
-            .args(["capture-pane", "-p", "-J", "-S", "-2000", "-t", "repl"])
-            .output()
-            .expect("tmux capture-pane");
-        String::from_utf8_lossy(&out.stdout).to_string()
-    }
-
-    fn wait_for(&self, what: &str, timeout: Duration, f: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            let s = self.screen();
-            if f(&s) {
-                return s;
-            }
-            if start.elapsed() > timeout {
-                panic!("timed out waiting for {what}; screen:\n{s}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Waits for `text` to appear `n` times on the screen.
-    fn wait_count(&self, text: &str, n: usize, timeout: Duration) -> String {
-        self.wait_for(&format!("{n} x {text:?}"), timeout, |s| {
-            s.matches(text).count() >= n
-        })
-    }
-
-    fn alive(&self) -> bool {
-        self.tmux()
-            .args(["has-session", "-t", "repl"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    }
+/// A whole entry: typed, run, and back at the prompt (within `timeout`).
+fn entry(t: &Tmux, text: &str, timeout: Duration) {
+    let before = t.screen().matches("seer> ").count();
+    t.line(text);
+    t.wait_count("seer> ", before + 1, timeout);
 }
 
-impl Drop for Term {
-    fn drop(&mut self) {
-        let _ = self.tmux().arg("kill-server").output();
-    }
+/// The REPL's banner, the first line of every session.
+fn banner() -> String {
+    format!(
+        "seer {} — Rhai with seer's API. :help for commands, Tab completes, Ctrl-D quits.",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// `run_agent`'s doc line, as `:help`, `seer docs` and the definitions show it.
+const RUN_AGENT_DOC: &str = "Runs an LLM tool loop over the MCP servers of `mcp_config`: `#{ prompt, \
+    mcp_config, provider: anthropic|claude|openai|claude-code|replay, model, base_url, api_key_env, \
+    max_turns, max_tokens, system_prompt, user_message, name, transcript (replay), prices, live_log, \
+    request_timeout, max_retries }`; the callback gets every event (`text`, `thinking`, `tool_call`, \
+    `tool_result`, `usage`, `error`, `done`). Returns `#{ final_text, turns, stop_reason, model, usage: \
+    #{ input_tokens, output_tokens, cost_usd, … }, transcript }`.";
+
+/// A whole session on screen: the banner, then `lines`.
+fn session(lines: &[&str]) -> Vec<String> {
+    let mut all = vec![banner()];
+    all.extend(lines.iter().map(|l| l.to_string()));
+    all
 }
 
 #[test]
@@ -136,7 +56,7 @@ fn multi_line_entry_state_across_lines_completion_and_help() {
         "util.rhai",
         "/// Doubles a number.\nfn double(x) { x * 2 }\nfn triple(x) { x * 3 }\n",
     );
-    let t = Term::start(&env, "state");
+    let t = start(&env);
 
     // A fn over several lines: Enter inside the braces continues the entry.
     t.line("fn add(a, b) {");
@@ -144,14 +64,14 @@ fn multi_line_entry_state_across_lines_completion_and_help() {
     t.line("  a + b");
     t.line("}");
     // The fn defined above is usable on the next entry.
-    t.entry("add(40, 2)", Duration::from_secs(10));
+    entry(&t, "add(40, 2)", Duration::from_secs(10));
     t.wait_for("add's result", Duration::from_secs(10), |s| {
         s.lines().any(|l| l.trim() == "42")
     });
 
     // An import alias is kept for later entries.
-    t.entry("import \"util\" as u;", Duration::from_secs(10));
-    t.entry("let x = u::triple(5);", Duration::from_secs(10));
+    entry(&t, "import \"util\" as u;", Duration::from_secs(10));
+    entry(&t, "let x = u::triple(5);", Duration::from_secs(10));
     t.line("x + 1");
     t.wait_for("the import's result", Duration::from_secs(10), |s| {
         s.lines().any(|l| l.trim() == "16")
@@ -190,12 +110,37 @@ fn multi_line_entry_state_across_lines_completion_and_help() {
     t.wait_for("help", Duration::from_secs(5), |s| {
         s.contains("run_agent(cfg: map") && s.contains("Runs an LLM tool loop")
     });
+    // The whole session: every entry, value and error as typed and shown.
+    t.assert_lines(&session(&[
+        "seer> fn add(a, b) {",
+        "  let s = \"}\"; // a brace in a string and a comment: {",
+        "  a + b",
+        "}",
+        "seer> add(40, 2)",
+        "42",
+        "seer> import \"util\" as u;",
+        "seer> let x = u::triple(5);",
+        "seer> x + 1",
+        "16",
+        "seer> run_agent",
+        "seer> u::double(4)",
+        "8",
+        "seer> #{ name: \"probe\", layers: [1, 2, 3] }",
+        "#{ layers: [1, 2, 3], name: \"probe\" }",
+        "seer> let y = nope + 1;",
+        "error: input:1:9: Variable not found: nope",
+        "seer> add(1, 1)",
+        "2",
+        "seer> :help run_agent",
+        "run_agent(cfg: map) -> map",
+        &format!("    {RUN_AGENT_DOC}"),
+        "run_agent(cfg: map, callback: Fn) -> map",
+        "seer>",
+    ]));
     t.line(":quit");
-    let start = Instant::now();
-    while t.alive() && start.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(!t.alive(), "the REPL did not quit on :quit");
+    wait_for("the REPL to quit on :quit", Duration::from_secs(10), || {
+        !t.alive()
+    });
     assert!(
         env.home.join("repl_history").is_file(),
         "no history file in the state dir"
@@ -206,8 +151,8 @@ fn multi_line_entry_state_across_lines_completion_and_help() {
 fn load_reload_and_reset() {
     let env = Env::new();
     env.write("lib.rhai", "let counter = 10;\nfn bump(n) { n + 1 }\n");
-    let t = Term::start(&env, "load");
-    t.entry(":load lib.rhai", Duration::from_secs(10));
+    let t = start(&env);
+    entry(&t, ":load lib.rhai", Duration::from_secs(10));
     t.wait_for("loaded", Duration::from_secs(5), |s| {
         s.contains("loaded lib.rhai")
     });
@@ -224,17 +169,32 @@ fn load_reload_and_reset() {
         Duration::from_secs(5),
         |s| s.lines().any(|l| l.trim() == "22"),
     );
-    t.entry(":reset", Duration::from_secs(10));
+    entry(&t, ":reset", Duration::from_secs(10));
     t.line("counter");
     t.wait_for("a fresh scope", Duration::from_secs(5), |s| {
         s.contains("Variable not found: counter")
     });
+    t.assert_lines(&session(&[
+        "seer> :load lib.rhai",
+        "loaded lib.rhai",
+        "seer> bump(counter)",
+        "11",
+        "seer> :reload",
+        "loaded lib.rhai",
+        "seer> bump(counter)",
+        "22",
+        "seer> :reset",
+        "state cleared",
+        "seer> counter",
+        "error: input:1:1: Variable not found: counter",
+        "seer>",
+    ]));
 }
 
 #[test]
 fn ctrl_c_cancels_a_long_exec_and_ctrl_d_ends_the_sandboxes() {
     let env = Env::new();
-    let t = Term::start(&env, "cancel");
+    let t = start(&env);
     // The first start may build the uv env for the shared cache.
     t.line("let sb = Sandbox().start(); sb.id");
     t.wait_for("the sandbox", Duration::from_secs(600), |s| {
@@ -246,14 +206,9 @@ fn ctrl_c_cancels_a_long_exec_and_ctrl_d_ends_the_sandboxes() {
     assert_eq!(pids_matching("sleep 41777").len(), 1, "{}", t.screen());
 
     t.line("sb.exec(\"sleep 41555\")");
-    let start = Instant::now();
-    while pids_matching("sleep 41555").is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the exec did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for("the exec to start", Duration::from_secs(20), || {
+        !pids_matching("sleep 41555").is_empty()
+    });
     let sent = Instant::now();
     t.keys(&["C-c"]);
     t.wait_for("cancelled", Duration::from_secs(5), |s| {
@@ -286,17 +241,39 @@ fn ctrl_c_cancels_a_long_exec_and_ctrl_d_ends_the_sandboxes() {
         s.lines().any(|l| l.trim() == "true")
     });
 
+    let id = t.lines()[2].clone();
+    let cancelled = "^Ccancelled (sandboxes are kept; `:sandboxes` lists them)";
+    t.assert_lines(&session(&[
+        "seer> let sb = Sandbox().start(); sb.id",
+        &id,
+        "seer> sb.exec(\"(sleep 41777 &)\"); \"bg started\"",
+        "bg started",
+        "seer> sb.exec(\"sleep 41555\")",
+        cancelled,
+        "seer> sb.exec(\"echo still-$((40 + 2))\")",
+        "still-42",
+        "", // exec's output ends with its newline
+        "seer> :sandboxes",
+        &format!(
+            "{id}  local  {}",
+            env.home
+                .join("sandboxes")
+                .join(&id)
+                .join("workspace")
+                .display()
+        ),
+        "seer> let n = 0; loop { n += 1; }",
+        cancelled,
+        "seer> sb.is_running",
+        "true",
+        "seer>",
+    ]));
     t.keys(&["C-d"]);
-    let start = Instant::now();
-    while (t.alive() || !pids_matching("sleep 41777").is_empty())
-        && start.elapsed() < Duration::from_secs(10)
-    {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(!t.alive(), "the REPL did not quit on Ctrl-D");
-    assert!(
-        pids_matching("sleep 41777").is_empty(),
-        "Ctrl-D left a sandbox process behind"
+    // The REPL quits and ends the sandbox with the process it left running.
+    wait_for(
+        "the REPL to quit on Ctrl-D, leaving no sandbox process",
+        Duration::from_secs(10),
+        || !t.alive() && pids_matching("sleep 41777").is_empty(),
     );
 }
 
@@ -304,19 +281,30 @@ fn ctrl_c_cancels_a_long_exec_and_ctrl_d_ends_the_sandboxes() {
 fn docs_lists_the_api() {
     let env = Env::new();
     let out = ok(&env.cmd().arg("docs").output().expect("seer docs"));
-    for needle in [
+    // These whole lines, in this order.
+    let want = [
         "# seer API reference",
         "## Sandboxes",
-        "`Sandbox(cfg: map) -> Sandbox`",
-        "`sb.exec(cmd: string) -> string`",
-        "`Sandbox::from_id(id: string) -> Sandbox`",
+        "- `Sandbox(cfg: map) -> Sandbox`",
+        "- `sb.exec(cmd: string) -> string`",
+        "- `Sandbox::from_id(id: string) -> Sandbox`",
+        "- `s.exec(code: string, opts: map)`",
         "### `run_agent`",
-        "Runs an LLM tool loop",
-        "`s.exec(code: string, opts: map)`",
+        "",
+        RUN_AGENT_DOC,
         "## Helpers",
-    ] {
-        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    ];
+    let lines: Vec<&str> = out.lines().collect();
+    let mut at = 0;
+    for line in want {
+        match lines[at..].iter().position(|l| *l == line) {
+            Some(i) => at += i + 1,
+            None => panic!("no line {line:?} after line {at} of:\n{out}"),
+        }
     }
+    // The doc of `run_agent` right under its heading.
+    let heading = lines.iter().position(|l| *l == "### `run_agent`").unwrap();
+    assert_eq!(lines[heading + 1..heading + 3], ["", RUN_AGENT_DOC]);
 }
 
 #[test]
@@ -328,22 +316,48 @@ fn definitions_are_written_and_parse_as_rhai_definitions() {
         .args(["definitions", "defs"])
         .output()
         .expect("seer definitions"));
+    // One file per module; Rhai's standard library comes along, so the language server
+    // knows `len`, `push`…
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "Library.d.rhai",
+            "Sandbox.d.rhai",
+            "Skill.d.rhai",
+            "__builtin-operators__.d.rhai",
+            "__builtin__.d.rhai",
+            "__static__.d.rhai",
+            "seer.d.rhai"
+        ]
+    );
     let seer = std::fs::read_to_string(dir.join("seer.d.rhai")).expect("seer.d.rhai");
-    assert!(seer.starts_with("module static;"));
-    for needle in [
-        "fn run_agent(cfg: map, callback: Fn) -> map;",
+    let seer_lines: Vec<&str> = seer.lines().collect();
+    assert_eq!(seer_lines[0], "module static;");
+    for line in [
         "fn exec(this: Sandbox, cmd: string) -> string;",
         "fn get id(this: Sandbox) -> string;",
-        "/// Runs an LLM tool loop",
     ] {
-        assert!(seer.contains(needle), "missing {needle:?} in:\n{seer}");
+        assert!(seer_lines.contains(&line), "no line {line:?} in:\n{seer}");
     }
+    // `run_agent` with its doc comment.
+    let doc = format!("/// {RUN_AGENT_DOC}");
+    let decl = [doc.as_str(), "fn run_agent(cfg: map, callback: Fn) -> map;"];
+    assert!(
+        seer_lines.windows(2).any(|w| w == decl),
+        "no {decl:?} in:\n{seer}"
+    );
     let sandbox = std::fs::read_to_string(dir.join("Sandbox.d.rhai")).expect("Sandbox.d.rhai");
-    assert!(sandbox.starts_with("module Sandbox;"));
-    assert!(sandbox.contains("fn from_id(id: string) -> Sandbox;"));
-    // Rhai's standard library comes along, so the language server knows `len`, `push`…
-    assert!(dir.join("__static__.d.rhai").is_file());
-    assert!(dir.join("__builtin__.d.rhai").is_file());
+    let sandbox_lines: Vec<&str> = sandbox.lines().collect();
+    assert_eq!(sandbox_lines[0], "module Sandbox;");
+    assert!(
+        sandbox_lines.contains(&"fn from_id(id: string) -> Sandbox;"),
+        "{sandbox}"
+    );
     // Every declaration is well formed: a doc line, a header, or `fn …;`.
     for (name, text) in [("seer.d.rhai", &seer), ("Sandbox.d.rhai", &sandbox)] {
         for line in text.lines().filter(|l| !l.trim().is_empty()) {

@@ -4,10 +4,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Env, ok, shared_cache, text};
+use common::{Env, assert_no_file_contains, failed, ok, plain_log, read_json, shared_cache, text};
 
 /// A requirement string no other test uses, so the env it names starts cold.
 fn unique_requirement() -> String {
@@ -30,26 +30,51 @@ fn hello_example_runs_end_to_end() {
         .output()
         .unwrap();
     let stdout = ok(&out);
-    for want in [
-        "hello Ada from Linux",
-        "read back: 3 lines",
-        "  n    n^2\n---  -----\n  1      1\n  2      4\n  3      9",
-        "caught: command `ls /no/such/dir` failed with exit code 2",
-        "terminated",
-    ] {
-        assert!(stdout.contains(want), "missing {want:?} in\n{stdout}");
-    }
+    let lines: Vec<&str> = stdout.lines().collect();
+    // The sandbox's id and its Python env's key vary: read them from the output.
+    let id = lines[0]
+        .strip_prefix("started ")
+        .and_then(|l| l.split_once(' '))
+        .map(|(id, _)| id)
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let env_line = lines[1]
+        .strip_prefix("python env: py3.11-")
+        .and_then(|l| l.split_once(' '))
+        .filter(|(key, hit)| {
+            key.chars().all(|c| c.is_ascii_hexdigit())
+                && ["(cache hit: true)", "(cache hit: false)"].contains(hit)
+        });
+    assert!(env_line.is_some(), "{stdout}");
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "started {id} (local), workspace {}",
+                env.home
+                    .join("sandboxes")
+                    .join(id)
+                    .join("workspace")
+                    .display()
+            )
+            .as_str(),
+            lines[1],
+            "hello Ada from Linux",
+            "read back: 3 lines",
+            "  n    n^2",
+            "---  -----",
+            "  1      1",
+            "  2      4",
+            "  3      9",
+            "",
+            "caught: command `ls /no/such/dir` failed with exit code 2",
+            "terminated",
+        ]
+    );
     // Nothing left running, and the run is recorded.
     let ps = ok(&env.cmd().arg("ps").output().unwrap());
     assert_eq!(ps.lines().count(), 1, "{ps}");
-    let runs: Vec<_> = std::fs::read_dir(env.path().join("outputs"))
-        .unwrap()
-        .flatten()
-        .collect();
-    assert_eq!(runs.len(), 1);
-    assert!(runs[0].file_name().to_string_lossy().starts_with("hello-"));
-    let record: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(runs[0].path().join("run.json")).unwrap()).unwrap();
+    assert!(env.the_run().starts_with("hello-"));
+    let record = read_json(&env.runs()[0].join("run.json"));
     assert_eq!(record["status"], "ok");
     assert_eq!(record["args"], serde_json::json!(["Ada"]));
     let installed = record["sandboxes"][0]["python_env"]["installed"]
@@ -73,7 +98,7 @@ fn second_start_with_same_packages_installs_nothing() {
     let first = ok(&env.run(&script, &[]));
     let (key, hit) = first.lines().next().unwrap().split_once(' ').unwrap();
     assert_eq!(hit, "false");
-    assert!(first.contains("six\n"));
+    assert_eq!(first, format!("{key} false\nsix\n\n"));
     let marker = shared_cache().join("envs").join(key).join(".seer-env.json");
     let made = std::fs::metadata(&marker).unwrap().modified().unwrap();
     // Same set, other order and spelling: same env, no install.
@@ -98,10 +123,9 @@ fn concurrent_starts_with_the_same_key_share_one_env() {
         .map(|_| env.cmd().args(["run", "main.rhai"]).output())
         .collect();
     let outs: Vec<String> = children.into_iter().map(|o| ok(&o.unwrap())).collect();
-    assert!(
-        outs.iter().all(|o| o == &outs[0] && o.ends_with("ok\n\n")),
-        "{outs:?}"
-    );
+    let key = outs[0].lines().next().unwrap_or_default();
+    assert!(key.starts_with("py3.11-"), "{outs:?}");
+    assert_eq!(outs, vec![format!("{key}\nok\n\n"); 3]);
 }
 
 #[test]
@@ -128,7 +152,14 @@ fn uv_is_installed_into_the_cache_when_missing() {
         .args(["run", "main.rhai"])
         .output()
         .unwrap();
-    assert!(ok(&out).starts_with("Python 3.11"), "{:?}", text(&out));
+    // uv's own Python 3.11 (its patch version is uv's choice).
+    let stdout = ok(&out);
+    let version = stdout.strip_prefix("Python 3.11.").unwrap_or_default();
+    let patch = version.strip_suffix("\n\n").unwrap_or_default();
+    assert!(
+        !patch.is_empty() && patch.chars().all(|c| c.is_ascii_digit()),
+        "{stdout:?}"
+    );
     assert!(cache.join("uv/bin/uv").is_file());
 }
 
@@ -143,8 +174,12 @@ print(sb.exec("pwd", #{ cwd: "sub" }) == "never");
 "#,
         &[],
     );
-    let (_, err) = text(&out);
-    assert!(err.contains("sub"), "cwd must exist: {err}");
+    assert_eq!(
+        failed(&out),
+        "error: main.rhai:4:10: working directory `sub` does not exist in the sandbox (create it \
+         with ensure_dir)\n",
+        "cwd must exist"
+    );
     let out = env.run(
         r#"
 let sb = Sandbox(#{ env: #{ COLOR: "blue" } }).start();
@@ -170,8 +205,14 @@ try { sb.exec("true"); } catch (e) { print(e); }
     );
     let stdout = ok(&out);
     let lines: Vec<&str> = stdout.lines().collect();
+    let id = lines
+        .last()
+        .and_then(|l| l.strip_prefix("sandbox "))
+        .and_then(|l| l.strip_suffix(" has been terminated"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(id.starts_with("sb-"), "{stdout}");
     assert_eq!(
-        lines[..12],
+        lines,
         [
             "true",
             "content",
@@ -185,11 +226,8 @@ try { sb.exec("true"); } catch (e) { print(e); }
             "true",
             "true",
             "false",
+            &format!("sandbox {id} has been terminated"),
         ]
-    );
-    assert!(
-        stdout.trim_end().ends_with("has been terminated"),
-        "{stdout}"
     );
 }
 
@@ -216,44 +254,29 @@ print(sb.state_dir);
         .unwrap();
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(
-        stdout.contains("env-ok") && stdout.contains("dotenv-ok"),
-        "{stdout}"
+    let state_dir = stdout.lines().last().unwrap().to_string();
+    assert_eq!(
+        stdout,
+        format!(
+            "env-ok\n\ndotenv-ok\n\ncommand `echo leaking $SEER_TEST_SECRET >&2; exit 1` failed with \
+             exit code 1\n--- stderr ---\nleaking ***\n{}\n",
+            env.home
+                .join("sandboxes")
+                .join(state_dir.rsplit('/').next().unwrap())
+                .display()
+        )
     );
-    assert!(stdout.contains("leaking ***"), "{stdout}");
-    assert!(
-        stderr.contains("secret `SEER_TEST_MISSING` is not set"),
-        "{stderr}"
+    assert_eq!(
+        stderr.lines().map(plain_log).collect::<Vec<_>>(),
+        [
+            "WARN secret `SEER_TEST_MISSING` is not set in the environment or in .env; the sandbox \
+          starts without it"
+        ]
     );
     // No secret value in anything seer wrote: outputs, sandbox records and logs.
-    let state_dir = stdout.lines().last().unwrap().to_string();
-    for root in [
-        env.path().join("outputs"),
-        Path::new(&state_dir).to_path_buf(),
-    ] {
-        for file in walk(&root) {
-            let data = String::from_utf8_lossy(&std::fs::read(&file).unwrap()).to_string();
-            assert!(
-                !data.contains("env-secret-value-456") && !data.contains("dotenv-secret-value-123"),
-                "secret in {}",
-                file.display()
-            );
-        }
+    for root in [env.path().join("outputs"), PathBuf::from(&state_dir)] {
+        assert_no_file_contains(&root, &["env-secret-value-456", "dotenv-secret-value-123"]);
     }
-    assert!(!stdout.contains("env-secret-value-456") && !stderr.contains("env-secret-value-456"));
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = vec![];
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p))
-        } else {
-            out.push(p)
-        }
-    }
-    out
 }
 
 fn git(dir: &Path, args: &[&str]) {
@@ -363,12 +386,5 @@ print(sb2.id != sb.id);
     assert_eq!(lines, want);
     assert!(!stdout.contains("secret-model"), "{stdout}");
     // Nor in anything of the sandbox's own directory (its record sits beside the workspace).
-    for file in walk(&env.home.join("sandboxes")) {
-        let data = String::from_utf8_lossy(&std::fs::read(&file).unwrap()).to_string();
-        assert!(
-            !data.contains("secret-model"),
-            "hidden name in {}",
-            file.display()
-        );
-    }
+    assert_no_file_contains(&env.home.join("sandboxes"), &["secret-model"]);
 }

@@ -6,13 +6,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use common::fake_anthropic::{FakeAnthropic, text_turn, tool_turn};
-use common::{Env, ok, pids_matching, text};
+use common::fake_anthropic::{FakeAnthropic, answer, call_turn, last_tool_results, tool_turn};
+use common::{Env, error_line, failed, ok, pids_matching, text, wait_gone};
 use serde_json::{Value, json};
 
 const RPC_SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/scoped/rpc_server.py");
@@ -30,7 +30,34 @@ fn describe(source: &str) -> Value {
         .output()
         .expect("python3");
     let (stdout, stderr) = text(&out);
+    let stdout = stdout.replace(&*dir.path().to_string_lossy(), "<dir>");
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"))
+}
+
+/// `text` with the folder of each scoped interface copy (in the sandbox's workspace)
+/// written `<scoped>`: `File "<scoped>/0-iface/iface.py"`.
+fn scoped_paths(text: &str) -> String {
+    const MARK: &str = "/.seer/scoped/";
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(MARK) {
+        let start = rest[..i].rfind('"').map_or(0, |q| q + 1);
+        out.push_str(&rest[..start]);
+        out.push_str("<scoped>/");
+        rest = &rest[i + MARK.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The frames of a Python traceback from the first one in `file` on, to the end.
+fn frames_from<'a>(text: &'a str, file: &str) -> Vec<&'a str> {
+    let lines: Vec<&str> = text.lines().collect();
+    let first = lines
+        .iter()
+        .position(|l| l.starts_with("  File ") && l.contains(file))
+        .unwrap_or_else(|| panic!("no frame in {file}:\n{text}"));
+    lines[first..].to_vec()
 }
 
 #[test]
@@ -115,18 +142,42 @@ fn schemas_come_from_type_hints_defaults_and_docstrings() {
     );
 
     // What cannot be served is a clear error naming the function and the parameter.
-    for (src, want) in [
-        ("def f(*args): pass", "*args"),
-        ("def f(a, /): pass", "positional-only parameter `a`"),
+    for (src, message) in [
+        (
+            "def f(*args): pass",
+            "exposed function `f`: *args / **args parameters cannot be exposed; list the parameters by name",
+        ),
+        (
+            "def f(a, /): pass",
+            "exposed function `f`: positional-only parameter `a` cannot be exposed (arguments arrive by \
+             name); remove the `/`",
+        ),
         (
             "def f(a: set[object], b: bytes): pass",
-            "parameter `b` has type bytes",
+            "exposed function `f`: parameter `b` has type bytes, which JSON cannot carry; use int, float, \
+             str, bool, list[...], dict[str, ...], Optional[...] or Literal[...]",
         ),
-        ("x = 1", "exposes no function"),
+        (
+            "x = 1",
+            "<dir>/iface.py exposes no function; mark the functions to serve with @expose",
+        ),
     ] {
-        let got = describe(&format!("{src}\nif 'f' in globals(): expose(f)\n"));
-        let msg = got["error"]["message"].as_str().unwrap_or_default();
-        assert!(msg.contains(want), "{src}: {got}");
+        let mut got = describe(&format!("{src}\nif 'f' in globals(): expose(f)\n"));
+        let traceback = got["error"]
+            .as_object_mut()
+            .and_then(|e| e.remove("traceback"))
+            .unwrap_or_else(|| panic!("{src}: {got}"));
+        assert_eq!(
+            got,
+            json!({"error": {"kind": "load", "type": "ExposeError", "message": message}}),
+            "{src}"
+        );
+        let traceback = traceback.as_str().unwrap();
+        assert_eq!(
+            traceback.lines().last(),
+            Some(format!("ExposeError: {message}").as_str()),
+            "{traceback}"
+        );
     }
 }
 
@@ -200,34 +251,34 @@ for c in [["boom", #{ word: "zebra" }], ["opaque", #{}], ["add", #{ a: "x" }], [
 }
 "#,
     );
-    let stdout = ok(&out);
-    assert!(
-        stdout.contains("sum=42\n") && stdout.contains("sum2=2\n"),
-        "{stdout}"
-    );
-    assert!(stdout.contains("models=[]\n"), "{stdout}");
-    assert!(stdout.contains("loads=1\n"), "{stdout}");
-    assert!(stdout.contains("sees_token=false\n"), "{stdout}");
+    let stdout = scoped_paths(&ok(&out));
     // The remote exception: type, message, and the traceback through the helper.
-    assert!(
-        stdout.contains("ERR boom: scoped function `boom` failed: ValueError: no good: zebra")
-            && stdout.contains("Remote traceback (in the scoped sandbox):")
-            && stdout.contains("in helper")
-            && stdout.contains("raise ValueError(\"no good: \" + word)"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("`opaque` returned a value that is not JSON-serializable: result['x'][1] is of type object"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("ERR add: scoped function `add` failed: TypeError: `add`: argument `a` must be an int, got str"),
-        "{stdout}"
-    );
-    assert!(stdout.contains("got unexpected argument(s) c"), "{stdout}");
-    assert!(
-        stdout.contains("no served function `nope`; served: iface_errs.add"),
-        "{stdout}"
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            "sum=42",
+            "sum2=2",
+            "models=[]",
+            "loads=1",
+            "sees_token=false",
+            "ERR boom: scoped function `boom` failed: ValueError: no good: zebra",
+            "Remote traceback (in the scoped sandbox):",
+            "Traceback (most recent call last):",
+            "  File \"<scoped>/0-iface_errs/iface_errs.py\", line 30, in boom",
+            "    return helper(word)",
+            "           ^^^^^^^^^^^^",
+            "  File \"<scoped>/0-iface_errs/iface_errs.py\", line 33, in helper",
+            "    raise ValueError(\"no good: \" + word)",
+            "ValueError: no good: zebra",
+            "ERR opaque: scoped function `opaque` failed: TypeError: `opaque` returned a value that is not \
+             JSON-serializable: result['x'][1] is of type object; return plain int, float, str, bool, None, \
+             list or dict (e.g. tensor.tolist(), float(x))",
+            "ERR add: scoped function `add` failed: TypeError: `add`: argument `a` must be an int, got str",
+            "ERR add: scoped function `add` failed: TypeError: `add(a: int, b: int = 2) -> int` got \
+             unexpected argument(s) c",
+            "ERR nope: no served function `nope`; served: iface_errs.add, iface_errs.loads, \
+             iface_errs.models, iface_errs.boom, iface_errs.sees_token, iface_errs.opaque",
+        ]
     );
 }
 
@@ -242,13 +293,22 @@ fn an_interface_that_fails_to_load_is_an_error_with_its_traceback() {
         "let s = ScopedSandbox().start();\ns.serve(\"broken_iface.py\");\n",
         &[],
     );
-    let (_, stderr) = text(&out);
-    assert!(!out.status.success());
-    assert!(
-        stderr.contains("main.rhai:2:")
-            && stderr.contains("failed to load: RuntimeError: weights missing")
-            && stderr.contains("in load"),
-        "{stderr}"
+    let stderr = scoped_paths(&env.normalise(&failed(&out)));
+    assert_eq!(
+        error_line(&stderr),
+        "error: main.rhai:2:3: the interface <dir>/broken_iface.py failed to load: RuntimeError: \
+         weights missing"
+    );
+    // The traceback, down through the interface's own frames.
+    assert_eq!(
+        frames_from(&stderr, "broken_iface.py"),
+        [
+            "  File \"<scoped>/0-broken_iface/broken_iface.py\", line 6, in <module>",
+            "    load()",
+            "  File \"<scoped>/0-broken_iface/broken_iface.py\", line 4, in load",
+            "    raise RuntimeError('weights missing')",
+            "RuntimeError: weights missing",
+        ]
     );
     assert!(pids_matching("broken_iface.py").is_empty());
 }
@@ -286,8 +346,7 @@ fn http(url: &str, method: &str, path: &str, auth: Option<&str>, body: &str) -> 
 fn requests_without_the_token_are_rejected_and_ctrl_c_ends_the_server() {
     let env = Env::new();
     env.write("iface_auth.py", INTERFACE);
-    env.write(
-        "main.rhai",
+    let mut seer = env.spawn(
         r#"
 let scoped = ScopedSandbox().start();
 let lib = scoped.serve("iface_auth.py", #{ name: "auth_tools" });
@@ -296,17 +355,7 @@ print(to_json(#{ code: lib.source.code, mcp: mcp.auth_tools.url }));
 sleep(300);
 "#,
     );
-    let mut child = env
-        .cmd()
-        .args(["run", "main.rhai"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let line = seer.next_line(120);
     let got: Value = serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("{e}: {line}"));
     let code = got["code"].as_str().unwrap();
     let grab = |var: &str| -> String {
@@ -316,17 +365,34 @@ sleep(300);
     let (url, token) = (grab("_URL = "), grab("_TOKEN = "));
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     assert_eq!(token.len(), 64);
-    assert!(pids_matching("iface_auth.py").len() == 1);
+    assert_eq!(pids_matching("iface_auth.py").len(), 1);
 
     let call = r#"{"function": "add", "args": {"a": 1}}"#;
-    let (status, body) = http(&url, "POST", "/call", None, call);
-    assert_eq!(status, 401, "{body}");
-    assert!(body.contains("missing bearer token"), "{body}");
-    let (status, body) = http(&url, "POST", "/call", Some("Bearer nottheone"), call);
-    assert_eq!(status, 403, "{body}");
-    assert!(body.contains("invalid token"), "{body}");
-    let (status, _) = http(&url, "GET", "/functions", None, "");
-    assert_eq!(status, 401);
+    let rejected = |kind: &str, message: &str| {
+        let mut ty = kind.to_string();
+        ty[..1].make_ascii_uppercase();
+        json!({"error": {"kind": kind, "type": ty, "message": message, "traceback": ""}})
+    };
+    let as_json = |(status, body): (u16, String)| -> (u16, Value) {
+        let v = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        (status, v)
+    };
+    let missing = rejected(
+        "unauthorized",
+        "missing bearer token: send `Authorization: Bearer <token>`",
+    );
+    assert_eq!(
+        as_json(http(&url, "POST", "/call", None, call)),
+        (401, missing.clone())
+    );
+    assert_eq!(
+        as_json(http(&url, "POST", "/call", Some("Bearer nottheone"), call)),
+        (403, rejected("forbidden", "invalid token"))
+    );
+    assert_eq!(
+        as_json(http(&url, "GET", "/functions", None, "")),
+        (401, missing)
+    );
     let (status, body) = http(
         &url,
         "POST",
@@ -345,23 +411,12 @@ sleep(300);
     assert_eq!(status, 401, "the RPC token must not open the MCP server");
 
     // Ctrl-C: the run ends and takes the RPC server with it.
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
-    let t = Instant::now();
-    while !pids_matching("iface_auth.py").is_empty() && t.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(pids_matching("iface_auth.py").is_empty());
-    let (status, _) = (
-        std::net::TcpStream::connect(url.trim_start_matches("http://")).is_err(),
-        0,
+    seer.ctrl_c();
+    wait_gone("iface_auth.py", Duration::from_secs(5));
+    assert!(
+        TcpStream::connect(url.trim_start_matches("http://")).is_err(),
+        "the RPC port still accepts connections"
     );
-    assert!(status, "the RPC port still accepts connections");
 }
 
 #[test]
@@ -381,11 +436,11 @@ b.serve("iface_term.py", #{ name: "second" });
 throw "the script failed";
 "#,
     );
-    let (stdout, stderr) = text(&out);
-    assert!(!out.status.success(), "{stdout}");
-    assert!(stderr.contains("the script failed"), "{stderr}");
-    assert!(stdout.contains("running=false"), "{stdout}");
-    assert!(stdout.contains("after: "), "{stdout}");
+    assert_eq!(failed(&out), "error: main.rhai:9:1: the script failed\n");
+    assert_eq!(
+        text(&out).0,
+        "running=false\nafter: no served function `add`; served: none (call `serve` first)\n"
+    );
     assert!(pids_matching("iface_term.py").is_empty());
 }
 
@@ -393,17 +448,12 @@ throw "the script failed";
 fn each_expose_as_form_reaches_an_agent() {
     let fake = FakeAnthropic::start(vec![
         // library: the agent imports the client in its notebook.
-        tool_turn(
-            "",
-            &[(
-                "t1",
-                "notebooks__execute_code",
-                json!({"code": "import agent_tools\nprint('sum', agent_tools.add(2, 3))\nhelp(agent_tools.add)\ntry:\n    agent_tools.boom('owl')\nexcept agent_tools.RemoteError as e:\n    print('remote:', e)"}),
-            )],
-            10,
-            5,
+        call_turn(
+            "t1",
+            "notebooks__execute_code",
+            json!({"code": "import agent_tools\nprint('sum', agent_tools.add(2, 3))\nhelp(agent_tools.add)\ntry:\n    agent_tools.boom('owl')\nexcept agent_tools.RemoteError as e:\n    print('remote:', e)"}),
         ),
-        text_turn("done", 10, 5),
+        answer("done"),
         // mcp: the agent calls the tool directly.
         tool_turn(
             "",
@@ -414,26 +464,20 @@ fn each_expose_as_form_reaches_an_agent() {
             10,
             5,
         ),
-        text_turn("done", 10, 5),
+        answer("done"),
         // prompt: only the text.
-        text_turn("done", 10, 5),
+        answer("done"),
         // skill: the client next to SKILL.md, imported from the skill folder.
-        tool_turn(
-            "",
-            &[(
-                "t4",
-                "notebooks__execute_code",
-                json!({"code": "import sys, os\nd = os.path.join('.claude', 'skills', 'agent-skill')\nprint(sorted(os.listdir(d)))\nsys.path.insert(0, d)\nimport agent_skill\nprint('skill', agent_skill.add(5))"}),
-            )],
-            10,
-            5,
+        call_turn(
+            "t4",
+            "notebooks__execute_code",
+            json!({"code": "import sys, os\nd = os.path.join('.claude', 'skills', 'agent-skill')\nprint(sorted(os.listdir(d)))\nsys.path.insert(0, d)\nimport agent_skill\nprint('skill', agent_skill.add(5))"}),
         ),
-        text_turn("done", 10, 5),
+        answer("done"),
     ]);
     let env = Env::new();
     env.write("iface_agent.py", INTERFACE);
-    env.write(
-        "main.rhai",
+    let (out, stdout, stderr) = env.run_agent_script(
         r#"
 let scoped = ScopedSandbox().start();
 let lib = scoped.serve("iface_agent.py", #{ expose_as: "library", name: "agent_tools" });
@@ -451,85 +495,96 @@ let nb2 = create_local_notebook_session(Workspace(#{ skills: [skill] }), #{ name
 run_agent(#{ prompt: "use the skill", mcp_config: nb2.mcp_config, base_url: ARGS[0], max_turns: 3 });
 print(`functions=${scoped.functions.len()}`);
 "#,
+        &fake.url,
     );
-    let out = env
-        .cmd()
-        .env("ANTHROPIC_API_KEY", "sk-test")
-        .args(["run", "main.rhai", "--", &fake.url])
-        .output()
-        .unwrap();
-    let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     // One server for the four forms.
-    assert!(stdout.contains("functions=6"), "{stdout}");
+    assert_eq!(stdout, "functions=6\n");
     let seen = fake.requests();
     assert_eq!(seen.len(), 7);
-    let tool_result = |i: usize| -> String {
-        common::fake_anthropic::last_tool_results(&seen[i].1).unwrap_or_default()
+    // The text blocks of the last message's tool results, interface paths normalised.
+    let tool_result = |i: usize| -> Vec<Value> {
+        let text = scoped_paths(&last_tool_results(&seen[i].1).unwrap_or_default());
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let text = |t: &str| json!([{"type": "text", "text": t}]);
+    let boom_traceback = |word: &str| {
+        format!(
+            "Remote traceback (in the scoped sandbox):\n\
+             Traceback (most recent call last):\n  \
+             File \"<scoped>/0-agent_tools/iface_agent.py\", line 30, in boom\n    \
+             return helper(word)\n           ^^^^^^^^^^^^\n  \
+             File \"<scoped>/0-agent_tools/iface_agent.py\", line 33, in helper\n    \
+             raise ValueError(\"no good: \" + word)\nValueError: no good: {word}"
+        )
     };
 
-    // library
-    let r = tool_result(1);
-    assert!(r.contains("sum 5"), "{r}");
-    assert!(
-        r.contains("Adds two integers.") && r.contains("add(a: 'int', b: 'int' = 2)"),
-        "{r}"
-    );
-    assert!(
-        r.contains("remote: boom: ValueError: no good: owl")
-            && r.contains("Remote traceback (in the scoped sandbox)"),
-        "{r}"
-    );
-
-    // mcp: the tools with their schemas, then the results.
-    let tools = seen[2].1["tools"].as_array().unwrap();
-    let add = tools
-        .iter()
-        .find(|t| t["name"] == "agent_tools__add")
-        .unwrap_or_else(|| panic!("{tools:?}"));
+    // library: the call, the client's help text, the remote error with its traceback.
     assert_eq!(
-        add["input_schema"]["properties"]["a"],
-        json!({"type": "integer", "description": "The first one."})
+        tool_result(1),
+        [text(&format!(
+            "[cell 0, execution_count 1]\nsum 5\nHelp on function add in module agent_tools:\n\n\
+             add(a: 'int', b: 'int' = 2) -> 'int'\n    Adds two integers.\n    \n    Args:\n        \
+             a: The first one.\n        b: The second one.\n\nremote: boom: ValueError: no good: owl\n\n{}",
+            boom_traceback("owl")
+        ))]
     );
-    assert!(
-        add["description"]
-            .as_str()
-            .unwrap()
-            .starts_with("Adds two integers.")
-    );
-    let r = tool_result(3);
-    assert!(r.contains("42"), "{r}");
-    assert!(
-        r.contains("ValueError: no good: cat") && r.contains("in helper"),
-        "{r}"
-    );
-    let last = seen[3].1["messages"]
-        .as_array()
-        .unwrap()
-        .last()
-        .unwrap()
-        .clone();
-    let errors: Vec<bool> = last["content"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["is_error"].as_bool().unwrap_or(false))
-        .collect();
-    assert_eq!(errors, vec![false, true], "{last}");
 
-    // prompt
-    let prompt = seen[4].1["messages"][0].to_string();
-    assert!(
-        prompt.contains("### `add(a: int, b: int = 2) -> int`")
-            && prompt.contains("`a` (integer): The first one."),
-        "{prompt}"
+    // mcp: the tools with their schemas, then the results (the failed one an error).
+    let no_args =
+        json!({"type": "object", "properties": {}, "required": [], "additionalProperties": false});
+    assert_eq!(
+        seen[2].1["tools"],
+        json!([
+            {"name": "agent_tools__add", "description": "Adds two integers.",
+             "input_schema": {"type": "object", "additionalProperties": false, "required": ["a"],
+                              "properties": {"a": {"type": "integer", "description": "The first one."},
+                                             "b": {"type": "integer", "description": "The second one.", "default": 2}}}},
+            {"name": "agent_tools__loads", "description": "How many times the module-level code ran.",
+             "input_schema": no_args},
+            {"name": "agent_tools__models", "description": "models() -> list", "input_schema": no_args},
+            {"name": "agent_tools__boom", "description": "Raises.",
+             "input_schema": {"type": "object", "additionalProperties": false, "required": ["word"],
+                              "properties": {"word": {"type": "string"}}}},
+            {"name": "agent_tools__sees_token",
+             "description": "Whether interface code can read the RPC token from its environment.",
+             "input_schema": no_args},
+            {"name": "agent_tools__opaque", "description": "opaque() -> dict", "input_schema": no_args},
+        ])
+    );
+    let last = seen[3].1["messages"].as_array().unwrap().last().unwrap();
+    let last: Value = serde_json::from_str(&scoped_paths(&last.to_string())).unwrap();
+    assert_eq!(
+        last,
+        json!({"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "t2", "is_error": false, "content": text("42")},
+            {"type": "tool_result", "tool_use_id": "t3", "is_error": true, "content": text(&format!(
+                "scoped function `boom` failed: ValueError: no good: cat\n{}", boom_traceback("cat")))},
+        ]})
+    );
+
+    // prompt: every function with its signature, summary and parameters.
+    assert_eq!(
+        seen[4].1["messages"],
+        json!([{"role": "user", "content": text(
+            "Functions you can use:\n## `agent_tools`: functions served from a scoped sandbox\n\n\
+             ### `add(a: int, b: int = 2) -> int`\n\nAdds two integers.\n\nParameters:\n\
+             - `a` (integer): The first one.\n- `b` (integer): The second one. (default: `2`)\n\n\
+             ### `loads() -> int`\n\nHow many times the module-level code ran.\n\n\
+             ### `models() -> list`\n\n\
+             ### `boom(word: str) -> str`\n\nRaises.\n\nParameters:\n- `word` (string)\n\n\
+             ### `sees_token() -> bool`\n\nWhether interface code can read the RPC token from its environment.\n\n\
+             ### `opaque() -> dict`\n\n")}])
     );
 
     // skill
-    let r = tool_result(6);
-    assert!(
-        r.contains("['SKILL.md', 'agent_skill.py']") && r.contains("skill 7"),
-        "{r}"
+    assert_eq!(
+        tool_result(6),
+        [text(
+            "[cell 0, execution_count 1]\n['SKILL.md', 'agent_skill.py']\nskill 7"
+        )]
     );
     assert!(pids_matching("iface_agent.py").is_empty());
 }

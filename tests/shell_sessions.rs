@@ -6,8 +6,10 @@
 
 mod common;
 use common::Env;
-use common::fake_anthropic::{FakeAnthropic, last_tool_results, text_turn, tool_turn};
-use serde_json::{Value, json};
+use common::fake_anthropic::{
+    FakeAnthropic, answer, call_turn, tool_names, tool_results, tool_turn,
+};
+use serde_json::json;
 
 #[test]
 fn an_agent_works_in_a_cli_session_inside_the_sandbox() {
@@ -39,7 +41,7 @@ fn an_agent_works_in_a_cli_session_inside_the_sandbox() {
             10,
             5,
         ),
-        text_turn("done", 10, 5),
+        answer("done"),
     ]);
     let env = Env::new();
     let (out, stdout, stderr) = env.run_agent_script(
@@ -56,47 +58,37 @@ print(r.final_text);
     assert!(out.status.success(), "{stderr}\n{stdout}");
     assert_eq!(stdout, "10\n\ndone\n");
     let seen = fake.requests();
-    let mut tools: Vec<&str> = seen[0].1["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let mut tools = tool_names(&seen[0].1);
     tools.sort();
-    assert_eq!(tools, vec!["shell__run_python", "shell__run_shell"]);
-    let results: Vec<Value> = seen[1].1["messages"][2]["content"]
-        .as_array()
-        .unwrap()
-        .clone();
-    let text_of = |i: usize| {
-        results[i]["content"][0]["text"]
-            .as_str()
-            .unwrap()
-            .to_string()
+    assert_eq!(tools, ["shell__run_python", "shell__run_shell"]);
+    let result = |id: &str, is_error: bool, text: &str| {
+        json!({"type": "tool_result", "tool_use_id": id, "is_error": is_error,
+               "content": [{"type": "text", "text": text}]})
     };
-    assert_eq!(text_of(0), "[exit code 0]\nhi\n8\n");
-    assert_eq!(text_of(1), "[exit code 0]\n42 True\n");
-    assert_eq!(results[1]["is_error"], false);
-    assert_eq!(text_of(2), "[exit code 3]\n\n[stderr]\noops\n");
-    assert_eq!(results[2]["is_error"], true);
-    assert!(text_of(3).contains("timed out"), "{}", text_of(3));
-    assert_eq!(results[3]["is_error"], true);
+    assert_eq!(
+        tool_results(&seen[1].1),
+        [
+            result("t1", false, "[exit code 0]\nhi\n8\n"),
+            result("t2", false, "[exit code 0]\n42 True\n"),
+            result("t3", true, "[exit code 3]\n\n[stderr]\noops\n"),
+            result(
+                "t4",
+                true,
+                "command timed out after 0.5s and was killed: sleep 5\n--- output so far ---\n"
+            ),
+        ]
+    );
 }
 
 #[test]
 fn an_agent_works_in_a_local_folder_in_a_local_session() {
     let fake = FakeAnthropic::start(vec![
-        tool_turn(
-            "",
-            &[(
-                "t1",
-                "shell__run_shell",
-                json!({"command": "pwd; echo data > notes.txt; python -c 'import helpers; print(helpers.NAME)'"}),
-            )],
-            10,
-            5,
+        call_turn(
+            "t1",
+            "shell__run_shell",
+            json!({"command": "pwd; echo data > notes.txt; python -c 'import helpers; print(helpers.NAME)'"}),
         ),
-        text_turn("done", 10, 5),
+        answer("done"),
     ]);
     let env = Env::new();
     let (out, stdout, stderr) = env.run_agent_script(
@@ -115,10 +107,13 @@ print(s.workspace_path);
         work,
         "{stdout}"
     );
-    let result = last_tool_results(&fake.requests()[1].1).unwrap();
-    assert!(
-        result.contains("lib ok") && result.contains("/work\\n"),
-        "{result}"
+    // The command ran in the workspace folder, with the library importable.
+    assert_eq!(
+        tool_results(&fake.requests()[1].1),
+        [
+            json!({"type": "tool_result", "tool_use_id": "t1", "is_error": false, "content": [
+            {"type": "text", "text": format!("[exit code 0]\n{}\nlib ok\n", work.display())}]})
+        ]
     );
     assert_eq!(
         std::fs::read_to_string(work.join("notes.txt")).unwrap(),

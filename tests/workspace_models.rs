@@ -5,10 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
-use common::{Env, link_tiny_models, text, validate_notebooks};
-
-const TORCH_ENV: &str =
-    "python_packages: [\"torch\", \"transformers\", \"peft\"], execution_mode: \"notebook\"";
+use common::{Env, TORCH_ENV, failed, lines, link_tiny_models, text, validate_notebooks};
 
 #[test]
 fn libraries_skills_and_models_are_ready_in_the_kernel() {
@@ -36,14 +33,13 @@ let ws = Workspace(#{{
     skill_dirs: ["skills"],
     custom_init_code: "import helpers as h",
 }});
-print(ws.get_library_docs().contains("Helpers for probing."));
+print(to_json(ws.get_library_docs()));
 let s = create_notebook_session(sb, ws, #{{ name: "models" }});
 print(s.exec("h.double(consts.ANSWER)").text);
 print(s.exec("import torch; type(model).__name__ + ' ' + str(tokenizer is not None) + ' ' + str(model(torch.tensor([[1, 2, 3]])).logits.shape[-1])").text);
 print(s.exec("type(tuned).__name__").text);
 print(s.exec("secret.config._name_or_path").text);
-print(s.model_info_text.contains("`tuned`"));
-print(s.model_info_text.contains("hidden-model-2"));
+print(to_json(s.model_info_text));
 print(file_exists(s.workspace_path + "/.claude/skills/probe/SKILL.md"));
 "#
         ),
@@ -51,15 +47,43 @@ print(file_exists(s.workspace_path + "/.claude/skills/probe/SKILL.md"));
     );
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}\n{stdout}");
-    let lines: Vec<&str> = stdout.lines().filter(|l| !l.is_empty()).collect();
-    assert_eq!(lines[0], "true");
-    assert_eq!(lines[1], "84");
-    assert_eq!(lines[2], "'LlamaForCausalLM True 1000'");
-    assert_eq!(lines[3], "'LlamaForCausalLM'", "PEFT merged by default");
-    assert_eq!(lines[4], "'hidden-model-2'");
-    assert_eq!(lines[5], "true");
-    assert_eq!(lines[6], "true");
-    assert_eq!(lines[7], "true");
+    let docs = "## helpers\n\nHelpers for probing.\n\n## consts\n\n(no module docstring)\n\n";
+    let got = lines(&stdout);
+    assert_eq!(
+        got,
+        [
+            serde_json::to_string(docs).unwrap().as_str(),
+            "84",
+            "'LlamaForCausalLM True 1000'",
+            "'LlamaForCausalLM'", // PEFT merged by default
+            "'hidden-model-2'",
+            got[5],
+            "true",
+        ]
+    );
+    // What the agent is told: each model's variable, what it is (the hidden one by its
+    // alias only) and its tokenizer; then the libraries' docs.
+    let info: String = serde_json::from_str(got[5]).unwrap();
+    let models: Vec<&str> = info.lines().filter(|l| l.starts_with("- `")).collect();
+    assert_eq!(
+        models,
+        [
+            "- `model`: **./models/base**. Tokenizer: `tokenizer`.",
+            "- `tuned`: **./models/lora**; a PEFT adapter on **./models/base**, merged into the base \
+             model's weights (a plain transformers model). Tokenizer: `tuned_tokenizer`.",
+            "- `secret`: **hidden-model-2**, a hidden model: which model it is is deliberately not \
+             disclosed. Tokenizer: `secret_tokenizer`.",
+        ]
+    );
+    assert!(info.starts_with("# Models\n\n"), "{info}");
+    assert!(
+        info.ends_with(&format!(
+            "\n\n# Libraries\n\nThese Python modules are installed and already imported (reuse them \
+             with `import <name>`):\n\n{}",
+            docs.trim_end_matches('\n').to_string() + "\n"
+        )),
+        "{info}"
+    );
     assert!(!stdout.contains("secret\""), "{stdout}");
     assert_eq!(validate_notebooks(&env.path().join("outputs")), 1);
 }
@@ -69,37 +93,67 @@ fn workspace_errors_are_clear() {
     let env = Env::new();
     env.write("bad name.py", "x = 1\n");
     env.write("broken.py", "raise RuntimeError('broken library')\n");
+    let unreadable = |what: &str, name: &str| {
+        format!(
+            "main.rhai:1:10: Library::from_{what}: library {what} `{name}` (<dir>/{name}) cannot be \
+             read; check the path (a relative path is taken from the script's folder): No such file or \
+             directory (os error 2)"
+        )
+    };
     let cases = [
         (
             "Library::from_file(\"missing.py\");",
-            "Library::from_file: ",
+            unreadable("file", "missing.py"),
         ),
         (
             "Library::from_directory(\"nowhere\");",
-            "Library::from_directory: ",
+            unreadable("directory", "nowhere"),
         ),
         (
             "Workspace(#{ libaries: [] });",
-            "unknown field `libaries`; did you mean `libraries`?",
-        ),
-        (
-            "let sb = Sandbox(#{ execution_mode: \"notebook\" }).start();\ncreate_notebook_session(sb, Workspace(#{ libraries: [Library::from_file(\"broken.py\")] }));",
-            "broken library",
+            "main.rhai:1:1: Workspace: unknown field `libaries`; did you mean `libraries`? (valid fields: \
+             `libraries`, `skills`, `skill_dirs`, `local_dirs`, `local_files`, `custom_init_code`, \
+             `preload_models`, `hidden_model_loading`)"
+                .to_string(),
         ),
         (
             "let sb = Sandbox(#{ execution_mode: \"notebook\" }).start();\ncreate_notebook_session(sb, 5);",
-            "must be a Workspace",
+            "main.rhai:2:1: the workspace argument must be a Workspace(#{...}) or (), not i64".to_string(),
         ),
     ];
     for (code, want) in cases {
         let out = env.run(code, &[]);
-        let (_, err) = text(&out);
-        assert_eq!(out.status.code(), Some(1), "{code}: {err}");
-        assert!(
-            err.contains("error: main.rhai:") && err.contains(want),
-            "{code}: {err}"
+        assert_eq!(
+            env.normalise(&failed(&out)),
+            format!("error: {want}\n"),
+            "{code}"
         );
     }
+    // A library that fails to import: the kernel's traceback, down to the library's line.
+    let out = env.run(
+        "let sb = Sandbox(#{ execution_mode: \"notebook\" }).start();\ncreate_notebook_session(sb, Workspace(#{ libraries: [Library::from_file(\"broken.py\")] }));",
+        &[],
+    );
+    let err = env.normalise(&failed(&out));
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines[0], "error: main.rhai:2:1: the workspace setup code failed in the kernel:",
+        "{err}"
+    );
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("File <dir>/state/sandboxes/sb-"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(lines[at].ends_with("/libraries/broken.py:1"), "{err}");
+    assert_eq!(
+        lines[at + 1..],
+        [
+            "----> 1 raise RuntimeError('broken library')",
+            "",
+            "RuntimeError: broken library",
+            ""
+        ]
+    );
 }
 
 /// `seer mcp notebook` opens its session like a script does: the sandbox's models are
@@ -108,33 +162,17 @@ fn workspace_errors_are_clear() {
 fn seer_mcp_notebook_preloads_the_sandbox_models() {
     let env = Env::new();
     link_tiny_models(&env);
-    let out = env.run(
-        &format!(
-            "let sb = Sandbox(#{{ {TORCH_ENV}, timeout: 300, models: [#{{ name: \"./models/base\" }}] }}).start();\nsb.detach();\nprint(sb.id);"
-        ),
-        &[],
-    );
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stderr}");
-    let id = stdout.trim().to_string();
-    let out = std::process::Command::new(common::test_python())
-        .arg(seer::testenv::fixture("mcp_stdio_client.py"))
-        .arg(env!("CARGO_BIN_EXE_seer"))
-        .arg(&id)
-        .arg("type(model).__name__, type(tokenizer).__name__")
-        .env("SEER_HOME", &env.home)
-        .env("SEER_CACHE_DIR", common::shared_cache())
-        .env("HF_HUB_OFFLINE", "1")
-        .current_dir(env.path())
-        .output()
-        .unwrap();
-    let ended = env.run(&format!("Sandbox::from_id(\"{id}\").terminate();"), &[]);
-    assert!(ended.status.success(), "{}", text(&ended).1);
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stderr}");
-    let got: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let id = env.detached_sandbox(&format!(
+        "#{{ {TORCH_ENV}, timeout: 300, models: [#{{ name: \"./models/base\" }}] }}"
+    ));
+    let got = env.stdio_mcp_client(&id, Some("type(model).__name__, type(tokenizer).__name__"));
+    env.terminate(&id);
     assert_eq!(
-        got["text"],
-        "[cell 0, execution_count 1]\n('LlamaForCausalLM', 'TokenizersBackend')"
+        got,
+        serde_json::json!({
+            "tools": ["add_markdown", "edit_cell", "execute_code", "interrupt_kernel",
+                      "restart_kernel", "shutdown_session"],
+            "text": "[cell 0, execution_count 1]\n('LlamaForCausalLM', 'TokenizersBackend')"
+        })
     );
 }

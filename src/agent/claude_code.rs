@@ -392,6 +392,9 @@ pub async fn run(
     if key.is_none() && cfg.api_key_env.is_some() {
         bail!("no API key for the claude-code provider: set the environment variable {key_env}");
     }
+    if let Some(k) = &key {
+        crate::secrets::protect(k);
+    }
     secrets.extend(key.iter().map(|k| k.trim().to_string()));
     let redactor = Redactor::new(secrets);
     let mut transcript = Transcript::create(transcript_path, redactor.clone())?;
@@ -501,7 +504,10 @@ async fn run_cli(
             }
         };
         transcript.write(&json!({"type": "message", "raw": msg}))?;
-        for ev in mapper.handle(&msg) {
+        for mut ev in mapper.handle(&msg) {
+            // The CLI sends tool results to the model itself; the callback sees them
+            // redacted at least.
+            transcript.redactor.redact_json(&mut ev);
             if ev["type"] == "tool_call" {
                 tracing::info!(
                     tool = ev["name"].as_str().unwrap_or_default(),

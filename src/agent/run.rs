@@ -184,8 +184,10 @@ impl Transcript {
         })
     }
 
+    /// Writes one event; secret values (process-wide, see [`crate::secrets`]) are redacted
+    /// from it, whatever part of the conversation brought them in.
     fn write(&mut self, event: Value) -> Result<()> {
-        let mut line = serde_json::to_string(&event)?;
+        let mut line = crate::secrets::redact(&serde_json::to_string(&event)?);
         line.push('\n');
         self.file
             .write_all(line.as_bytes())
@@ -243,6 +245,19 @@ fn result_parts(out: &ToolOutput) -> Vec<ResultPart> {
         .collect()
 }
 
+/// Replaces the process-wide secret values (the run's sandboxes' `secrets` and the
+/// provider keys) in a tool result's text; images are left as they are.
+fn redact_output(out: &mut ToolOutput) {
+    for p in &mut out.parts {
+        if let ToolPart::Text(t) = p {
+            let r = crate::secrets::redact(t);
+            if r != *t {
+                *t = r;
+            }
+        }
+    }
+}
+
 fn stop_name(s: &StopReason) -> String {
     match s {
         StopReason::EndTurn => "end_turn".into(),
@@ -287,7 +302,7 @@ fn record_error(
     cancel: &CancellationToken,
 ) {
     if let Err(e) = result {
-        let msg = format!("{e:#}");
+        let msg = crate::secrets::redact(&format!("{e:#}"));
         let _ = transcript.write(json!({"type": "error", "message": msg}));
         if !cancel.is_cancelled() {
             let _ = on_event(json!({"type": "error", "message": msg}));
@@ -560,6 +575,9 @@ impl<'a> Chat<'a> {
         tracing::debug!(tool = name, "-> {}", one_line(&input.to_string(), 200));
         self.log.tool_call(name, input);
         let mut out = self.conns.call(name, input.clone(), cancel).await;
+        // The one place every tool result (from any server, seer's or not) enters the
+        // conversation: secret values go before the history, transcript, log or callback.
+        redact_output(&mut out);
         let mut repeated = 0;
         if out.is_error && !cancel.is_cancelled() {
             let n = self

@@ -42,7 +42,7 @@
 //! - [`serve_stdio`] serves on stdin/stdout until the client closes. Stdout carries the
 //!   protocol, so this module logs only through `tracing`, which must write to stderr.
 //!
-//! ```ignore
+//! ```text
 //! let tools: Arc<dyn NotebookTools> = Arc::new(session);
 //! let client = connect_in_process(tools.clone(), ServerOptions::default()).await?;
 //! let cancel = CancellationToken::new();

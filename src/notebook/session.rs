@@ -354,7 +354,7 @@ impl NotebookSession {
         let cell = Cell::Code {
             id: self.cell_id(index),
             metadata: Default::default(),
-            source: MultiLine::from_text(code),
+            source: MultiLine::from_text(&self.sandbox.redact(code)),
             execution_count: r.execution_count,
             outputs: r.outputs.clone(),
         };
@@ -400,7 +400,7 @@ impl NotebookSession {
         let index = self.append_cell(Cell::Code {
             id: new_cell_id(),
             metadata: Default::default(),
-            source: MultiLine::from_text(code),
+            source: MultiLine::from_text(&self.sandbox.redact(code)),
             execution_count: None,
             outputs: vec![],
         })?;
@@ -411,7 +411,7 @@ impl NotebookSession {
         self.push_cell(Cell::Markdown {
             id: new_cell_id(),
             metadata: Default::default(),
-            source: MultiLine::from_text(content),
+            source: MultiLine::from_text(&self.sandbox.redact(content)),
         })
     }
 

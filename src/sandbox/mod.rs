@@ -125,6 +125,7 @@ pub trait Sandbox: Send + Sync {
     fn detach(&self) -> Result<()>;
     /// Whether `detach` was called (by this or an earlier run).
     fn is_detached(&self) -> bool;
-    /// Removes secret values from a text before it is shown or written anywhere.
+    /// Removes secret values (this sandbox's and the process-wide ones, see
+    /// [`crate::secrets`]) from a text before it is shown or written anywhere.
     fn redact(&self, text: &str) -> String;
 }

@@ -160,8 +160,26 @@ impl RpcServer {
         self.functions.iter().find(|f| f.name == name)
     }
 
-    /// Calls a function with named arguments; the result is its JSON return value.
+    /// Calls a function with named arguments; the result is its JSON return value. Secret
+    /// values (the sandbox's and the process-wide ones, see [`crate::secrets`]) are
+    /// redacted from the result and from errors.
     pub async fn call(&self, function: &str, args: Value) -> Result<Value, RemoteError> {
+        let redact = |t: &str| crate::secrets::redact(t);
+        match self.call_raw(function, args).await {
+            Ok(mut v) => {
+                crate::secrets::redact_json_with(&mut v, &redact);
+                Ok(v)
+            }
+            Err(mut e) => {
+                e.type_name = redact(&e.type_name);
+                e.message = redact(&e.message);
+                e.traceback = redact(&e.traceback);
+                Err(e)
+            }
+        }
+    }
+
+    async fn call_raw(&self, function: &str, args: Value) -> Result<Value, RemoteError> {
         let transport = |msg: String| RemoteError {
             function: function.to_string(),
             kind: "transport".into(),

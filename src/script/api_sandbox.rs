@@ -137,6 +137,13 @@ fn run(
     let cancel = host.cancel();
     let s2 = sb.clone();
     let out = host.block_on(async move { s2.exec(cmd, opts, &cancel).await })?;
+    // What a command prints reaches the script (and from there logs and files) without
+    // the sandbox's secret values.
+    let out = ExecOutput {
+        stdout: sb.redact(&out.stdout),
+        stderr: sb.redact(&out.stderr),
+        exit_code: out.exit_code,
+    };
     Ok((out, sb))
 }
 

@@ -17,7 +17,6 @@ use crate::notebook::session::NotebookSession;
 use crate::notebook::{CellRun, RunStatus};
 use crate::sandbox::Sandbox;
 use crate::sandbox::config::{ExecutionMode, SandboxConfig};
-use crate::sandbox::local::{LocalSandbox, StartRequest};
 use crate::session_setup::{self, NotebookRequest};
 use crate::workspace::WorkspaceConfig;
 
@@ -185,16 +184,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
             python_packages: o.python_packages.clone(),
             ..SandboxConfig::default()
         };
-        let req = StartRequest {
-            config,
-            base_dir: h.script_dir.clone(),
-            snapshot: None,
-            script: Some(h.script_path.to_string_lossy().to_string()),
-        };
-        let cancel = h.cancel();
-        let sb = h.block_on(async move { LocalSandbox::start(req, &cancel).await })?;
-        let sb: Arc<dyn Sandbox> = sb;
-        h.own(sb.clone());
+        let sb = h.start_session_sandbox(config)?;
         start_session(&h, sb, &ws, o)
     };
     let l2 = create_local.clone();

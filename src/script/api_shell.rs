@@ -12,7 +12,6 @@ use super::api_session::workspace_config;
 use super::{Host, RhaiResult, runtime_error};
 use crate::config::{from_dynamic, positive_seconds};
 use crate::sandbox::config::SandboxConfig;
-use crate::sandbox::local::{LocalSandbox, StartRequest};
 use crate::sandbox::{Command, ExecOutput, Sandbox};
 use crate::session_setup::{self, ShellRequest};
 use crate::shell_session::ShellSession;
@@ -186,16 +185,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
             env: o.env.clone(),
             ..SandboxConfig::default()
         };
-        let req = StartRequest {
-            config,
-            base_dir: h.script_dir.clone(),
-            snapshot: None,
-            script: Some(h.script_path.to_string_lossy().to_string()),
-        };
-        let cancel = h.cancel();
-        let sb = h.block_on(async move { LocalSandbox::start(req, &cancel).await })?;
-        let sb: Arc<dyn Sandbox> = sb;
-        h.own(sb.clone());
+        let sb = h.start_session_sandbox(config)?;
         open(&h, sb, &ws, &o, "local", dir.clone(), Some(dir))
     };
     let l2 = local.clone();

@@ -147,6 +147,27 @@ impl Host {
             v.push(sb);
         }
     }
+
+    /// Starts a local sandbox that a session made for itself (`create_local_session`,
+    /// `create_local_notebook_session`), owned by this run.
+    pub fn start_session_sandbox(
+        &self,
+        config: crate::sandbox::SandboxConfig,
+    ) -> RhaiResult<Arc<dyn Sandbox>> {
+        let req = crate::sandbox::local::StartRequest {
+            config,
+            base_dir: self.script_dir.clone(),
+            snapshot: None,
+            script: Some(self.script_path.to_string_lossy().to_string()),
+        };
+        let cancel = self.cancel();
+        let sb = self.block_on(async move {
+            crate::sandbox::local::LocalSandbox::start(req, &cancel).await
+        })?;
+        let sb: Arc<dyn Sandbox> = sb;
+        self.own(sb.clone());
+        Ok(sb)
+    }
 }
 
 /// A script error with a message; rhai fills in the position of the failing call.

@@ -80,11 +80,85 @@ impl FakeAnthropic {
         Self { url, seen, _rt: rt }
     }
 
+    /// Answers every request with what `f` picks from the request number and body.
+    pub fn respond(f: impl Fn(usize, &Value) -> Reply + Send + Sync + 'static) -> Self {
+        Self::start_with(Arc::new(f))
+    }
+
+    /// Reads every request and never answers.
+    pub fn hanging() -> Self {
+        Self::respond(|_, _| Reply::Hang)
+    }
+
+    /// What the fake was sent so far: (request head, JSON body) per request.
     pub fn requests(&self) -> Vec<(String, Value)> {
         self.seen.lock().unwrap().clone()
     }
 }
 
+/// The script of the basic agent tests: "Let me compute." with one call of `tool` (a
+/// notebook's `execute_code`) running `6 * 7`, then "The answer is 42." (300 in / 27 out
+/// tokens in all).
+pub fn compute_6x7(tool: &str) -> Vec<String> {
+    vec![
+        tool_turn(
+            "Let me compute.",
+            &[("toolu_1", tool, json!({"code": "6 * 7"}))],
+            100,
+            20,
+        ),
+        text_turn("The answer is 42.", 200, 7),
+    ]
+}
+
+/// A turn of one tool call `(id, name, input)` and no text (10 in / 5 out tokens).
+pub fn call_turn(id: &str, name: &str, input: Value) -> String {
+    tool_turn("", &[(id, name, input)], 10, 5)
+}
+
+/// A final text turn of 10 in / 5 out tokens.
+pub fn answer(text: &str) -> String {
+    text_turn(text, 10, 5)
+}
+
+/// The names of the tools a request offers.
+pub fn tool_names(body: &Value) -> Vec<String> {
+    body["tools"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter_map(|t| t["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every `tool_result` block of a request's messages, in order.
+pub fn tool_results(body: &Value) -> Vec<Value> {
+    body["messages"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .flat_map(|m| m["content"].as_array().cloned().unwrap_or_default())
+                .filter(|b| b["type"] == "tool_result")
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A request head's request line and its headers (names lowercased), sorted by name.
+pub fn head_lines(head: &str) -> (String, Vec<(String, String)>) {
+    let mut lines = head.lines();
+    let request = lines.next().unwrap_or_default().to_string();
+    let mut headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    headers.sort();
+    (request, headers)
+}
+
+/// An SSE body: each event as `event: <type>` and its JSON `data:` line.
 pub fn sse(events: &[Value]) -> String {
     events
         .iter()

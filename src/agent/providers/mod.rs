@@ -305,6 +305,8 @@ impl ProviderConfig {
                 self.api_key_env
             );
         };
+        // Whatever a sandbox or an MCP server prints, this key is redacted from it.
+        crate::secrets::protect(&key);
         self.build_with_key(ApiKey::new(key.trim()))
     }
 

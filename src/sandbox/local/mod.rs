@@ -408,6 +408,8 @@ impl LocalSandbox {
         let mut child = std::process::Command::new(exe)
             .arg("__watchdog")
             .arg(&self.dir)
+            .env_clear()
+            .envs(proc_env::watchdog_env())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -35,7 +35,8 @@ const INHERITED_ENV: &[&str] = &[
     "REQUESTS_CA_BUNDLE",
 ];
 
-/// The environment of sandbox processes, and the redactor for its secret values.
+/// The environment of sandbox processes, and the redactor for its secret values (which
+/// are also protected process-wide: see [`crate::secrets`]).
 pub(super) fn build_env(
     cfg: &SandboxConfig,
     record: &SandboxRecord,
@@ -83,6 +84,7 @@ pub(super) fn build_env(
     for name in &cfg.secrets {
         match std::env::var(name) {
             Ok(v) => {
+                crate::secrets::protect(&v);
                 secret_values.push(v.clone());
                 vars.insert(name.clone(), v);
             }
@@ -93,4 +95,42 @@ pub(super) fn build_env(
         }
     }
     (vars, Redactor::new(secret_values))
+}
+
+/// Host variables the watchdog (`seer __watchdog DIR`) keeps: it needs only its sandbox's
+/// folder (its argument) and a sane process environment, so it starts from a cleared one
+/// and never holds what seer loaded (API keys, `.env`, the sandbox's secrets).
+const WATCHDOG_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "SEER_HOME",
+    "SEER_CACHE_DIR",
+    "RUST_LOG",
+];
+
+/// The environment of the sandbox's watchdog process.
+pub(super) fn watchdog_env() -> BTreeMap<String, String> {
+    WATCHDOG_ENV
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watchdog_env_holds_no_provider_key_or_secret() {
+        let env = watchdog_env();
+        for k in env.keys() {
+            assert!(WATCHDOG_ENV.contains(&k.as_str()), "{k}");
+        }
+        for k in crate::secrets::PROVIDER_KEY_VARS {
+            assert!(!WATCHDOG_ENV.contains(k));
+        }
+    }
 }
