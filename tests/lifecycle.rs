@@ -7,7 +7,7 @@
 mod common;
 use std::time::{Duration, Instant};
 
-use common::{Env, Running, Stream, ok, pids_matching, plain_log, text, wait_for};
+use common::{Env, Running, Stream, ok, pids_matching, plain_log, text, wait_for, wait_gone};
 use nix::sys::signal::Signal;
 
 /// `seer ps` (`--all` with `all`): the header, then one row per sandbox split into its
@@ -203,12 +203,13 @@ fn timeout_watchdog_ends_a_detached_sandbox() {
                 .any(|r| r[0] == id && r[2] == "timed_out")
         },
     );
-    assert!(
-        pids_matching(&format!(
+    // ...and exits right after recording it.
+    wait_gone(
+        &format!(
             "__watchdog {}",
             env.home.join("sandboxes").join(&id).display()
-        ))
-        .is_empty()
+        ),
+        Duration::from_secs(2),
     );
 }
 
