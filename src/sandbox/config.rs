@@ -27,6 +27,17 @@ pub enum ExecutionMode {
     Notebook,
 }
 
+/// How a local sandbox's processes are isolated (see `sandbox::local::isolate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// bubblewrap: read-only system, own workspace, no host home or state dir, own pid
+    /// namespace.
+    Bwrap,
+    /// None: processes see what the user running seer sees.
+    None,
+}
+
 /// A host file or directory copied into the sandbox: `"path"` (same name at the workspace
 /// root) or `[local_path, sandbox_path]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -55,6 +66,9 @@ impl FileMapping {
     }
 }
 
+fn yes() -> bool {
+    true
+}
 fn one() -> u32 {
     1
 }
@@ -127,6 +141,14 @@ pub struct SandboxConfig {
     pub rpc_timeout: u64,
     #[serde(default = "wait_timeout")]
     pub wait_timeout: u64,
+    /// Process isolation on the local backend; default: `bwrap` where bubblewrap is
+    /// installed, else none (with a warning).
+    #[serde(default)]
+    pub isolation: Option<Isolation>,
+    /// `false` gives the sandbox's processes a network namespace of their own (loopback
+    /// only). Needs isolation.
+    #[serde(default = "yes")]
+    pub network: bool,
     /// Extra packages for notebook mode; `ipykernel` is always added.
     #[serde(default)]
     pub notebook_packages: Vec<String>,

@@ -27,9 +27,11 @@ use crate::process::{self, ProcDir};
 use crate::secrets::Redactor;
 
 mod host;
+mod isolate;
 mod proc_env;
 
 use host::{check_gpu, check_system_packages};
+use isolate::{Jail, Layout};
 use proc_env::build_env;
 
 /// Everything needed to start a sandbox.
@@ -55,6 +57,8 @@ pub struct LocalSandbox {
     models: Vec<ModelHandle>,
     repos: Vec<RepoHandle>,
     gpu: Option<GpuRequest>,
+    /// The bubblewrap mounts its processes run under (`None`: not isolated).
+    jail: Option<Jail>,
     record: Mutex<SandboxRecord>,
     terminated: AtomicBool,
 }
@@ -113,6 +117,12 @@ impl LocalSandbox {
         let cfg = &req.config;
         cfg.validate().map_err(|e| anyhow!(e))?;
         let cuda = check_gpu(cfg)?;
+        let bwrap = isolate::bwrap_for(cfg)?;
+        if !cfg.network && bwrap.is_none() {
+            bail!(
+                "network: false needs isolation (bubblewrap): install it (`apt-get install bubblewrap`) and leave `isolation` unset or \"bwrap\""
+            );
+        }
         check_system_packages(&cfg.system_packages)?;
         let snapshot_dir = match &req.snapshot {
             Some(id) => {
@@ -146,7 +156,7 @@ impl LocalSandbox {
             true,
         )?;
         paths::create_state_subdir(&dir)?;
-        for d in ["workspace", "logs", "procs", "tmp", "models"] {
+        for d in ["workspace", "logs", "procs", "tmp", "models", "home"] {
             std::fs::create_dir_all(dir.join(d))
                 .with_context(|| format!("creating {}", dir.join(d).display()))?;
         }
@@ -177,6 +187,7 @@ impl LocalSandbox {
             &req,
             record.clone(),
             cuda,
+            bwrap,
             files,
             dirs,
             snapshot_dir,
@@ -196,6 +207,7 @@ impl LocalSandbox {
         req: &StartRequest,
         mut record: SandboxRecord,
         cuda: Option<String>,
+        bwrap: Option<PathBuf>,
         files: Vec<(PathBuf, PathBuf)>,
         dirs: Vec<(PathBuf, PathBuf)>,
         snapshot_dir: Option<PathBuf>,
@@ -245,7 +257,21 @@ impl LocalSandbox {
                 .with_context(|| format!("copying {} into the sandbox", src.display()))?;
         }
 
-        let (proc_env, redactor) = build_env(cfg, &record, &env, cuda.as_deref(), true);
+        let jail = bwrap.map(|b| {
+            Jail::plan(
+                b,
+                cfg,
+                &Layout {
+                    dir: &record.dir,
+                    workspace: &workspace,
+                    env_path: &env.path,
+                    models: &models,
+                },
+            )
+        });
+        let home = jail.as_ref().map(|_| isolate::home_dir(&record.dir));
+        let (proc_env, redactor) =
+            build_env(cfg, &record, &env, cuda.as_deref(), home.as_deref(), true);
         let sb = Arc::new(Self {
             id: record.id.clone(),
             dir: record.dir.clone(),
@@ -257,6 +283,7 @@ impl LocalSandbox {
             models,
             repos,
             gpu: GpuRequest::of(cfg),
+            jail,
             record: Mutex::new(record),
             terminated: AtomicBool::new(false),
         });
@@ -298,7 +325,24 @@ impl LocalSandbox {
         env.path = env_path;
         env.cache_hit = true;
         let cuda = check_gpu(&cfg).ok().flatten();
-        let (proc_env, redactor) = build_env(&cfg, &record, &env, cuda.as_deref(), false);
+        let jail = isolate::bwrap_for(&cfg)?.map(|b| {
+            Jail::plan(
+                b,
+                &cfg,
+                &Layout {
+                    dir: &record.dir,
+                    workspace: &record.workspace,
+                    env_path: &env.path,
+                    models: &record.models,
+                },
+            )
+        });
+        let home = jail.as_ref().map(|_| isolate::home_dir(&record.dir));
+        if let Some(h) = &home {
+            std::fs::create_dir_all(h).with_context(|| format!("creating {}", h.display()))?;
+        }
+        let (proc_env, redactor) =
+            build_env(&cfg, &record, &env, cuda.as_deref(), home.as_deref(), false);
         Ok(Arc::new(Self {
             id: record.id.clone(),
             dir: record.dir.clone(),
@@ -310,6 +354,7 @@ impl LocalSandbox {
             models: record.models.clone(),
             repos: record.repos.clone(),
             gpu: GpuRequest::of(&cfg),
+            jail,
             record: Mutex::new(record),
             terminated: AtomicBool::new(false),
         }))
@@ -383,7 +428,9 @@ impl LocalSandbox {
                 cwd: Some(repo.local_path.clone()),
                 ..Default::default()
             };
-            let out = self.exec(cmd, opts, cancel).await?;
+            // Provisioning from the config, not agent code: it writes the private venv
+            // and uses uv's cache, so it runs outside the jail.
+            let out = self.spawn_and_wait(&cmd, &opts, false, cancel).await?;
             if out.exit_code != 0 {
                 bail!(
                     "repos[{i}] ({}): install `{shown}` failed with exit code {}:\n{}{}",
@@ -440,10 +487,12 @@ impl LocalSandbox {
         }
     }
 
+    /// Runs `cmd` to its end; `isolated` runs it in the jail (when the sandbox has one).
     async fn spawn_and_wait(
         &self,
         cmd: &Command,
         opts: &ExecOptions,
+        isolated: bool,
         cancel: &CancellationToken,
     ) -> Result<ExecOutput> {
         if self.is_terminated() {
@@ -472,8 +521,9 @@ impl LocalSandbox {
             };
         let label: String = label.chars().take(200).collect();
         let started = Instant::now();
-        let mut child = tokio::process::Command::new(&program)
-            .args(&args)
+        let (exe, argv) = self.command_line(&program, &args, &cwd, opts, isolated);
+        let mut child = tokio::process::Command::new(&exe)
+            .args(&argv)
             .current_dir(&cwd)
             .env_clear()
             .envs(&self.proc_env)
@@ -566,6 +616,26 @@ impl LocalSandbox {
         }
     }
 
+    /// The program and arguments that run `program args` in `cwd`: through bubblewrap
+    /// when the sandbox is isolated and `isolated` is asked (a local session's host folder
+    /// is bound writable too), else as they are.
+    fn command_line(
+        &self,
+        program: &Path,
+        args: &[String],
+        cwd: &Path,
+        opts: &ExecOptions,
+        isolated: bool,
+    ) -> (PathBuf, Vec<std::ffi::OsString>) {
+        match (&self.jail, isolated) {
+            (Some(jail), true) => jail.wrap(program, args, cwd, opts.host_cwd.as_deref()),
+            _ => (
+                program.to_path_buf(),
+                args.iter().map(std::ffi::OsString::from).collect(),
+            ),
+        }
+    }
+
     fn env_python(&self) -> PathBuf {
         let own = self.private_venv().join("bin/python");
         if own.exists() { own } else { self.env.python() }
@@ -645,7 +715,7 @@ impl Sandbox for LocalSandbox {
         opts: ExecOptions,
         cancel: &CancellationToken,
     ) -> Result<ExecOutput> {
-        self.spawn_and_wait(&cmd, &opts, cancel).await
+        self.spawn_and_wait(&cmd, &opts, true, cancel).await
     }
 
     fn spawn(
@@ -658,6 +728,11 @@ impl Sandbox for LocalSandbox {
         if self.is_terminated() {
             bail!("sandbox {} has been terminated", self.id);
         }
+        if self.jail.as_ref().is_some_and(|j| !j.network) {
+            bail!(
+                "not supported yet: `network: false` with notebook sessions or served functions (seer reaches their sockets over loopback TCP, which a sandbox without network cannot share); use `exec` in such a sandbox"
+            );
+        }
         let cwd = match &opts.cwd {
             Some(c) => resolve_inside(&self.workspace, c)?,
             None => self.workspace.clone(),
@@ -666,8 +741,9 @@ impl Sandbox for LocalSandbox {
         let log = std::fs::File::create(&log_path)
             .with_context(|| format!("creating {}", log_path.display()))?;
         let log2 = log.try_clone()?;
-        let child = tokio::process::Command::new(program)
-            .args(args)
+        let (exe, argv) = self.command_line(Path::new(program), args, &cwd, opts, true);
+        let child = tokio::process::Command::new(&exe)
+            .args(&argv)
             .current_dir(&cwd)
             .env_clear()
             .envs(&self.proc_env)

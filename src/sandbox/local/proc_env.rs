@@ -42,6 +42,7 @@ pub(super) fn build_env(
     record: &SandboxRecord,
     env: &PythonEnv,
     cuda: Option<&str>,
+    home: Option<&std::path::Path>,
     warn_missing: bool,
 ) -> (BTreeMap<String, String>, Redactor) {
     let mut vars = BTreeMap::new();
@@ -69,6 +70,10 @@ pub(super) fn build_env(
         record.dir.join("tmp").to_string_lossy().to_string(),
     );
     vars.insert("PYTHONUNBUFFERED".into(), "1".into());
+    // An isolated sandbox has a home of its own (the host home is not visible in it).
+    if let Some(h) = home {
+        vars.insert("HOME".into(), h.to_string_lossy().to_string());
+    }
     vars.insert("SEER_SANDBOX_ID".into(), record.id.clone());
     vars.insert(
         "SEER_WORKSPACE".into(),
