@@ -60,7 +60,7 @@ macro_rules! sandbox_fields {
         "(valid fields: `backend`, `gpu`, `gpu_count`, `execution_mode`, `models`, `repos`, \
          `python_packages`, `system_packages`, `python_version`, `secrets`, `env`, `timeout`, \
          `local_files`, `local_dirs`, `debug`, `docker_in_docker`, `encrypted_ports`, `jupyter_port`, \
-         `rpc_port`, `debug_port`, `rpc_timeout`, `wait_timeout`, `notebook_packages`)"
+         `rpc_port`, `debug_port`, `rpc_timeout`, `wait_timeout`, `isolation`, `network`, `notebook_packages`)"
     };
 }
 

@@ -4,7 +4,8 @@
 # The README's test line is `tests/setup.sh && cargo test`; `.ci/run` runs exactly that.
 #
 # What it installs (src/testenv.rs is where the tests look for it):
-# - Debian packages: git, tmux (the REPL/chat tests drive seer in a pseudo-terminal), procps;
+# - Debian packages: git, tmux (the REPL/chat tests drive seer in a pseudo-terminal), procps,
+#   bubblewrap (sandbox isolation);
 # - uv, pinned, into the tests' shared seer cache, in the layout of seer's own bootstrap
 #   (<target>/tmp/seer-cache/uv/bin/uv);
 # - a venv with tests/requirements.txt (nbformat, the official mcp/anthropic/openai SDKs,
@@ -24,6 +25,7 @@ step() { printf 'tests/setup.sh: %s\n' "$*" >&2; }
 need=()
 command -v git >/dev/null || need+=(git)
 command -v tmux >/dev/null || need+=(tmux)
+command -v bwrap >/dev/null || need+=(bubblewrap)
 command -v pgrep >/dev/null || need+=(procps)
 command -v dpkg-query >/dev/null || need+=(dpkg)
 command -v python3 >/dev/null || need+=(python3 python3-pip python3-venv)

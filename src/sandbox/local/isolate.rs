@@ -14,6 +14,7 @@
 //!   `HOME` inside;
 //! - `network: false` adds a network namespace of its own (loopback only);
 //! - with `gpu` set, the `/dev/nvidia*` devices are bound in.
+//!
 //! The process group stays the one seer made for `bwrap` (no `--new-session`), so ending
 //! the group ends everything inside, as without isolation.
 //!
@@ -45,24 +46,22 @@ pub(super) struct Layout<'a> {
     pub workspace: &'a Path,
     pub env_path: &'a Path,
     pub models: &'a [ModelHandle],
+    /// The script's folder (its `.env`, other files): covered too.
+    pub script_dir: Option<&'a Path>,
 }
 
-/// Whether `cfg` asks for isolation and it can be had: `Ok(None)` means "run unisolated"
-/// (asked for, or bubblewrap is missing under the default, which warns once).
+/// Whether `cfg` asks for isolation (`isolation: "bwrap"`) and it can be had; `Ok(None)`
+/// means "run unisolated" (the default for now).
 pub(super) fn bwrap_for(cfg: &SandboxConfig) -> Result<Option<PathBuf>> {
     let found = crate::sandbox::pyenv::which("bwrap");
     match (cfg.isolation, found) {
-        (Some(Isolation::None), _) => Ok(None),
-        (_, Some(b)) => Ok(Some(b)),
+        // Opt-in for now: the default stays unisolated until the whole suite runs under
+        // bubblewrap.
+        (Some(Isolation::None) | None, _) => Ok(None),
+        (Some(Isolation::Bwrap), Some(b)) => Ok(Some(b)),
         (Some(Isolation::Bwrap), None) => bail!(
             "isolation: \"bwrap\" needs bubblewrap, which is not installed: install it (`apt-get install bubblewrap`) or set `isolation: \"none\"`"
         ),
-        (None, None) => {
-            tracing::warn!(
-                "the sandbox is not isolated: bubblewrap is not installed (`apt-get install bubblewrap`); its processes can read what you can"
-            );
-            Ok(None)
-        }
     }
 }
 
@@ -76,7 +75,7 @@ fn push(args: &mut Vec<OsString>, flag: &str, paths: &[&Path]) {
 /// `--tmpfs dir` if `dir` exists (bwrap cannot mount over a missing path on a read-only
 /// root).
 fn cover(args: &mut Vec<OsString>, dir: &Path) {
-    if dir.is_dir() {
+    if dir.is_absolute() && dir.is_dir() {
         push(args, "--tmpfs", &[dir]);
     }
 }
@@ -139,6 +138,9 @@ impl Jail {
         }
         cover(&mut a, &crate::paths::state_dir());
         cover(&mut a, &crate::paths::cache_dir());
+        if let Some(d) = l.script_dir {
+            cover(&mut a, d);
+        }
         let hub = crate::sandbox::models::hf_hub_cache_dir().ok();
         if let Some(h) = &hub {
             cover(&mut a, h);
@@ -163,7 +165,11 @@ impl Jail {
         }
         ro(&mut a, l.dir);
         // ... and writable: the workspace, the sandbox's tmp and its home.
-        for w in [l.workspace.to_path_buf(), l.dir.join("tmp"), l.dir.join("home")] {
+        for w in [
+            l.workspace.to_path_buf(),
+            l.dir.join("tmp"),
+            l.dir.join("home"),
+        ] {
             push(&mut a, "--bind", &[&w, &w]);
         }
         if cfg.gpu.is_some()

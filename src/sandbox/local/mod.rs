@@ -34,6 +34,14 @@ use host::{check_gpu, check_system_packages};
 use isolate::{Jail, Layout};
 use proc_env::build_env;
 
+/// What `start` found out about this machine before provisioning.
+struct Checked {
+    /// `CUDA_VISIBLE_DEVICES` for a `gpu` sandbox.
+    cuda: Option<String>,
+    /// bubblewrap, for an isolated sandbox.
+    bwrap: Option<PathBuf>,
+}
+
 /// Everything needed to start a sandbox.
 #[derive(Debug, Clone)]
 pub struct StartRequest {
@@ -119,9 +127,7 @@ impl LocalSandbox {
         let cuda = check_gpu(cfg)?;
         let bwrap = isolate::bwrap_for(cfg)?;
         if !cfg.network && bwrap.is_none() {
-            bail!(
-                "network: false needs isolation (bubblewrap): install it (`apt-get install bubblewrap`) and leave `isolation` unset or \"bwrap\""
-            );
+            bail!("network: false needs isolation: set `isolation: \"bwrap\"` (bubblewrap)");
         }
         check_system_packages(&cfg.system_packages)?;
         let snapshot_dir = match &req.snapshot {
@@ -186,8 +192,7 @@ impl LocalSandbox {
         let result = Self::provision(
             &req,
             record.clone(),
-            cuda,
-            bwrap,
+            Checked { cuda, bwrap },
             files,
             dirs,
             snapshot_dir,
@@ -206,14 +211,14 @@ impl LocalSandbox {
     async fn provision(
         req: &StartRequest,
         mut record: SandboxRecord,
-        cuda: Option<String>,
-        bwrap: Option<PathBuf>,
+        checked: Checked,
         files: Vec<(PathBuf, PathBuf)>,
         dirs: Vec<(PathBuf, PathBuf)>,
         snapshot_dir: Option<PathBuf>,
         cancel: &CancellationToken,
     ) -> Result<Arc<Self>> {
         let cfg = &req.config;
+        let Checked { cuda, bwrap } = checked;
         let workspace = record.workspace.clone();
         let mut snapshot_repos = vec![];
         if let Some(snap) = &snapshot_dir {
@@ -266,6 +271,7 @@ impl LocalSandbox {
                     workspace: &workspace,
                     env_path: &env.path,
                     models: &models,
+                    script_dir: Some(&req.base_dir),
                 },
             )
         });
@@ -334,6 +340,11 @@ impl LocalSandbox {
                     workspace: &record.workspace,
                     env_path: &env.path,
                     models: &record.models,
+                    script_dir: record
+                        .script
+                        .as_deref()
+                        .and_then(|p| Path::new(p).parent())
+                        .filter(|p| p.is_absolute()),
                 },
             )
         });
