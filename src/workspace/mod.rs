@@ -40,6 +40,7 @@ mod skill_md;
 #[cfg(test)]
 mod python_tests;
 #[cfg(test)]
+#[path = "test_util_tests.rs"]
 mod test_util;
 
 use std::path::PathBuf;
