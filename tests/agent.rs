@@ -249,15 +249,16 @@ fn replay_errors_say_what_is_missing() {
     }
 }
 
-/// First turn: run code that reports the kernel's pid after a second; once the tool
-/// result is back: say it.
+/// First turn: run code that reports, after a second, which sandbox its kernel runs in
+/// (the sandbox id's hex as a decimal number: pids say nothing, every isolated kernel is
+/// pid 2 in its own pid namespace); once the tool result is back: say it.
 fn pid_responder(_: usize, body: &Value) -> Reply {
     match last_tool_results(body) {
         Some(result) => Reply::Sse(answer(&format!("kernel says {result}"))),
         None => Reply::Sse(call_turn(
             "toolu_pid",
             "notebooks__execute_code",
-            json!({"code": "import os, time; time.sleep(1); os.getpid()"}),
+            json!({"code": "import os, time; time.sleep(1); int(os.environ['SEER_SANDBOX_ID'][3:], 16)"}),
         )),
     }
 }
@@ -285,7 +286,7 @@ print(to_json([rs[0].final_text, rs[1].final_text, c.final_text, t.is_done()]));
     assert!(out.status.success(), "{stderr}\n{stdout}");
     let got: Vec<Value> = serde_json::from_str(stdout.trim()).unwrap();
     let pid = |v: &Value| -> String {
-        // The longest run of digits: the pid (the result also has e.g. a cell number).
+        // The longest run of digits: the kernel's sandbox (the result also has a cell number).
         v.as_str()
             .unwrap()
             .split(|c: char| !c.is_ascii_digit())
@@ -326,7 +327,7 @@ print(to_json([rs[0].final_text, rs[1].final_text, c.final_text, t.is_done()]));
             [
                 format!("{tag}turn 1/60 · 0 in / 0 out tokens"),
                 format!(
-                    "{tag}→ notebooks__execute_code {{\"code\":\"import os, time; time.sleep(1); os.getpid()\"}}"
+                    "{tag}→ notebooks__execute_code {{\"code\":\"import os, time; time.sleep(1); int(os.environ['SEER_SANDBOX_ID'][3:], 16)\"}}"
                 ),
                 format!("{tag}← [cell {cell}, execution_count {}]⏎{pid}", cell + 1),
                 format!("{tag}turn 2/60 · 10 in / 5 out tokens"),

@@ -1,4 +1,4 @@
-//! `isolation: "bwrap"` on the local backend, probed from a kernel cell as an agent would:
+//! `isolation: "bwrap"` (the default where bubblewrap is installed) on the local backend, probed from a kernel cell as an agent would:
 //! the host home, the script's folder (its `.env`), other sandboxes and host processes are
 //! out of reach; the workspace, the env and the sandbox's own home work; `network: false`
 //! cuts a TCP connect to a server the test runs on loopback.
@@ -82,6 +82,8 @@ fn network_false_cuts_loopback_and_needs_isolation() {
             r#"
 let open = Sandbox(#{{ isolation: "bwrap" }}).start();
 print(open.exec({connect:?}));
+// Isolated by default (bubblewrap is installed): pid 1 of its processes is bwrap.
+print(Sandbox(#{{}}).start().exec("cat /proc/1/comm"));
 let closed = Sandbox(#{{ isolation: "bwrap", network: false }}).start();
 print(closed.exec({connect:?}));
 try {{ create_notebook_session(closed, ()); }} catch (e) {{ print(e); }}
@@ -91,9 +93,9 @@ try {{ create_notebook_session(closed, ()); }} catch (e) {{ print(e); }}
     );
     let stdout = ok(&out);
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines[..4], ["connected", "", "refused", ""]);
+    assert_eq!(lines[..6], ["connected", "", "bwrap", "", "refused", ""]);
     assert!(
-        lines[4].starts_with("not supported yet: `network: false` with notebook sessions"),
+        lines[6].starts_with("not supported yet: `network: false` with notebook sessions"),
         "{stdout}"
     );
     let out = env.run(

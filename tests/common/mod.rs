@@ -283,7 +283,9 @@ pub fn assert_no_file_contains(dir: &Path, needles: &[&str]) {
 }
 
 /// Running processes (not zombies) whose command line contains `needle`: (pid, command
-/// line with spaces between the arguments).
+/// line with spaces between the arguments). The bubblewrap wrapper of an isolated sandbox
+/// process is not one of them (its command line holds the wrapped one, and it lives as
+/// long as what it runs).
 pub fn processes_matching(needle: &str) -> Vec<(i32, String)> {
     let mut out = vec![];
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
@@ -298,8 +300,12 @@ pub fn processes_matching(needle: &str) -> Vec<(i32, String)> {
             .rfind(')')
             .map(|i| stat[i + 2..].starts_with('Z'))
             .unwrap_or(false);
+        let wrapper = cmd
+            .split(|b| *b == 0)
+            .next()
+            .is_some_and(|argv0| argv0.ends_with(b"bwrap"));
         let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if !zombie && cmd.contains(needle) {
+        if !zombie && !wrapper && cmd.contains(needle) {
             out.push((pid, cmd));
         }
     }

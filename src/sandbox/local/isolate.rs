@@ -50,19 +50,31 @@ pub(super) struct Layout<'a> {
     pub script_dir: Option<&'a Path>,
 }
 
-/// Whether `cfg` asks for isolation (`isolation: "bwrap"`) and it can be had; `Ok(None)`
-/// means "run unisolated" (the default for now).
+/// Whether `cfg` asks for isolation and it can be had: `Ok(None)` means "run unisolated"
+/// (asked for, or bubblewrap is missing under the default, which warns once per process).
 pub(super) fn bwrap_for(cfg: &SandboxConfig) -> Result<Option<PathBuf>> {
     let found = crate::sandbox::pyenv::which("bwrap");
     match (cfg.isolation, found) {
-        // Opt-in for now: the default stays unisolated until the whole suite runs under
-        // bubblewrap.
-        (Some(Isolation::None) | None, _) => Ok(None),
-        (Some(Isolation::Bwrap), Some(b)) => Ok(Some(b)),
+        (Some(Isolation::None), _) => Ok(None),
+        (_, Some(b)) => Ok(Some(b)),
         (Some(Isolation::Bwrap), None) => bail!(
             "isolation: \"bwrap\" needs bubblewrap, which is not installed: install it (`apt-get install bubblewrap`) or set `isolation: \"none\"`"
         ),
+        (None, None) => {
+            warn_unisolated();
+            Ok(None)
+        }
     }
+}
+
+/// The one-line warning of an unisolated default sandbox, once per seer process.
+fn warn_unisolated() {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            "the sandbox is not isolated: bubblewrap is not installed (`apt-get install bubblewrap`); its processes can read what you can"
+        );
+    });
 }
 
 fn push(args: &mut Vec<OsString>, flag: &str, paths: &[&Path]) {
@@ -87,16 +99,25 @@ fn ro(args: &mut Vec<OsString>, p: &Path) {
     }
 }
 
-/// The installation the venv at `env` was made from (`home` in its `pyvenv.cfg` is that
-/// installation's `bin/`): its interpreter and standard library must stay visible.
-fn base_prefix(env: &Path) -> Option<PathBuf> {
-    let cfg = std::fs::read_to_string(env.join("pyvenv.cfg")).ok()?;
-    let home = cfg.lines().find_map(|l| {
-        let (k, v) = l.split_once('=')?;
-        (k.trim() == "home").then(|| PathBuf::from(v.trim()))
-    })?;
-    let home = std::fs::canonicalize(&home).unwrap_or(home);
-    home.parent().map(Path::to_path_buf)
+/// What the interpreter of the venv at `env` needs from outside it: the folder its
+/// `pyvenv.cfg` names as `home` (where `bin/python` may link to), and the installation
+/// the interpreter really lives in (`<prefix>/bin/python3.x`, with its standard library).
+fn interpreter_mounts(env: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    if let Ok(cfg) = std::fs::read_to_string(env.join("pyvenv.cfg"))
+        && let Some(home) = cfg.lines().find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim() == "home").then(|| PathBuf::from(v.trim()))
+        })
+    {
+        out.push(home);
+    }
+    if let Ok(real) = std::fs::canonicalize(env.join("bin/python"))
+        && let Some(prefix) = real.parent().and_then(Path::parent)
+    {
+        out.push(prefix.to_path_buf());
+    }
+    out
 }
 
 /// The folder to bind for a model at `path`: its repo folder in the hub cache
@@ -146,8 +167,8 @@ impl Jail {
             cover(&mut a, h);
         }
         // ... then bring back what the sandbox was given, read-only ...
-        if let Some(prefix) = base_prefix(l.env_path) {
-            ro(&mut a, &prefix);
+        for p in interpreter_mounts(l.env_path) {
+            ro(&mut a, &p);
         }
         ro(&mut a, l.env_path);
         if let Ok(real) = std::fs::canonicalize(l.env_path)
