@@ -332,17 +332,38 @@ impl Kernel {
     ) -> Result<Self> {
         let info = sandbox.info();
         let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        let (ports, listeners) = jz::peek_ports_with_listeners(ip, 5)
-            .await
-            .context("finding free ports for the kernel")?;
+        let kid = &uuid::Uuid::new_v4().simple().to_string()[..8];
+        let tmp_dir = info.dir.join("tmp");
+        // A sandbox without network cannot share loopback TCP with seer: its kernel
+        // listens on Unix sockets in the sandbox's tmp/ instead (`ipc://<ip>-<port>`).
+        let ipc = !info.network;
+        let (transport, host, ports, listeners) = if ipc {
+            let base = tmp_dir.join(format!("k-{kid}"));
+            (
+                jupyter_protocol::connection_info::Transport::IPC,
+                base.to_string_lossy().to_string(),
+                vec![1, 2, 3, 4, 5],
+                None,
+            )
+        } else {
+            let (ports, listeners) = jz::peek_ports_with_listeners(ip, 5)
+                .await
+                .context("finding free ports for the kernel")?;
+            (
+                jupyter_protocol::connection_info::Transport::TCP,
+                ip.to_string(),
+                ports,
+                Some(listeners),
+            )
+        };
         let key = format!(
             "{}{}",
             uuid::Uuid::new_v4().simple(),
             uuid::Uuid::new_v4().simple()
         );
         let conn = ConnectionInfo {
-            transport: jupyter_protocol::connection_info::Transport::TCP,
-            ip: ip.to_string(),
+            transport,
+            ip: host.clone(),
             stdin_port: ports[0],
             control_port: ports[1],
             hb_port: ports[2],
@@ -352,10 +373,8 @@ impl Kernel {
             key,
             kernel_name: Some("python3".into()),
         };
-        let kid = &uuid::Uuid::new_v4().simple().to_string()[..8];
-        let conn_file = info.dir.join("tmp").join(format!("kernel-{kid}.json"));
-        let tmp_dir = conn_file.parent().unwrap_or(&info.dir);
-        crate::paths::create_private_dir(tmp_dir)
+        let conn_file = tmp_dir.join(format!("kernel-{kid}.json"));
+        crate::paths::create_private_dir(&tmp_dir)
             .with_context(|| format!("creating {}", tmp_dir.display()))?;
         // It holds the kernel's HMAC key: 0600 from the start, as Jupyter writes it.
         crate::paths::write_private(&conn_file, &serde_json::to_vec(&conn)?).with_context(
@@ -395,7 +414,14 @@ impl Kernel {
                     let log = info.dir.join("logs").join(format!("{log_name}.log"));
                     let mut polls = 0u32;
                     for port in [conn.shell_port, conn.iopub_port, conn.control_port] {
-                        while tokio::net::TcpStream::connect((ip, port)).await.is_err() {
+                        let listening = || async {
+                            if ipc {
+                                tokio::net::UnixStream::connect(format!("{host}-{port}")).await.is_ok()
+                            } else {
+                                tokio::net::TcpStream::connect((ip, port)).await.is_ok()
+                            }
+                        };
+                        while !listening().await {
                             polls += 1;
                             if polls.is_multiple_of(10) && std::fs::read_to_string(&log).unwrap_or_default().contains(PORT_CLASH) {
                                 bail!("{PORT_CLASH}: a kernel port was taken before the kernel bound it");

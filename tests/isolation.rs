@@ -1,7 +1,8 @@
 //! `isolation: "bwrap"` (the default where bubblewrap is installed) on the local backend, probed from a kernel cell as an agent would:
 //! the host home, the script's folder (its `.env`), other sandboxes and host processes are
 //! out of reach; the workspace, the env and the sandbox's own home work; `network: false`
-//! cuts a TCP connect to a server the test runs on loopback.
+//! cuts a TCP connect to a server the test runs on loopback, from a command and from a
+//! kernel that seer reaches over Unix sockets.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -74,6 +75,10 @@ fn network_false_cuts_loopback_and_needs_isolation() {
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || for _ in listener.incoming() {});
     let env = Env::new();
+    env.write("iface.py", "@expose\ndef ok() -> int:\n    return 1\n");
+    let cell = format!(
+        "import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=3)\n    print('connected')\nexcept OSError as e:\n    print('refused')"
+    );
     let connect = format!(
         "python -c \"import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=3)\n    print('connected')\nexcept OSError as e:\n    print('refused')\""
     );
@@ -84,18 +89,32 @@ let open = Sandbox(#{{ isolation: "bwrap" }}).start();
 print(open.exec({connect:?}));
 // Isolated by default (bubblewrap is installed): pid 1 of its processes is bwrap.
 print(Sandbox(#{{}}).start().exec("cat /proc/1/comm"));
-let closed = Sandbox(#{{ isolation: "bwrap", network: false }}).start();
+let closed = Sandbox(#{{ isolation: "bwrap", network: false, execution_mode: "notebook" }}).start();
 print(closed.exec({connect:?}));
-try {{ create_notebook_session(closed, ()); }} catch (e) {{ print(e); }}
+// Its kernel is reached over Unix sockets, and cannot reach the host's loopback either.
+let s = create_notebook_session(closed, ());
+print(s.exec_or_throw({cell:?}).text);
+let scoped = ScopedSandbox(#{{ network: false }}).start();
+try {{ scoped.serve("iface.py", #{{ expose_as: "library" }}); }} catch (e) {{ print(e); }}
 "#
         ),
         &[],
     );
     let stdout = ok(&out);
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines[..6], ["connected", "", "bwrap", "", "refused", ""]);
-    assert!(
-        lines[6].starts_with("not supported yet: `network: false` with notebook sessions"),
+    assert_eq!(
+        lines,
+        [
+            "connected",
+            "",
+            "bwrap",
+            "",
+            "refused",
+            "",
+            "refused",
+            "",
+            "not supported yet: serving functions from a sandbox with `network: false` (seer reaches the RPC server over loopback TCP, which such a sandbox does not share)"
+        ],
         "{stdout}"
     );
     let out = env.run(

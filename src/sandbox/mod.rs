@@ -85,6 +85,9 @@ pub struct SandboxInfo {
     pub repos: Vec<repos::RepoHandle>,
     /// The GPUs the sandbox was started with (`None`: CPU only).
     pub gpu: Option<GpuRequest>,
+    /// Whether its processes share this machine's network (`false`: `network: false`, a
+    /// network namespace of their own; seer reaches its kernels over Unix sockets).
+    pub network: bool,
     pub env: Option<pyenv::PythonEnv>,
     /// The config as recorded (hidden model names masked, secrets as names only).
     pub config: serde_json::Value,

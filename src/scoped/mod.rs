@@ -327,6 +327,11 @@ impl ScopedSandbox {
         hasher.update([0]);
         hasher.update(source.as_bytes());
         let key = hex::encode(hasher.finalize());
+        if !self.sandbox.info().network {
+            bail!(
+                "not supported yet: serving functions from a sandbox with `network: false` (seer reaches the RPC server over loopback TCP, which such a sandbox does not share)"
+            );
+        }
         let mut servers = self.servers.lock().await;
         if let Some(s) = servers.iter().find(|s| s.key == key) {
             return Ok(s.clone());

@@ -711,6 +711,7 @@ impl Sandbox for LocalSandbox {
             models: self.models.clone(),
             repos: self.repos.clone(),
             gpu: self.gpu.clone(),
+            network: self.jail.as_ref().is_none_or(|j| j.network),
             env: Some(self.env.clone()),
             config: self
                 .record
@@ -738,11 +739,6 @@ impl Sandbox for LocalSandbox {
     ) -> Result<super::Spawned> {
         if self.is_terminated() {
             bail!("sandbox {} has been terminated", self.id);
-        }
-        if self.jail.as_ref().is_some_and(|j| !j.network) {
-            bail!(
-                "not supported yet: `network: false` with notebook sessions or served functions (seer reaches their sockets over loopback TCP, which a sandbox without network cannot share); use `exec` in such a sandbox"
-            );
         }
         let cwd = match &opts.cwd {
             Some(c) => resolve_inside(&self.workspace, c)?,
