@@ -116,6 +116,12 @@ fn name_hash(name: &str) -> String {
     hex::encode(&digest[4..8])
 }
 
+/// The variables of seer's environment a stdio MCP server inherits (the official SDKs'
+/// default set plus the locale); anything else must be given in its config's `env`.
+const STDIO_INHERITED_ENV: &[&str] = &[
+    "HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG", "LC_ALL", "LC_CTYPE", "TZ",
+];
+
 /// Characters providers accept in tool names, at most 64 of them, unique in `taken`.
 pub fn qualify(server: &str, tool: &str, taken: &mut Vec<String>) -> String {
     let clean = |s: &str| -> String {
@@ -178,8 +184,15 @@ async fn connect_one(
                 .with_context(|| format!("MCP server `{name}` ({url}) did not start a session"))
         }
         ServerConfig::Stdio { command, args, env } => {
+            // Like the official MCP SDKs, a stdio server gets a minimal environment plus
+            // what its config names, never seer's own (API keys, `.env` secrets).
+            let inherited = STDIO_INHERITED_ENV
+                .iter()
+                .filter_map(|k| std::env::var(k).ok().map(|v| (*k, v)));
             let mut cmd = tokio::process::Command::new(command);
             cmd.args(args)
+                .env_clear()
+                .envs(inherited)
                 .envs(env)
                 .current_dir(base_dir)
                 .kill_on_drop(true);
