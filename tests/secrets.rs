@@ -27,6 +27,7 @@ fn secrets_and_the_api_key_are_redacted_from_everything_an_agent_run_writes_or_s
     let cell = "import os, pathlib\n\
                 key = pathlib.Path('key.txt').read_text()\n\
                 pathlib.Path('key.txt').unlink()\n\
+                os.system('echo \"subprocess: $MY_SECRET\"')\n\
                 print('secret:', os.environ['MY_SECRET'])\n\
                 print('key:', key)\n\
                 os.environ['MY_SECRET'] + ' ' + key";
@@ -151,6 +152,21 @@ print(r.final_text);
     let outputs = env.path().join("outputs");
     assert_no_file_contains(&outputs, &[SECRET, KEY]);
     assert_no_file_contains(&env.home, &[SECRET, KEY]);
+    // What a cell's subprocess printed reached the kernel's log, redacted.
+    let kernel_logs: Vec<String> = files_under(&env.home)
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("kernel-"))
+        })
+        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+        .collect();
+    assert!(
+        kernel_logs
+            .iter()
+            .any(|l| l.lines().any(|l| l == "subprocess: ***")),
+        "{kernel_logs:?}"
+    );
     let written = files_under(&outputs);
     assert!(
         written

@@ -672,6 +672,29 @@ fn collect<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
     })
 }
 
+/// Copies `from` into `log` line by line with secret values replaced, until `from` ends.
+async fn redacted_log<R: tokio::io::AsyncRead + Unpin>(
+    from: R,
+    log: Arc<Mutex<std::fs::File>>,
+    redactor: Redactor,
+) {
+    use tokio::io::AsyncBufReadExt;
+    let mut reader = tokio::io::BufReader::new(from);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let text = redactor.redact(&String::from_utf8_lossy(&line));
+                if let Ok(mut f) = log.lock() {
+                    let _ = f.write_all(text.as_bytes());
+                }
+            }
+        }
+    }
+}
+
 fn site_packages(venv: &Path) -> Result<PathBuf> {
     let lib = venv.join("lib");
     for e in std::fs::read_dir(&lib).with_context(|| format!("reading {}", lib.display()))? {
@@ -747,21 +770,28 @@ impl Sandbox for LocalSandbox {
         let log_path = self.dir.join("logs").join(format!("{log_name}.log"));
         let log = std::fs::File::create(&log_path)
             .with_context(|| format!("creating {}", log_path.display()))?;
-        let log2 = log.try_clone()?;
         let (exe, argv) = self.command_line(Path::new(program), args, &cwd, opts, true);
-        let child = tokio::process::Command::new(&exe)
+        let mut child = tokio::process::Command::new(&exe)
             .args(&argv)
             .current_dir(&cwd)
             .env_clear()
             .envs(&self.proc_env)
             .envs(&opts.env)
             .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {program}"))?;
+        // What it (or a subprocess of a cell) prints goes to its log through the redactor.
+        let log = Arc::new(Mutex::new(log));
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(redacted_log(out, log.clone(), self.redactor.clone()));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(redacted_log(err, log, self.redactor.clone()));
+        }
         let pgid = child
             .id()
             .map(|p| p as i32)
