@@ -105,6 +105,7 @@ try { sb.write_file("report.md", "agent text"); print("wrote"); } catch (e) { pr
 try { print(sb.read_file("report.md")); } catch (e) { print(e); }
 try { sb.write_file("hostdir/new.txt", "x"); print("wrote"); } catch (e) { print(e); }
 try { sb.ensure_dir("hostdir/sub"); print("made"); } catch (e) { print(e); }
+try { sb.exec("touch ran-here", #{ cwd: "hostdir" }); print("ran"); } catch (e) { print(e); }
 print(sb.read_file("alias.txt"));
 let snap = sb.snapshot("with links");
 print(snap);
@@ -115,7 +116,7 @@ print(sb2.exec("readlink report.md; readlink hostdir; cat alias.txt"));
     );
     let stdout = ok(&out);
     let lines: Vec<&str> = stdout.lines().collect();
-    for l in &lines[..4] {
+    for l in &lines[..5] {
         assert!(
             l.contains("symbolic link") && l.contains("out of the sandbox workspace"),
             "{stdout}"
@@ -126,11 +127,15 @@ print(sb2.exec("readlink report.md; readlink hostdir; cat alias.txt"));
         "{stdout}"
     );
     assert!(lines[0].contains(host_file.to_str().unwrap()), "{stdout}");
-    assert_eq!(lines[4], "inner");
+    assert_eq!(lines[5], "inner");
     assert_eq!(std::fs::read_to_string(&host_file).unwrap(), "host secret");
-    assert!(!host_dir.join("new.txt").exists() && !host_dir.join("sub").exists());
+    assert!(
+        !host_dir.join("new.txt").exists()
+            && !host_dir.join("sub").exists()
+            && !host_dir.join("ran-here").exists()
+    );
     // The snapshot holds the links, not the host files they point to.
-    let snap = env.home.join("snapshots").join(lines[5]).join("workspace");
+    let snap = env.home.join("snapshots").join(lines[6]).join("workspace");
     assert!(
         std::fs::symlink_metadata(snap.join("report.md"))
             .unwrap()
@@ -141,9 +146,9 @@ print(sb2.exec("readlink report.md; readlink hostdir; cat alias.txt"));
             .unwrap()
             .is_symlink()
     );
-    assert_eq!(mode(&env.home.join("snapshots").join(lines[5])), 0o700);
+    assert_eq!(mode(&env.home.join("snapshots").join(lines[6])), 0o700);
     assert_eq!(
-        lines[6..9],
+        lines[7..10],
         [
             host_file.to_str().unwrap(),
             host_dir.to_str().unwrap(),

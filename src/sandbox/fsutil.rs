@@ -150,6 +150,21 @@ pub fn read_beneath(root: &Path, p: &str) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// The sandbox folder `p` (see [`resolve_inside`]) as a host path, checked to be a folder
+/// reached without following a link out of `root` (a command's working directory).
+pub fn dir_beneath(root: &Path, p: &str) -> Result<PathBuf> {
+    let rel = relative_inside(root, p)?;
+    let dir = open_root(root)?;
+    open_beneath(
+        &dir,
+        &rel,
+        OFlag::O_PATH | OFlag::O_DIRECTORY,
+        Mode::empty(),
+    )
+    .map_err(|e| beneath_error(root, &rel, p, "working in", e))?;
+    Ok(root.join(rel))
+}
+
 /// Creates the folder `rel` and its missing parents beneath `dir`, never through a link
 /// out of it; returns the folder, opened.
 fn mkdirs_beneath(root: &Path, dir: &OwnedFd, rel: &Path, p: &str) -> Result<OwnedFd> {

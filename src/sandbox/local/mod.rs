@@ -511,7 +511,7 @@ impl LocalSandbox {
         }
         let cwd = match (&opts.host_cwd, &opts.cwd) {
             (Some(h), _) => h.clone(),
-            (None, Some(c)) => resolve_inside(&self.workspace, c)?,
+            (None, Some(c)) => self.work_dir(c)?,
             (None, None) => self.workspace.clone(),
         };
         if !cwd.is_dir() {
@@ -647,6 +647,17 @@ impl LocalSandbox {
         }
     }
 
+    /// The working directory `cwd` (workspace-relative) of a command, never reached
+    /// through a link out of the workspace; a missing one is left for the caller to report.
+    fn work_dir(&self, cwd: &str) -> Result<PathBuf> {
+        let p = resolve_inside(&self.workspace, cwd)?;
+        if p.is_dir() {
+            fsutil::dir_beneath(&self.workspace, cwd)
+        } else {
+            Ok(p)
+        }
+    }
+
     fn env_python(&self) -> PathBuf {
         let own = self.private_venv().join("bin/python");
         if own.exists() { own } else { self.env.python() }
@@ -764,7 +775,7 @@ impl Sandbox for LocalSandbox {
             bail!("sandbox {} has been terminated", self.id);
         }
         let cwd = match &opts.cwd {
-            Some(c) => resolve_inside(&self.workspace, c)?,
+            Some(c) => self.work_dir(c)?,
             None => self.workspace.clone(),
         };
         let log_path = self.dir.join("logs").join(format!("{log_name}.log"));
