@@ -439,7 +439,7 @@ throw "the script failed";
     assert_eq!(failed(&out), "error: main.rhai:9:1: the script failed\n");
     assert_eq!(
         text(&out).0,
-        "running=false\nafter: no served function `add`; served: none (call `serve` first)\n"
+        "running=false\nafter: this ScopedSandbox has been terminated (`scoped.terminate()`); start a new one to serve or call functions\n"
     );
     assert!(pids_matching("iface_term.py").is_empty());
 }

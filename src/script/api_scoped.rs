@@ -44,6 +44,17 @@ impl ScopedHandle {
         }
     }
 
+    /// [`live`](Self::live), and not terminated: what serving and calling need.
+    fn running(&self) -> RhaiResult<(Arc<ScopedSandbox>, SandboxHandle)> {
+        let (scoped, sandbox) = self.live()?;
+        if scoped.sandbox().is_terminated() {
+            return Err(runtime_error(
+                "this ScopedSandbox has been terminated (`scoped.terminate()`); start a new one to serve or call functions",
+            ));
+        }
+        Ok((scoped, sandbox))
+    }
+
     fn describe(&self) -> String {
         match self.0.lock().as_deref() {
             Ok(State::Live { scoped, .. }) => {
@@ -147,7 +158,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
 
     let hs = host.clone();
     let serve = move |h: &mut ScopedHandle, path: &str, m: Option<Map>| -> RhaiResult<Dynamic> {
-        let (scoped, _) = h.live()?;
+        let (scoped, _) = h.running()?;
         let o: ServeOpts = from_dynamic("serve options", &Dynamic::from_map(m.unwrap_or_default()))
             .map_err(|e| runtime_error(e.0))?;
         let file = crate::sandbox::fsutil::resolve_host(&hs.script_dir, path);
@@ -209,7 +220,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
 
     let hs = host.clone();
     let call = move |h: &mut ScopedHandle, function: &str, args: Map| -> RhaiResult<Dynamic> {
-        let (scoped, _) = h.live()?;
+        let (scoped, _) = h.running()?;
         let args: serde_json::Value = rhai::serde::from_dynamic(&Dynamic::from_map(args))
             .map_err(|e| runtime_error(format!("call `{function}`: the arguments: {e}")))?;
         let f = function.to_string();

@@ -318,6 +318,18 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
             h.block_on(async move { session.shutdown().await })
         },
     );
+    // Seer's name for `shutdown`.
+    let h = host.clone();
+    func(
+        engine,
+        "terminate",
+        "",
+        "Seer's name for `shutdown`: ends the kernel and the session's MCP server.",
+        move |s: &mut SessionHandle| -> RhaiResult<()> {
+            let session = s.session.clone();
+            h.block_on(async move { session.shutdown().await })
+        },
+    );
     getter(
         engine,
         "notebook_path",
