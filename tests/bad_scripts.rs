@@ -26,14 +26,7 @@ const fn case(
     at: &'static str,
     msg: &'static str,
 ) -> Case {
-    Case {
-        name,
-        script,
-        files: &[],
-        at,
-        msg,
-        vars: &[],
-    }
+    case_env(name, &[], script, at, msg)
 }
 
 /// A case run with environment variables set.

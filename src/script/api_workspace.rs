@@ -75,54 +75,43 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     });
 
     let mut library = Module::new();
-    let h = host.clone();
-    module_fn(
-        &mut library,
-        engine,
-        "from_file",
-        "path -> map",
-        "A Python file importable in the kernel (`import name`); its module docstring is its doc.",
-        move |ctx: NativeCallContext, path: &str| {
-            h.track(&resolve_host(&h.script_dir, path));
-            to_map(
-                "Library::from_file",
-                Library::from_file(&h.script_dir, path),
-                &ctx,
-            )
-        },
-    );
-    let h = host.clone();
-    module_fn(
-        &mut library,
-        engine,
-        "from_directory",
-        "path -> map",
-        "A Python package directory (with `__init__.py`).",
-        move |ctx: NativeCallContext, path: &str| {
-            h.track(&resolve_host(&h.script_dir, path));
-            to_map(
-                "Library::from_directory",
-                Library::from_directory(&h.script_dir, path),
-                &ctx,
-            )
-        },
-    );
-    let h = host.clone();
-    module_fn(
-        &mut library,
-        engine,
-        "from_skill_dir",
-        "dir -> map",
-        "A library from a skill dir (`code.py` + `SKILL.md`).",
-        move |ctx: NativeCallContext, path: &str| {
-            h.track(&resolve_host(&h.script_dir, path));
-            to_map(
-                "Library::from_skill_dir",
-                Library::from_skill_dir(&h.script_dir, path),
-                &ctx,
-            )
-        },
-    );
+    // The constructors that read a host path: the path is watched under `--watch`.
+    type FromPath = fn(&std::path::Path, &str) -> anyhow::Result<Library>;
+    let from_paths: [(&str, &str, &str, FromPath); 3] = [
+        (
+            "from_file",
+            "path -> map",
+            "A Python file importable in the kernel (`import name`); its module docstring is its doc.",
+            |b, p| Library::from_file(b, p),
+        ),
+        (
+            "from_directory",
+            "path -> map",
+            "A Python package directory (with `__init__.py`).",
+            |b, p| Library::from_directory(b, p),
+        ),
+        (
+            "from_skill_dir",
+            "dir -> map",
+            "A library from a skill dir (`code.py` + `SKILL.md`).",
+            |b, p| Library::from_skill_dir(b, p),
+        ),
+    ];
+    for (name, params, doc, make) in from_paths {
+        let h = host.clone();
+        let what = format!("Library::{name}");
+        module_fn(
+            &mut library,
+            engine,
+            name,
+            params,
+            doc,
+            move |ctx: NativeCallContext, path: &str| {
+                h.track(&resolve_host(&h.script_dir, path));
+                to_map(&what, make(&h.script_dir, path), &ctx)
+            },
+        );
+    }
     module_fn(
         &mut library,
         engine,
