@@ -76,6 +76,9 @@ enum Cmd {
     /// Internal: end a sandbox at its deadline.
     #[command(name = "__watchdog", hide = true)]
     Watchdog { dir: PathBuf },
+    /// Internal: host a sandbox for a seer on another machine, over stdin/stdout.
+    #[command(name = "__sandbox-agent", hide = true)]
+    SandboxAgent,
 }
 
 #[derive(Subcommand, Debug)]
@@ -104,8 +107,7 @@ fn mcp_notebook(sandbox: &str, name: &str, output_dir: PathBuf) -> anyhow::Resul
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let sb: std::sync::Arc<dyn crate::sandbox::Sandbox> =
-            crate::sandbox::local::LocalSandbox::attach(sandbox)?;
+        let sb = crate::sandbox::attach(sandbox).await?;
         let cancel = tokio_util::sync::CancellationToken::new();
         let req = NotebookRequest {
             name: name.to_string(),
@@ -314,6 +316,27 @@ pub fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Cmd::SandboxAgent => {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("sandbox agent: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let code = match rt.block_on(crate::sandbox::remote::agent::run()) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("sandbox agent: {e:#}");
+                    1
+                }
+            };
+            // stdin's reader thread would keep the runtime alive: leave at once.
+            std::process::exit(code)
+        }
         Cmd::Watchdog { dir } => match watchdog::run(&dir) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

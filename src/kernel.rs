@@ -334,9 +334,11 @@ impl Kernel {
         let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let kid = &uuid::Uuid::new_v4().simple().to_string()[..8];
         let tmp_dir = info.dir.join("tmp");
-        // A sandbox without network cannot share loopback TCP with seer: its kernel
-        // listens on Unix sockets in the sandbox's tmp/ instead (`ipc://<ip>-<port>`).
-        let ipc = !info.network;
+        // A sandbox without network cannot share loopback TCP with seer, and one on another
+        // machine is reached through its connection: their kernels listen on Unix sockets
+        // in the sandbox's tmp/ instead (`ipc://<ip>-<port>`), which also cannot clash.
+        let staging = sandbox.staging_dir();
+        let ipc = !info.network || staging.is_some();
         let (transport, host, ports, listeners) = if ipc {
             let base = tmp_dir.join(format!("k-{kid}"));
             (
@@ -373,15 +375,15 @@ impl Kernel {
             key,
             kernel_name: Some("python3".into()),
         };
-        let conn_file = tmp_dir.join(format!("kernel-{kid}.json"));
-        crate::paths::create_private_dir(&tmp_dir)
-            .with_context(|| format!("creating {}", tmp_dir.display()))?;
+        let conn_rel = format!("tmp/kernel-{kid}.json");
+        let conn_file = info.dir.join(&conn_rel);
         // It holds the kernel's HMAC key: 0600 from the start, as Jupyter writes it.
-        crate::paths::write_private(&conn_file, &serde_json::to_vec(&conn)?).with_context(
-            || format!("writing the kernel connection file {}", conn_file.display()),
-        )?;
+        sandbox
+            .write_private(&conn_rel, &serde_json::to_vec(&conn)?)
+            .context("writing the kernel connection file")?;
         let log_name = format!("kernel-{kid}");
-        let python = sandbox.python().to_string_lossy().to_string();
+        let log_rel = format!("logs/{log_name}.log");
+        let python = sandbox.python();
         let args: Vec<String> = vec![
             "-m".into(),
             "ipykernel_launcher".into(),
@@ -392,16 +394,19 @@ impl Kernel {
         let spawned = sandbox.spawn(&python, &args, &opts, &log_name)?;
         drop(listeners);
         let pgid = spawned.pgid;
-        let (died_tx, died) = watch::channel(None);
-        let mut child = spawned.child;
-        let waiter = tokio::spawn(async move {
-            let status = child
-                .wait()
-                .await
-                .map(|s| s.to_string())
-                .unwrap_or_else(|e| e.to_string());
-            let _ = died_tx.send(Some(status));
-        });
+        let died = spawned.exited;
+        let read_log = || {
+            String::from_utf8_lossy(&sandbox.read_private(&log_rel).unwrap_or_default()).to_string()
+        };
+        // Where seer connects: the kernel's own sockets, or their forwards to this machine.
+        let mut local_conn = conn.clone();
+        if ipc && let Some(staging) = &staging {
+            local_conn.ip = staging
+                .join("tmp")
+                .join(format!("k-{kid}"))
+                .to_string_lossy()
+                .to_string();
+        }
         // The kernel binds its ports a moment after it starts; until then a connection can
         // be refused or reset, so connecting is retried.
         let started = Instant::now();
@@ -411,19 +416,19 @@ impl Kernel {
                 r = async {
                     // zeromq's connect does not wait for a port that is not bound yet:
                     // wait until the kernel listens on each port we use.
-                    let log = info.dir.join("logs").join(format!("{log_name}.log"));
                     let mut polls = 0u32;
                     for port in [conn.shell_port, conn.iopub_port, conn.control_port] {
+                        let socket = PathBuf::from(format!("{host}-{port}"));
                         let listening = || async {
                             if ipc {
-                                tokio::net::UnixStream::connect(format!("{host}-{port}")).await.is_ok()
+                                sandbox.socket_listening(&socket).await
                             } else {
                                 tokio::net::TcpStream::connect((ip, port)).await.is_ok()
                             }
                         };
                         while !listening().await {
                             polls += 1;
-                            if polls.is_multiple_of(10) && std::fs::read_to_string(&log).unwrap_or_default().contains(PORT_CLASH) {
+                            if polls.is_multiple_of(10) && read_log().contains(PORT_CLASH) {
                                 bail!("{PORT_CLASH}: a kernel port was taken before the kernel bound it");
                             }
                             if started.elapsed() > STARTUP_TIMEOUT {
@@ -431,21 +436,24 @@ impl Kernel {
                             }
                             tokio::time::sleep(Duration::from_millis(20)).await;
                         }
+                        if ipc {
+                            sandbox.reach_socket(&socket).await?;
+                        }
                     }
                     // A port answered by another process can leave the handshake hanging.
-                    match tokio::time::timeout(Duration::from_secs(10), Self::connect(&conn)).await {
+                    match tokio::time::timeout(Duration::from_secs(10), Self::connect(&local_conn)).await {
                         Ok(r) => r,
                         Err(_) => {
-                            if std::fs::read_to_string(&log).unwrap_or_default().contains(PORT_CLASH) {
+                            if read_log().contains(PORT_CLASH) {
                                 bail!("{PORT_CLASH}: a kernel port was taken before the kernel bound it");
                             }
                             Err(anyhow::anyhow!("connecting to the kernel's sockets timed out"))
                         }
                     }
                 } => r,
-                _ = died_watch.changed() => {
-                    let status = died_watch.borrow().clone().unwrap_or_default();
-                    let log = std::fs::read_to_string(info.dir.join("logs").join(format!("{log_name}.log"))).unwrap_or_default();
+                status = died_watch.wait_for(|d| d.is_some()) => {
+                    let status = status.map(|s| s.clone().unwrap_or_default()).unwrap_or_default();
+                    let log = read_log();
                     let tail: Vec<&str> = log.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
                     sandbox.kill_group(pgid);
                     bail!(
@@ -460,7 +468,7 @@ impl Kernel {
             };
             match attempt {
                 Ok(parts) => {
-                    break Self::assemble(&sandbox, parts, pgid, died, waiter, conn_file, log_name);
+                    break Self::assemble(&sandbox, parts, pgid, died, conn_file, log_name);
                 }
                 Err(e)
                     if started.elapsed() < STARTUP_TIMEOUT
@@ -506,7 +514,6 @@ impl Kernel {
         parts: Sockets,
         pgid: i32,
         died: watch::Receiver<Option<String>>,
-        waiter: JoinHandle<()>,
         conn_file: PathBuf,
         log_name: String,
     ) -> Self {
@@ -522,7 +529,6 @@ impl Kernel {
         let (ctx, mut control_rx) = mpsc::unbounded_channel::<JupyterMessage>();
         let drain = tokio::spawn(async move { while control_rx.recv().await.is_some() {} });
         let tasks = vec![
-            waiter,
             forward(shell_recv, stx),
             forward(iopub, itx),
             forward(control_recv, ctx),
@@ -543,13 +549,11 @@ impl Kernel {
     }
 
     fn log_tail(&self) -> String {
-        let path = self
+        let bytes = self
             .sandbox
-            .info()
-            .dir
-            .join("logs")
-            .join(format!("{}.log", self.log_name));
-        let text = std::fs::read_to_string(path).unwrap_or_default();
+            .read_private(&format!("logs/{}.log", self.log_name))
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
         let lines: Vec<&str> = text
             .lines()
             .filter(|l| !l.contains("running over TCP without encryption"))

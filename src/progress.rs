@@ -14,3 +14,15 @@ pub fn spinner(message: String) -> ProgressBar {
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
 }
+
+/// A bar for copying `total` bytes.
+pub fn bytes_bar(total: u64, message: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+    ) {
+        bar.set_style(style);
+    }
+    bar.set_message(message.to_string());
+    bar
+}

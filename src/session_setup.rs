@@ -16,7 +16,7 @@ use anyhow::Result;
 use tokio_util::sync::CancellationToken;
 
 use crate::notebook::session::{NotebookSession, SessionOptions};
-use crate::sandbox::{ExecOptions, Sandbox, SandboxInfo};
+use crate::sandbox::{ExecOptions, Sandbox};
 use crate::shell_session::ShellSession;
 use crate::warm::{self, WarmPool};
 use crate::workspace::{self, InitOptions, Installed, ModelSpec, WorkspaceConfig};
@@ -35,15 +35,36 @@ pub struct Prepared {
 /// Checks `ws` against the sandbox's models and installs it: libraries into the sandbox's
 /// `libraries/`, skills and local files into `workspace_dir`. Relative library and file
 /// paths are taken from `base_dir` (the script's folder).
+///
+/// A sandbox on another machine gets the workspace installed into a local staging folder
+/// first, then uploaded to the same places there.
 pub fn prepare(
-    info: &SandboxInfo,
+    sandbox: &dyn Sandbox,
     ws: &WorkspaceConfig,
     workspace_dir: &Path,
     base_dir: &Path,
 ) -> Result<Prepared> {
+    let info = sandbox.info();
     let models: Vec<ModelSpec> = info.models.iter().cloned().map(ModelSpec::from).collect();
     workspace::check_conflicts(ws, &models)?;
-    let installed = workspace::install(ws, &info.dir.join("libraries"), workspace_dir, base_dir)?;
+    let libraries = info.dir.join("libraries");
+    let installed = match sandbox.staging_dir() {
+        None => workspace::install(ws, &libraries, workspace_dir, base_dir)?,
+        Some(stage) => {
+            let rel = workspace_dir.strip_prefix(&info.dir).map_err(|_| {
+                anyhow::anyhow!(
+                    "not supported yet: a session folder outside the sandbox ({}) on a sandbox on another machine",
+                    workspace_dir.display()
+                )
+            })?;
+            let (stage_libs, stage_ws) = (stage.join("libraries"), stage.join(rel));
+            let mut installed = workspace::install(ws, &stage_libs, &stage_ws, base_dir)?;
+            sandbox.upload(&stage_libs, &libraries)?;
+            sandbox.upload(&stage_ws, workspace_dir)?;
+            installed.libraries_dir = libraries;
+            installed
+        }
+    };
     Ok(Prepared {
         model_info_text: workspace::model_info_text(&models, ws),
         library_docs: workspace::library_docs(ws),
@@ -83,7 +104,7 @@ pub async fn open_notebook(
     cancel: &CancellationToken,
 ) -> Result<OpenedNotebook> {
     let info = sandbox.info();
-    let prepared = prepare(&info, ws, &info.workspace, base_dir)?;
+    let prepared = prepare(sandbox.as_ref(), ws, &info.workspace, base_dir)?;
     let init_code = workspace::init_code(
         ws,
         &prepared.installed,
@@ -134,8 +155,7 @@ pub fn open_shell(
     req: ShellRequest,
     cancel: &CancellationToken,
 ) -> Result<(Arc<ShellSession>, Prepared)> {
-    let info = sandbox.info();
-    let prepared = prepare(&info, ws, &req.workspace_dir, base_dir)?;
+    let prepared = prepare(sandbox.as_ref(), ws, &req.workspace_dir, base_dir)?;
     let mut env = BTreeMap::new();
     env.insert(
         "PYTHONPATH".to_string(),

@@ -128,7 +128,7 @@ fn cases() -> Vec<Case> {
             "backend not supported yet",
             "Sandbox(#{ backend: \"modal\" });",
             "main.rhai:1:1",
-            "not supported yet: backend `modal` (only `local` works today; see README)",
+            "not supported yet: backend `modal` (`local` and `ssh` work today; see README)",
         ),
         case(
             "docker_in_docker not supported",

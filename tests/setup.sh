@@ -5,7 +5,8 @@
 #
 # What it installs (src/testenv.rs is where the tests look for it):
 # - Debian packages: git, tmux (the REPL/chat tests drive seer in a pseudo-terminal), procps,
-#   bubblewrap (sandbox isolation);
+#   bubblewrap (sandbox isolation), openssh-client and openssh-server (the ssh backend's
+#   tests start their own sshd on loopback);
 # - uv, pinned, into the tests' shared seer cache, in the layout of seer's own bootstrap
 #   (<target>/tmp/seer-cache/uv/bin/uv);
 # - a venv with tests/requirements.txt (nbformat, the official mcp/anthropic/openai SDKs,
@@ -30,6 +31,8 @@ command -v pgrep >/dev/null || need+=(procps)
 command -v dpkg-query >/dev/null || need+=(dpkg)
 command -v python3 >/dev/null || need+=(python3 python3-pip python3-venv)
 command -v npm >/dev/null || need+=(nodejs npm)
+command -v ssh >/dev/null || need+=(openssh-client)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
 if [ ${#need[@]} -gt 0 ]; then
   step "installing Debian packages: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

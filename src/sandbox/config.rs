@@ -152,6 +152,17 @@ pub struct SandboxConfig {
     /// Extra packages for notebook mode; `ipykernel` is always added.
     #[serde(default)]
     pub notebook_packages: Vec<String>,
+    /// `backend: "ssh"`: the ssh destination (an alias of `~/.ssh/config`, `host`,
+    /// `user@host`, `host:port`).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// `backend: "ssh"`: extra arguments for the `ssh` client (e.g. `["-i", "~/.ssh/gpu"]`).
+    #[serde(default)]
+    pub ssh_options: Vec<String>,
+    /// `backend: "ssh"`: seer's folder on the remote host (binary, state, env cache);
+    /// default `~/.cache/seer-remote`.
+    #[serde(default)]
+    pub remote_dir: Option<String>,
 }
 
 impl Default for SandboxConfig {
@@ -164,13 +175,45 @@ impl Default for SandboxConfig {
 impl SandboxConfig {
     /// Checks what serde cannot: value formats and features that do not exist yet.
     pub fn validate(&self) -> Result<(), String> {
-        if self.backend != BackendKind::Local {
+        match (self.backend, &self.host) {
+            (BackendKind::Ssh, None) => {
+                return Err("Sandbox config: field `host`: backend \"ssh\" needs the ssh destination to run on (e.g. `host: \"gpu-box\"`)".into());
+            }
+            (BackendKind::Ssh, Some(h))
+                if h.trim().is_empty() || h.starts_with('-') || h.contains(char::is_whitespace) =>
+            {
+                return Err(format!(
+                    "Sandbox config: field `host`: `{h}` is not an ssh destination"
+                ));
+            }
+            (BackendKind::Local, Some(_)) => {
+                return Err("Sandbox config: field `host` is for `backend: \"ssh\"`; add that, or remove `host` to run here".into());
+            }
+            _ => {}
+        }
+        if self.backend != BackendKind::Ssh
+            && (!self.ssh_options.is_empty() || self.remote_dir.is_some())
+        {
+            return Err(
+                "Sandbox config: fields `ssh_options` and `remote_dir` are for `backend: \"ssh\"`"
+                    .into(),
+            );
+        }
+        if let Some(d) = &self.remote_dir
+            && (d.is_empty() || d.contains(['\'', '\n', '\0']))
+        {
+            return Err(format!(
+                "Sandbox config: field `remote_dir`: `{}` is not a usable folder",
+                d.escape_debug()
+            ));
+        }
+        if !matches!(self.backend, BackendKind::Local | BackendKind::Ssh) {
             let name = serde_json::to_value(self.backend)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default();
             return Err(format!(
-                "not supported yet: backend `{name}` (only `local` works today; see README)"
+                "not supported yet: backend `{name}` (`local` and `ssh` work today; see README)"
             ));
         }
         let v = &self.python_version;

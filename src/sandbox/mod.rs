@@ -7,6 +7,7 @@ pub mod local;
 pub mod models;
 pub mod pyenv;
 pub mod registry;
+pub mod remote;
 pub mod repos;
 pub mod sync;
 pub mod watchdog;
@@ -16,13 +17,73 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 pub use config::SandboxConfig;
 
+/// Everything needed to start a sandbox, whatever its backend.
+#[derive(Debug, Clone, Default)]
+pub struct StartRequest {
+    pub config: SandboxConfig,
+    /// Where relative host paths (local files, model dirs, repos) resolve: the script's folder.
+    pub base_dir: PathBuf,
+    /// Start from this snapshot's workspace.
+    pub snapshot: Option<String>,
+    /// The script that started it, for `seer ps`.
+    pub script: Option<String>,
+    /// The id to use (a remote host's agent is given the local one); else a new one.
+    pub id: Option<String>,
+    /// The values of the config's `secrets` (else read from the environment).
+    pub secrets: Option<SecretValues>,
+}
+
+/// Secret values by name; `Debug` shows the names only.
+#[derive(Clone, Default)]
+pub struct SecretValues(pub BTreeMap<String, String>);
+
+impl std::fmt::Debug for SecretValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+/// Checks a sandbox id given from outside (it names a folder).
+pub fn check_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !ok {
+        anyhow::bail!("`{id}` is not a valid sandbox id (letters, digits, `-` and `_`)");
+    }
+    Ok(())
+}
+
+/// Starts a sandbox on the backend its config names.
+pub async fn start(
+    req: StartRequest,
+    cancel: &CancellationToken,
+) -> Result<std::sync::Arc<dyn Sandbox>> {
+    match req.config.backend {
+        config::BackendKind::Ssh => Ok(remote::RemoteSandbox::start(req, cancel).await?),
+        _ => Ok(local::LocalSandbox::start(req, cancel).await?),
+    }
+}
+
+/// Reconnects to a live sandbox by id (`Sandbox::from_id`), on whatever machine it runs.
+pub async fn attach(id: &str) -> Result<std::sync::Arc<dyn Sandbox>> {
+    let dir = crate::paths::sandboxes_dir().join(id);
+    let backend = registry::SandboxRecord::load(&dir).map(|r| r.backend);
+    match backend.as_deref() {
+        Ok("ssh") => Ok(remote::RemoteSandbox::attach(id).await?),
+        _ => Ok(local::LocalSandbox::attach(id)?),
+    }
+}
+
 /// What to run in a sandbox.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Command {
     /// A `bash -c` command line.
     Shell(String),
@@ -30,7 +91,7 @@ pub enum Command {
     Python(String),
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ExecOptions {
     pub timeout: Option<Duration>,
     /// Working directory, relative to the workspace.
@@ -42,7 +103,7 @@ pub struct ExecOptions {
 }
 
 /// The result of a finished command.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExecOutput {
     pub stdout: String,
     pub stderr: String,
@@ -52,12 +113,15 @@ pub struct ExecOutput {
 /// A long-running process started in a sandbox (a kernel, a server), in its own process
 /// group that the sandbox records and ends on terminate.
 pub struct Spawned {
-    pub child: tokio::process::Child,
+    /// Its process group on the sandbox's machine.
     pub pgid: i32,
+    /// Becomes `Some(how it ended)` when the process has exited (or the sandbox's machine
+    /// can no longer be reached).
+    pub exited: tokio::sync::watch::Receiver<Option<String>>,
 }
 
 /// The GPUs a sandbox asked for (`gpu`, `gpu_count` of its config).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GpuRequest {
     /// The GPU type as configured (`"H100"`, `"any"`, …).
     pub kind: String,
@@ -74,11 +138,14 @@ impl GpuRequest {
     }
 }
 
-/// What a started sandbox reports about itself.
-#[derive(Debug, Clone, Serialize)]
+/// What a started sandbox reports about itself. Paths are on the sandbox's machine.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SandboxInfo {
     pub id: String,
     pub backend: String,
+    /// The machine it runs on: `None` for this one, else the ssh destination.
+    #[serde(default)]
+    pub host: Option<String>,
     pub workspace: PathBuf,
     pub dir: PathBuf,
     pub models: Vec<models::ModelHandle>,
@@ -114,11 +181,29 @@ pub trait Sandbox: Send + Sync {
     ) -> Result<Spawned>;
     /// Ends a process group started by `spawn` and forgets it.
     fn kill_group(&self, pgid: i32);
-    /// The Python interpreter of the sandbox's env.
-    fn python(&self) -> PathBuf;
+    /// The Python interpreter of the sandbox's env (a path on the sandbox's machine).
+    fn python(&self) -> String;
+    /// Workspace files (paths relative to the workspace, never out of it).
     fn write_file(&self, path: &str, contents: &[u8]) -> Result<()>;
     fn read_file(&self, path: &str) -> Result<Vec<u8>>;
     fn ensure_dir(&self, path: &str) -> Result<()>;
+    /// Files of seer's own in the sandbox's folder (`tmp/…`, `logs/…`; relative to
+    /// `info().dir`), written 0600.
+    fn write_private(&self, rel: &str, contents: &[u8]) -> Result<()>;
+    fn read_private(&self, rel: &str) -> Result<Vec<u8>>;
+    /// Copies a local folder's contents to `dest`, a folder on the sandbox's machine inside
+    /// the sandbox's folder (made if missing; files there are overwritten).
+    fn upload(&self, local: &std::path::Path, dest: &std::path::Path) -> Result<()>;
+    /// A local folder where seer stages what it uploads, when the sandbox runs on another
+    /// machine (`None`: it runs on this one and its paths are local).
+    fn staging_dir(&self) -> Option<PathBuf> {
+        None
+    }
+    /// A Unix socket on this machine that reaches `socket`, a Unix socket in the sandbox
+    /// (the same path for a local sandbox; a forward through the connection otherwise).
+    async fn reach_socket(&self, socket: &std::path::Path) -> Result<PathBuf>;
+    /// Whether something accepts connections on `socket` in the sandbox.
+    async fn socket_listening(&self, socket: &std::path::Path) -> bool;
     /// Saves the workspace; returns the snapshot id.
     fn snapshot(&self, description: &str) -> Result<String>;
     /// Ends every process of the sandbox. Idempotent.

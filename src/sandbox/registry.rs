@@ -34,6 +34,10 @@ impl Status {
 pub struct SandboxRecord {
     pub id: String,
     pub backend: String,
+    /// The ssh destination of a sandbox on another machine (its `dir` is then this
+    /// machine's folder for it: record, logs, staging).
+    #[serde(default)]
+    pub host: Option<String>,
     pub dir: PathBuf,
     pub workspace: PathBuf,
     pub status: Status,

@@ -219,6 +219,14 @@ fn plan_all(cfgs: &[RepoConfig], base_dir: &Path, dest_root: &Path) -> Result<Ve
     Ok(plans)
 }
 
+/// The local folder a repo `url` names, if it names one (an ssh sandbox sends it over).
+pub fn local_source(url: &str, base_dir: &Path) -> Option<PathBuf> {
+    match classify(url, base_dir) {
+        Ok(Source::Local(p)) => Some(p),
+        _ => None,
+    }
+}
+
 /// Works out what `url` refers to; see the module docs for the accepted forms.
 fn classify(url: &str, base_dir: &Path) -> Result<Source> {
     let url = url.trim();

@@ -135,8 +135,6 @@ pub struct RpcServer {
     /// Hash of the interface source and path: a second `serve` of the same file reuses it.
     key: String,
     pgid: i32,
-    /// Spawned with kill-on-drop: the server lives as long as this value.
-    _child: tokio::process::Child,
     http: reqwest::Client,
 }
 
@@ -388,9 +386,9 @@ impl ScopedSandbox {
             env,
             ..ExecOptions::default()
         };
-        let python = sb.python().to_string_lossy().to_string();
+        let python = sb.python();
         let log_name = format!("scoped-{index}-{name}");
-        let Spawned { mut child, pgid } = sb
+        let Spawned { exited, pgid } = sb
             .spawn(&python, &args, &opts, &log_name)
             .with_context(|| format!("starting the RPC server for {}", interface_path.display()))?;
         let log_path = sb.info().dir.join("logs").join(format!("{log_name}.log"));
@@ -413,7 +411,8 @@ impl ScopedSandbox {
                     break p;
                 }
             }
-            if let Ok(Some(status)) = child.try_wait() {
+            let ended = exited.borrow().clone();
+            if let Some(status) = ended {
                 sb.kill_group(pgid);
                 let log = std::fs::read_to_string(&log_path).unwrap_or_default();
                 bail!(
@@ -481,7 +480,6 @@ impl ScopedSandbox {
             functions,
             key,
             pgid,
-            _child: child,
             http,
         })
     }

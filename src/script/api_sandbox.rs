@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::api_util::{func, getter, module_fn};
 use super::{Host, RhaiResult, at_call, runtime_error};
 use crate::config::{from_dynamic, positive_seconds};
-use crate::sandbox::local::{LocalSandbox, StartRequest};
+use crate::sandbox::StartRequest;
 use crate::sandbox::models::ModelConfig;
 use crate::sandbox::repos::RepoConfig;
 use crate::sandbox::{Command, ExecOptions, ExecOutput, Sandbox, SandboxConfig};
@@ -233,6 +233,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         },
     );
 
+    let hs_attach = host.clone();
     let mut module = Module::new();
     // Namespaced calls do not get their position filled in by rhai: add it here.
     const FROM_SNAPSHOT: &str =
@@ -266,9 +267,15 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         "from_id",
         "id",
         "A live sandbox by id (see `seer ps`), e.g. one a previous run detached.",
-        |ctx: NativeCallContext, id: &str| -> RhaiResult<SandboxHandle> {
-            let sb = LocalSandbox::attach(id)
-                .map_err(|e| at_call(runtime_error(format!("Sandbox::from_id: {e:#}")), &ctx))?;
+        move |ctx: NativeCallContext, id: &str| -> RhaiResult<SandboxHandle> {
+            let id = id.to_string();
+            let sb = hs_attach
+                .block_on(async move {
+                    crate::sandbox::attach(&id)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("Sandbox::from_id: {e:#}"))
+                })
+                .map_err(|e| at_call(e, &ctx))?;
             Ok(SandboxHandle(Arc::new(Mutex::new(State::Live(sb)))))
         },
     );
@@ -304,10 +311,10 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
                 base_dir: hs.script_dir.clone(),
                 snapshot,
                 script: Some(hs.script_path.to_string_lossy().to_string()),
+                ..Default::default()
             };
             let cancel = hs.cancel();
-            let sb = hs.block_on(async move { LocalSandbox::start(req, &cancel).await })?;
-            let sb: Arc<dyn Sandbox> = sb;
+            let sb = hs.block_on(async move { crate::sandbox::start(req, &cancel).await })?;
             if let Some(pool) = &hs.pool {
                 pool.started(key, sb.clone());
             }

@@ -12,8 +12,8 @@ use super::api_workspace::WorkspaceHandle;
 use super::{Host, RhaiResult, runtime_error};
 use crate::cancel::cancellable;
 use crate::config::from_dynamic;
-use crate::sandbox::local::{LocalSandbox, StartRequest};
-use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::sandbox::SandboxConfig;
+use crate::sandbox::StartRequest;
 use crate::scoped::{self, ExposeAs, ScopedSandbox};
 use crate::workspace::{Library, Skill, WorkspaceConfig};
 
@@ -130,15 +130,19 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         };
         let ws = workspace_of(&ws)?;
         let models = config.models.clone();
+        if config.backend != crate::sandbox::config::BackendKind::Local {
+            return Err(runtime_error(
+                "not supported yet: a ScopedSandbox on another machine (`backend: \"ssh\"`); its RPC servers are reached on this machine's loopback. Use a local ScopedSandbox, or a notebook session on the ssh sandbox",
+            ));
+        }
         let req = StartRequest {
             config: *config,
             base_dir: hs.script_dir.clone(),
-            snapshot: None,
             script: Some(hs.script_path.to_string_lossy().to_string()),
+            ..Default::default()
         };
         let cancel = hs.cancel();
-        let sb = hs.block_on(async move { LocalSandbox::start(req, &cancel).await })?;
-        let sb: Arc<dyn Sandbox> = sb;
+        let sb = hs.block_on(async move { crate::sandbox::start(req, &cancel).await })?;
         hs.own(sb.clone());
         let scoped = ScopedSandbox::new(sb.clone(), &models, ws.as_ref(), &hs.script_dir)
             .map_err(|e| runtime_error(format!("ScopedSandbox.start: {e:#}")))?;

@@ -154,17 +154,14 @@ impl Host {
         &self,
         config: crate::sandbox::SandboxConfig,
     ) -> RhaiResult<Arc<dyn Sandbox>> {
-        let req = crate::sandbox::local::StartRequest {
+        let req = crate::sandbox::StartRequest {
             config,
             base_dir: self.script_dir.clone(),
-            snapshot: None,
             script: Some(self.script_path.to_string_lossy().to_string()),
+            ..Default::default()
         };
         let cancel = self.cancel();
-        let sb = self.block_on(async move {
-            crate::sandbox::local::LocalSandbox::start(req, &cancel).await
-        })?;
-        let sb: Arc<dyn Sandbox> = sb;
+        let sb = self.block_on(async move { crate::sandbox::start(req, &cancel).await })?;
         self.own(sb.clone());
         Ok(sb)
     }

@@ -42,17 +42,7 @@ struct Checked {
     bwrap: Option<PathBuf>,
 }
 
-/// Everything needed to start a sandbox.
-#[derive(Debug, Clone)]
-pub struct StartRequest {
-    pub config: SandboxConfig,
-    /// Where relative host paths (local files, model dirs, repos) resolve: the script's folder.
-    pub base_dir: PathBuf,
-    /// Start from this snapshot's workspace.
-    pub snapshot: Option<String>,
-    /// The script that started it, for `seer ps`.
-    pub script: Option<String>,
-}
+pub use super::StartRequest;
 
 pub struct LocalSandbox {
     id: String,
@@ -71,7 +61,7 @@ pub struct LocalSandbox {
     terminated: AtomicBool,
 }
 
-fn new_id(prefix: &str) -> String {
+pub(crate) fn new_id(prefix: &str) -> String {
     format!(
         "{prefix}-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
@@ -144,7 +134,13 @@ impl LocalSandbox {
             None => None,
         };
 
-        let id = new_id("sb");
+        let id = match &req.id {
+            Some(id) => {
+                super::check_id(id)?;
+                id.clone()
+            }
+            None => new_id("sb"),
+        };
         let dir = paths::sandboxes_dir().join(&id);
         let workspace = dir.join("workspace");
         let files = plan_copies(
@@ -170,6 +166,7 @@ impl LocalSandbox {
         let mut record = SandboxRecord {
             id: id.clone(),
             backend: "local".into(),
+            host: None,
             dir: dir.clone(),
             workspace: workspace.clone(),
             status: Status::Starting,
@@ -276,8 +273,15 @@ impl LocalSandbox {
             )
         });
         let home = jail.as_ref().map(|_| isolate::home_dir(&record.dir));
-        let (proc_env, redactor) =
-            build_env(cfg, &record, &env, cuda.as_deref(), home.as_deref(), true);
+        let (proc_env, redactor) = build_env(
+            cfg,
+            &record,
+            &env,
+            cuda.as_deref(),
+            home.as_deref(),
+            req.secrets.as_ref().map(|s| &s.0),
+            true,
+        );
         let sb = Arc::new(Self {
             id: record.id.clone(),
             dir: record.dir.clone(),
@@ -304,6 +308,12 @@ impl LocalSandbox {
     /// Reconnects to a live sandbox by id (`Sandbox::from_id`). The caller does not own it:
     /// it is not ended when the caller's run ends.
     pub fn attach(id: &str) -> Result<Arc<Self>> {
+        Self::attach_with(id, None)
+    }
+
+    /// [`LocalSandbox::attach`] with the values of its `secrets` given (else they are read
+    /// from the environment).
+    pub fn attach_with(id: &str, secrets: Option<&BTreeMap<String, String>>) -> Result<Arc<Self>> {
         let dir = paths::sandboxes_dir().join(id);
         if !SandboxRecord::path(&dir).exists() {
             bail!(
@@ -352,8 +362,15 @@ impl LocalSandbox {
         if let Some(h) = &home {
             std::fs::create_dir_all(h).with_context(|| format!("creating {}", h.display()))?;
         }
-        let (proc_env, redactor) =
-            build_env(&cfg, &record, &env, cuda.as_deref(), home.as_deref(), false);
+        let (proc_env, redactor) = build_env(
+            &cfg,
+            &record,
+            &env,
+            cuda.as_deref(),
+            home.as_deref(),
+            secrets,
+            false,
+        );
         Ok(Arc::new(Self {
             id: record.id.clone(),
             dir: record.dir.clone(),
@@ -524,7 +541,7 @@ impl LocalSandbox {
             match cmd {
                 Command::Shell(c) => ("bash".into(), vec!["-c".into(), c.clone()], None, c.clone()),
                 Command::Python(code) => (
-                    self.python(),
+                    self.env_python(),
                     vec!["-".into()],
                     Some(code.clone()),
                     format!("python: {}", code.lines().next().unwrap_or("")),
@@ -719,7 +736,7 @@ fn site_packages(venv: &Path) -> Result<PathBuf> {
 
 /// The config as recorded on disk: hidden models' names are masked, since the record sits
 /// beside the workspace and the sandbox's processes can read it.
-fn masked_config(cfg: &SandboxConfig) -> Result<serde_json::Value> {
+pub(crate) fn masked_config(cfg: &SandboxConfig) -> Result<serde_json::Value> {
     let mut v = serde_json::to_value(cfg)?;
     if let Some(models) = v.get_mut("models").and_then(|m| m.as_array_mut()) {
         for (i, m) in models.iter_mut().enumerate() {
@@ -740,6 +757,7 @@ impl Sandbox for LocalSandbox {
         SandboxInfo {
             id: self.id.clone(),
             backend: "local".into(),
+            host: None,
             workspace: self.workspace.clone(),
             dir: self.dir.clone(),
             models: self.models.clone(),
@@ -808,7 +826,16 @@ impl Sandbox for LocalSandbox {
             .map(|p| p as i32)
             .ok_or_else(|| anyhow!("{program} exited at once"))?;
         self.procs.add(pgid, log_name)?;
-        Ok(super::Spawned { child, pgid })
+        let (tx, exited) = tokio::sync::watch::channel(None);
+        tokio::spawn(async move {
+            let status = child
+                .wait()
+                .await
+                .map(|s| s.to_string())
+                .unwrap_or_else(|e| e.to_string());
+            let _ = tx.send(Some(status));
+        });
+        Ok(super::Spawned { pgid, exited })
     }
 
     fn kill_group(&self, pgid: i32) {
@@ -816,8 +843,8 @@ impl Sandbox for LocalSandbox {
         self.procs.remove(pgid);
     }
 
-    fn python(&self) -> PathBuf {
-        self.env_python()
+    fn python(&self) -> String {
+        self.env_python().to_string_lossy().to_string()
     }
 
     fn write_file(&self, path: &str, contents: &[u8]) -> Result<()> {
@@ -830,6 +857,43 @@ impl Sandbox for LocalSandbox {
 
     fn ensure_dir(&self, path: &str) -> Result<()> {
         fsutil::mkdir_beneath(&self.workspace, path)
+    }
+
+    fn write_private(&self, rel: &str, contents: &[u8]) -> Result<()> {
+        let path = resolve_inside(&self.dir, rel)?;
+        if let Some(parent) = path.parent() {
+            paths::create_private_dir(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        paths::write_private(&path, contents).with_context(|| format!("writing {}", path.display()))
+    }
+
+    fn read_private(&self, rel: &str) -> Result<Vec<u8>> {
+        let path = resolve_inside(&self.dir, rel)?;
+        std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
+    }
+
+    fn upload(&self, local: &Path, dest: &Path) -> Result<()> {
+        if !dest.starts_with(&self.dir) {
+            bail!(
+                "{} is not inside the sandbox's folder {}",
+                dest.display(),
+                self.dir.display()
+            );
+        }
+        if local == dest {
+            return Ok(());
+        }
+        copy_tree(local, dest)
+            .with_context(|| format!("copying {} to {}", local.display(), dest.display()))
+    }
+
+    async fn reach_socket(&self, socket: &Path) -> Result<PathBuf> {
+        Ok(socket.to_path_buf())
+    }
+
+    async fn socket_listening(&self, socket: &Path) -> bool {
+        tokio::net::UnixStream::connect(socket).await.is_ok()
     }
 
     fn snapshot(&self, description: &str) -> Result<String> {
@@ -911,12 +975,17 @@ impl Sandbox for LocalSandbox {
 /// The `seer` binary that runs `seer __watchdog`: `$SEER_BIN`, else this process when it is
 /// `seer` itself. Never any other executable: a program that embeds the library (a test,
 /// a bench) would otherwise start copies of itself.
-fn seer_exe() -> Result<PathBuf> {
+pub(crate) fn seer_exe() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("SEER_BIN").filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(p));
     }
     let me = std::env::current_exe().context("finding the seer binary for the watchdog")?;
-    if me.file_name().is_some_and(|n| n == "seer") {
+    // `seer`, or the copy the ssh backend installs on a host (`seer-<version>-…`).
+    let remote_copy = format!("seer-{}-", env!("CARGO_PKG_VERSION"));
+    if me
+        .file_name()
+        .is_some_and(|n| n == "seer" || n.to_string_lossy().starts_with(&remote_copy))
+    {
         return Ok(me);
     }
     bail!(

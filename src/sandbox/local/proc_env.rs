@@ -43,6 +43,7 @@ pub(super) fn build_env(
     env: &PythonEnv,
     cuda: Option<&str>,
     home: Option<&std::path::Path>,
+    given: Option<&BTreeMap<String, String>>,
     warn_missing: bool,
 ) -> (BTreeMap<String, String>, Redactor) {
     let mut vars = BTreeMap::new();
@@ -87,7 +88,11 @@ pub(super) fn build_env(
     }
     let mut secret_values = vec![];
     for name in &cfg.secrets {
-        match std::env::var(name) {
+        let value = match given {
+            Some(values) => values.get(name).cloned().ok_or(()),
+            None => std::env::var(name).map_err(|_| ()),
+        };
+        match value {
             Ok(v) => {
                 crate::secrets::protect(&v);
                 secret_values.push(v.clone());

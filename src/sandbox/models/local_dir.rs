@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 const MARKERS: [&str; 2] = ["config.json", "adapter_config.json"];
 
 /// A name that refers to a local directory rather than a Hub id.
-pub(super) fn is_local_name(name: &str, base_dir: &Path) -> bool {
+pub(crate) fn is_local_name(name: &str, base_dir: &Path) -> bool {
     name == "."
         || name == ".."
         || ["/", "./", "../", "~/"].iter().any(|p| name.starts_with(p))

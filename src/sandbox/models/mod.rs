@@ -30,7 +30,8 @@ pub use hub_cache::hf_hub_cache_dir;
 use config::check_var_names;
 use download::download;
 use hub_cache::{cache_folder, cached_snapshot, check_hf_id, check_revision, snapshot_gap};
-use local_dir::{is_local_name, local_model_dir};
+pub(crate) use local_dir::is_local_name;
+use local_dir::local_model_dir;
 
 /// Resolves every model in `cfgs`; see the module docs.
 ///
