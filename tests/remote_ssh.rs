@@ -7,8 +7,9 @@
 mod common;
 use std::time::Duration;
 
+use common::fake_anthropic::{FakeAnthropic, compute_6x7, last_tool_results};
 use common::sshd::Sshd;
-use common::{Env, lines, ok, wait_gone};
+use common::{Env, TORCH_ENV, failed, lines, link_tiny_models, ok, wait_gone};
 
 /// The config fields that put a sandbox on the test's sshd, with seer's remote folder in
 /// the test's folder (its env cache linked to the tests' shared one, as a GPU box keeps its
@@ -73,4 +74,143 @@ try {{ sb.exec("ls /no/such/dir"); }} catch (e) {{ print(e.split("\n")[0]); }}
     );
     // The run ended: no process of the sandbox is left on the host.
     wait_gone(&remote_needle(&env), Duration::from_secs(10));
+}
+
+#[test]
+fn a_notebook_session_with_a_library_and_a_local_tiny_model_runs_on_the_host() {
+    let sshd = Sshd::start();
+    let env = Env::new();
+    link_tiny_models(&env);
+    env.write("helpers.py", "def double(x):\n    return 2 * x\n");
+    let out = env.run(
+        &format!(
+            r#"
+let sb = Sandbox(#{{ {}, {TORCH_ENV}, models: [#{{ name: "./models/base" }}] }}).start();
+let ws = Workspace(#{{ libraries: [Library::from_file("helpers.py")] }});
+let s = create_notebook_session(sb, ws, #{{ name: "probe" }});
+print(s.exec("helpers.double(21)").text);
+print(s.exec("import torch; type(model).__name__ + ' ' + str(model(torch.tensor([[1, 2, 3]])).logits.shape[-1])").text);
+print(s.exec("import os; os.environ['SEER_SANDBOX_ID'] == '" + sb.id + "'").text);
+print(s.exec("1/0").status);
+"#,
+            on_ssh(&env, &sshd)
+        ),
+        &[],
+    );
+    let stdout = ok(&out);
+    assert_eq!(
+        lines(&stdout),
+        ["42", "'LlamaForCausalLM 1000'", "True", "error"]
+    );
+    // The notebook was written on this machine.
+    let nb = common::read_json(
+        &env.path()
+            .join(format!("outputs/{}/probe.ipynb", env.the_run())),
+    );
+    let sources = common::cell_sources(&nb);
+    assert_eq!(sources[sources.len() - 1], "1/0");
+    wait_gone(&remote_needle(&env), Duration::from_secs(10));
+}
+
+#[test]
+fn an_agent_drives_a_notebook_on_the_host() {
+    let sshd = Sshd::start();
+    let fake = FakeAnthropic::start(compute_6x7("notebooks__execute_code"));
+    let env = Env::new();
+    let (out, stdout, stderr) = env.run_agent_script(
+        &format!(
+            r#"
+let sb = Sandbox(#{{ {}, execution_mode: "notebook" }}).start();
+let s = create_notebook_session(sb, (), #{{ name: "agent" }});
+let r = run_agent(#{{ prompt: "What is 6 * 7?", mcp_config: s.mcp_config, base_url: ARGS[0], name: "solver", max_turns: 5 }});
+print(r.final_text);
+"#,
+            on_ssh(&env, &sshd)
+        ),
+        &fake.url,
+    );
+    assert!(out.status.success(), "{stderr}\n{stdout}");
+    assert_eq!(lines(&stdout), ["The answer is 42."]);
+    // The tool result the model saw came from the remote kernel.
+    let seen = fake.requests();
+    assert_eq!(
+        last_tool_results(&seen[1].1).as_deref(),
+        Some(r#"[{"text":"[cell 0, execution_count 1]\n42","type":"text"}]"#)
+    );
+    wait_gone(&remote_needle(&env), Duration::from_secs(10));
+}
+
+#[test]
+fn a_detached_sandbox_outlives_the_run_and_from_id_reattaches_over_ssh() {
+    let sshd = Sshd::start();
+    let env = Env::new();
+    let out = env.run(
+        &format!(
+            "let sb = Sandbox(#{{ {}, timeout: 300 }}).start();\nsb.write_file(\"kept.txt\", \"still here\");\nsb.detach();\nprint(sb.id);",
+            on_ssh(&env, &sshd)
+        ),
+        &[],
+    );
+    let id = ok(&out).trim().to_string();
+    // `seer ps` lists it with its host.
+    let ps = env.cmd().args(["ps", "--json"]).output().unwrap();
+    let records: serde_json::Value = serde_json::from_str(&ok(&ps)).unwrap();
+    let rec = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("{records}"));
+    assert_eq!(
+        (
+            rec["backend"].as_str(),
+            rec["host"].as_str(),
+            rec["status"].as_str()
+        ),
+        (Some("ssh"), Some(Sshd::HOST), Some("running"))
+    );
+    let out = env.run(
+        &format!(
+            "let sb = Sandbox::from_id(\"{id}\");\nprint(sb.read_file(\"kept.txt\"));\nlet e = sb.exec(\"echo again\");\ne.trim();\nprint(e);\nsb.terminate();"
+        ),
+        &[],
+    );
+    let stdout = ok(&out);
+    assert_eq!(lines(&stdout), ["still here", "again"]);
+    wait_gone(&remote_needle(&env), Duration::from_secs(10));
+}
+
+#[test]
+fn killing_seer_ends_the_sandbox_on_the_host() {
+    let sshd = Sshd::start();
+    let env = Env::new();
+    let mut run = env.spawn(&format!(
+        "let sb = Sandbox(#{{ {}, execution_mode: \"notebook\" }}).start();\nlet s = create_notebook_session(sb, (), #{{ name: \"k\" }});\nprint(\"ready\");\ns.exec(\"import time; time.sleep(120)\");",
+        on_ssh(&env, &sshd)
+    ));
+    run.expect("ready", 120);
+    let needle = remote_needle(&env);
+    assert!(!common::pids_matching(&needle).is_empty());
+    run.signal(nix::sys::signal::Signal::SIGKILL);
+    wait_gone(&needle, Duration::from_secs(10));
+}
+
+#[test]
+fn an_unreachable_host_is_a_clear_error() {
+    let sshd = Sshd::start();
+    let env = Env::new();
+    let out = env.run(
+        &format!(
+            "let sb = Sandbox(#{{ backend: \"ssh\", host: \"nobody@127.0.0.1:1\", ssh_options: {} }}).start();",
+            sshd.options()
+        ),
+        &[],
+    );
+    let stderr = failed(&out);
+    let first = common::error_line(&stderr);
+    assert!(first.starts_with("error: main.rhai:1:"), "{stderr}");
+    assert!(
+        stderr.contains("could not start seer on `nobody@127.0.0.1:1` over ssh: ssh ended (exit status: 255); ssh said:"),
+        "{stderr}"
+    );
 }

@@ -42,9 +42,23 @@ pub(crate) fn yamux_config() -> tokio_yamux::Config {
     }
 }
 
+/// A runtime that may be dropped anywhere (a plain one panics when dropped in async
+/// code): its threads are left to end in the background.
+struct BackgroundRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for BackgroundRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 /// One connection to one host's agent.
 struct Conn {
-    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    /// Dropping it ends the ssh process (kill-on-drop) and with it the connection; the
+    /// agent then ends the sandbox unless it was detached.
+    _runtime: BackgroundRuntime,
     handle: tokio::runtime::Handle,
     control: tokio_yamux::Control,
     lost: Arc<AtomicBool>,
@@ -52,27 +66,21 @@ struct Conn {
     stderr_tail: Arc<Mutex<Vec<String>>>,
 }
 
-impl Drop for Conn {
-    fn drop(&mut self) {
-        // Ends the ssh process (kill-on-drop) and with it the connection; the agent then
-        // ends the sandbox unless it was detached.
-        if let Ok(mut rt) = self.runtime.lock()
-            && let Some(rt) = rt.take()
-        {
-            rt.shutdown_background();
-        }
-    }
-}
-
 impl Conn {
     async fn open(target: &ssh::Target, log: &Path, redactor: Redactor) -> Result<Arc<Self>> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("seer-ssh")
-            .enable_all()
-            .build()
-            .context("starting the connection's runtime")?;
-        let handle = runtime.handle().clone();
+        let runtime = BackgroundRuntime(Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("seer-ssh")
+                .enable_all()
+                .build()
+                .context("starting the connection's runtime")?,
+        ));
+        let handle = runtime
+            .0
+            .as_ref()
+            .map(|rt| rt.handle().clone())
+            .ok_or_else(|| anyhow!("no runtime"))?;
         let target2 = target.clone();
         let log = log.to_path_buf();
         let connected = handle
@@ -103,7 +111,7 @@ impl Conn {
             })
             .await?;
         Ok(Arc::new(Self {
-            runtime: Mutex::new(Some(runtime)),
+            _runtime: runtime,
             handle,
             control,
             lost,
