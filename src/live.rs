@@ -365,9 +365,7 @@ impl Feed {
     /// Appends an item (a transcript line, without its newline).
     pub fn push(&self, json: &str) {
         let json = json.trim_end_matches('\n');
-        self.0.change(|s, v| {
-            s.items.push(Item::new(json, v))
-        });
+        self.0.change(|s, v| s.items.push(Item::new(json, v)));
     }
 
     /// Marks cell `i` as running from now, or no cell.
@@ -412,7 +410,10 @@ mod tests {
         assert_eq!(st.running.map(|r| r.0), Some(1));
         // A transcript belongs to the run above its folder; a rerun's notebook of the same
         // name is where the earlier one's page goes next.
-        let t = hub.open(Kind::Transcript, Path::new("/o/exp-1/transcripts/agent.jsonl"));
+        let t = hub.open(
+            Kind::Transcript,
+            Path::new("/o/exp-1/transcripts/agent.jsonl"),
+        );
         assert_eq!((t.run.as_str(), t.name.as_str()), ("exp-1", "agent"));
         let again = hub.open(Kind::Notebook, Path::new("/o/exp-2/probe.ipynb"));
         assert_eq!(again.run, "exp-2");

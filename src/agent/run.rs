@@ -537,10 +537,16 @@ impl<'a> Chat<'a> {
                             bail!("cancelled");
                         }
                         let mut record = json!({"type": "tool_result", "turn": turns, "id": id, "name": name, "is_error": out.is_error, "text": out.text()});
-                        let images: Vec<Value> = out.parts.iter().filter_map(|p| match p {
-                            ToolPart::Image { mime_type, data } => Some(json!({"media_type": mime_type, "data": data})),
-                            ToolPart::Text(_) => None,
-                        }).collect();
+                        let images: Vec<Value> = out
+                            .parts
+                            .iter()
+                            .filter_map(|p| match p {
+                                ToolPart::Image { mime_type, data } => {
+                                    Some(json!({"media_type": mime_type, "data": data}))
+                                }
+                                ToolPart::Text(_) => None,
+                            })
+                            .collect();
                         if !images.is_empty() {
                             record["images"] = json!(images);
                         }

@@ -106,7 +106,9 @@ pub struct NotebookSession {
 
 /// Where a session notes its kernel's connection file (`seer attach --session NAME`).
 pub fn kernel_record(sandbox_dir: &Path, session: &str) -> PathBuf {
-    sandbox_dir.join("tmp").join(format!("session-{session}.kernel"))
+    sandbox_dir
+        .join("tmp")
+        .join(format!("session-{session}.kernel"))
 }
 
 /// Loads and checks a notebook to resume from.

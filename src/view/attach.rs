@@ -28,7 +28,10 @@ pub fn connection_file(id: &str, session: Option<&str>) -> anyhow::Result<PathBu
             crate::paths::check_file_name("--session", name)?;
             let p = crate::notebook::session::kernel_record(&rec.dir, name);
             if !p.is_file() {
-                bail!("sandbox {id} has no notebook session named {name:?}{}", known(&tmp));
+                bail!(
+                    "sandbox {id} has no notebook session named {name:?}{}",
+                    known(&tmp)
+                );
             }
             p
         }
@@ -77,7 +80,11 @@ fn known(tmp: &Path) -> String {
         .iter()
         .filter_map(|p| {
             let n = p.file_name()?.to_str()?;
-            Some(n.strip_prefix("session-")?.strip_suffix(".kernel")?.to_string())
+            Some(
+                n.strip_prefix("session-")?
+                    .strip_suffix(".kernel")?
+                    .to_string(),
+            )
         })
         .collect();
     names.sort();
@@ -127,9 +134,7 @@ pub fn run(id: &str, session: Option<&str>) -> ExitCode {
         }
         _ => {
             crate::output::out_line(&format!("kernel connection file: {shown}"));
-            crate::output::out_line(&format!(
-                "attach with: jupyter console --existing {shown}"
-            ));
+            crate::output::out_line(&format!("attach with: jupyter console --existing {shown}"));
             ExitCode::SUCCESS
         }
     }

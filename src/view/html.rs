@@ -101,7 +101,8 @@ pub fn markdown(src: &str) -> String {
 
 /// Terminal text (ANSI colours) as HTML.
 pub fn ansi(text: &str) -> String {
-    ansi_to_html::convert(text).unwrap_or_else(|_| escape(&crate::notebook::render::strip_ansi(text)))
+    ansi_to_html::convert(text)
+        .unwrap_or_else(|_| escape(&crate::notebook::render::strip_ansi(text)))
 }
 
 /// A notebook cell (its nbformat JSON) as HTML, element id `i<index>`.
@@ -188,7 +189,9 @@ pub fn bundle(data: &BTreeMap<String, Value>) -> String {
     }
     if let Some(svg) = data.get("image/svg+xml") {
         let b = base64::engine::general_purpose::STANDARD.encode(bundle_text(svg));
-        return format!("<img class=\"out\" alt=\"svg output\" src=\"data:image/svg+xml;base64,{b}\">");
+        return format!(
+            "<img class=\"out\" alt=\"svg output\" src=\"data:image/svg+xml;base64,{b}\">"
+        );
     }
     for mime in ["image/png", "image/jpeg", "image/gif", "image/webp"] {
         if let Some(img) = data.get(mime) {

@@ -62,7 +62,7 @@ const SCRIPT: &str = r#"
     }
   };
   setInterval(tick, 100); tick();
-  const fit = f => { try { const d = f.contentDocument; if (d && d.documentElement) f.style.height = (d.documentElement.scrollHeight + 4) + 'px'; } catch (_) {} };
+  const fit = f => { try { const d = f.contentDocument; if (d && d.body) f.style.height = (d.body.scrollHeight + 20) + 'px'; } catch (_) {} };
   const fitAll = root => root.querySelectorAll('iframe.html').forEach(f => { f.addEventListener('load', () => fit(f)); fit(f); });
   fitAll(document);
   const url = body.dataset.events;
@@ -184,12 +184,16 @@ pub fn duration(secs: Option<f64>) -> String {
         None => "–".into(),
         Some(s) if s < 60.0 => format!("{s:.1} s"),
         Some(s) if s < 3600.0 => format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64),
-        Some(s) => format!("{}h{:02}m", (s / 3600.0) as u64, ((s % 3600.0) / 60.0) as u64),
+        Some(s) => format!(
+            "{}h{:02}m",
+            (s / 3600.0) as u64,
+            ((s % 3600.0) / 60.0) as u64
+        ),
     }
 }
 
 fn cost(c: Option<f64>) -> String {
-    c.map(|c| format!("${c:.4}")).unwrap_or_else(|| "unknown".into())
+    c.map(|c| format!("${c:.4}")).unwrap_or_else(|| "–".into())
 }
 
 fn status(run: &RunView) -> String {

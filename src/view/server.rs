@@ -35,7 +35,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/runs/{run}/events", get(run_events))
         .route("/runs/{run}/{kind}/{name}", get(doc_page))
         .route("/runs/{run}/{kind}/{name}/events", get(doc_events))
-        .layer(axum::middleware::from_fn_with_state(app.clone(), require_token))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            require_token,
+        ))
         .with_state(app)
 }
 
@@ -47,9 +50,8 @@ fn token_of(req: &Request) -> Option<&str> {
 }
 
 async fn require_token(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let ok = token_of(&req).is_some_and(|t| {
-        crate::mcp_http::constant_time_eq(t.as_bytes(), app.token.as_bytes())
-    });
+    let ok = token_of(&req)
+        .is_some_and(|t| crate::mcp_http::constant_time_eq(t.as_bytes(), app.token.as_bytes()));
     if ok {
         return next.run(req).await;
     }
@@ -81,7 +83,10 @@ fn html_page(page: &Page) -> Response {
     if let Ok(v) = HeaderValue::from_str(&csp) {
         h.insert(header::CONTENT_SECURITY_POLICY, v);
     }
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -107,7 +112,9 @@ fn render(kind: Kind, i: usize, json: &str) -> String {
 
 /// An item's HTML, rendered once per version.
 fn item_html(kind: Kind, i: usize, item: &Item) -> String {
-    item.html.get_or_init(|| render(kind, i, &item.json)).clone()
+    item.html
+        .get_or_init(|| render(kind, i, &item.json))
+        .clone()
 }
 
 fn nav(l: &Links, run: Option<&str>, doc: Option<(Kind, &str)>) -> String {

@@ -42,7 +42,7 @@ impl RunView {
             .iter()
             .filter_map(|a| a["cost_usd"].as_f64())
             .collect();
-        (costs.len() == self.agents.len()).then(|| costs.iter().sum())
+        (!self.agents.is_empty() && costs.len() == self.agents.len()).then(|| costs.iter().sum())
     }
 }
 
@@ -58,7 +58,9 @@ pub enum Source {
 
 /// A name from a URL that must be one plain file name.
 fn plain(name: &str) -> Option<&str> {
-    (crate::paths::check_file_name("name", name).is_ok() && !name.starts_with('.')).then_some(name)
+    crate::paths::check_file_name("name", name)
+        .is_ok()
+        .then_some(name)
 }
 
 fn names_with(dir: &Path, ext: &str) -> Vec<String> {

@@ -58,10 +58,7 @@ fn tool_args(input: &Value) -> String {
             }
         }
     } else {
-        return format!(
-            "<pre class=\"args\">{}</pre>",
-            escape(&input.to_string())
-        );
+        return format!("<pre class=\"args\">{}</pre>", escape(&input.to_string()));
     }
     if !rest.is_empty() {
         let text = serde_json::to_string_pretty(&Value::Object(rest)).unwrap_or_default();
@@ -95,10 +92,15 @@ fn blocks(content: &[Value]) -> String {
             )),
             "thinking" => out.push_str(&details(
                 "thinking",
-                &format!("<div class=\"thinking\">{}</div>", markdown(s(b, "thinking"))),
+                &format!(
+                    "<div class=\"thinking\">{}</div>",
+                    markdown(s(b, "thinking"))
+                ),
                 "thinking open",
             )),
-            "redacted_thinking" => out.push_str("<div class=\"thinking\">[redacted thinking]</div>"),
+            "redacted_thinking" => {
+                out.push_str("<div class=\"thinking\">[redacted thinking]</div>")
+            }
             "tool_use" => out.push_str(&format!(
                 "<div class=\"call\"><div class=\"name\">→ {}</div>{}</div>",
                 escape(s(b, "name")),
@@ -108,14 +110,13 @@ fn blocks(content: &[Value]) -> String {
                 let err = b.get("is_error").and_then(Value::as_bool).unwrap_or(false);
                 let mut body = String::new();
                 match b.get("content") {
-                    Some(Value::String(t)) => {
-                        body.push_str(&format!("<pre>{}</pre>", escape(t)))
-                    }
+                    Some(Value::String(t)) => body.push_str(&format!("<pre>{}</pre>", escape(t))),
                     Some(Value::Array(parts)) => {
                         for p in parts {
                             match s(p, "type") {
-                                "text" => body
-                                    .push_str(&format!("<pre>{}</pre>", escape(s(p, "text")))),
+                                "text" => {
+                                    body.push_str(&format!("<pre>{}</pre>", escape(s(p, "text"))))
+                                }
                                 "image" => {
                                     let src = p.get("source").unwrap_or(&Value::Null);
                                     body.push_str(&image(s(src, "media_type"), s(src, "data")))
@@ -153,15 +154,12 @@ fn request(v: &Value) -> String {
         .unwrap_or_default();
     let mut out = String::new();
     if n(v, "turn") == 1 {
-        let system = body
-            .get("system")
-            .and_then(content_text)
-            .or_else(|| {
-                messages
-                    .iter()
-                    .find(|m| s(m, "role") == "system")
-                    .and_then(|m| m.get("content").and_then(content_text))
-            });
+        let system = body.get("system").and_then(content_text).or_else(|| {
+            messages
+                .iter()
+                .find(|m| s(m, "role") == "system")
+                .and_then(|m| m.get("content").and_then(content_text))
+        });
         if let Some(system) = system {
             out.push_str(&details(
                 "system prompt",
@@ -290,7 +288,10 @@ pub fn record(index: usize, json: &str) -> String {
             "raw",
         ),
     };
-    format!("<div class=\"rec {}\" id=\"i{index}\">{inner}</div>", escape(kind))
+    format!(
+        "<div class=\"rec {}\" id=\"i{index}\">{inner}</div>",
+        escape(kind)
+    )
 }
 
 /// Turns, tokens and cost so far, and how the agent ended (or that it is still working),
