@@ -390,7 +390,7 @@ mod tests {
         };
         let d = hub.open(Kind::Notebook, Path::new("/o/exp-1/probe.ipynb"));
         let feed = Feed(d.clone());
-        let mut rx = d.subscribe();
+        let rx = d.subscribe();
         feed.set(0, "{\"a\":1}");
         feed.set(1, "{\"b\":1}");
         assert!(rx.has_changed().unwrap());

@@ -14,7 +14,7 @@ fn a_code_cell_shows_highlighted_source_and_its_outputs_in_order() {
         {"output_type": "error", "ename": "ValueError", "evalue": "bad",
          "traceback": ["\u{1b}[0;31mValueError\u{1b}[0m: bad"]},
     ]});
-    let html = cell(7, &cell.to_string());
+    let html = super::cell(7, &cell.to_string());
     assert!(
         html.starts_with("<div class=\"cell code\" id=\"i7\"><div class=\"prompt\">[3]:</div>"),
         "{html}"
