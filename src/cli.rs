@@ -53,6 +53,26 @@ enum Cmd {
         #[arg(long, default_value = "outputs", env = "SEER_OUTPUT_DIR")]
         output_dir: PathBuf,
     },
+    /// Serve past runs (their notebooks, transcripts and run.json) read-only in the browser,
+    /// on 127.0.0.1 with a token in the URL, until Ctrl-C.
+    View {
+        /// The folder of run folders.
+        #[arg(default_value = "outputs", env = "SEER_OUTPUT_DIR")]
+        dir: PathBuf,
+        /// The port (0: any free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
+    /// Open `jupyter console --existing` on a live sandbox's kernel (or print the
+    /// connection file and the command).
+    Attach {
+        /// The sandbox id (see `seer ps`).
+        sandbox: String,
+        /// The notebook session whose kernel to attach to (its name); the newest when
+        /// not given.
+        #[arg(long)]
+        session: Option<String>,
+    },
     /// Print a Markdown reference of the registered Rhai API.
     Docs,
     /// Write Rhai definition files (`.d.rhai`) for the Rhai language server into DIR.
@@ -265,6 +285,14 @@ pub fn main() -> ExitCode {
             ExitCode::from(code)
         }
         Cmd::Repl { output_dir } => crate::repl::run(output_dir),
+        Cmd::View { dir, port } => match crate::view::serve_dir(dir, port) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Cmd::Attach { sandbox, session } => crate::view::attach::run(&sandbox, session.as_deref()),
         Cmd::Docs => match api_engine() {
             Ok((_rt, engine)) => {
                 crate::output::out(&reference::markdown(&engine));

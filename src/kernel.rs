@@ -606,6 +606,11 @@ impl Kernel {
         }
     }
 
+    /// The kernel's connection file (0600: it holds the HMAC key), for `seer attach`.
+    pub fn connection_file(&self) -> &std::path::Path {
+        &self.conn_file
+    }
+
     pub fn is_dead(&self) -> bool {
         self.died.borrow().is_some()
     }

@@ -9,6 +9,7 @@ pub mod cancel;
 pub mod cli;
 pub mod config;
 pub mod kernel;
+pub mod live;
 pub mod mcp_http;
 pub mod notebook;
 pub mod output;
@@ -26,5 +27,6 @@ pub mod shell_session;
 #[doc(hidden)]
 pub mod testenv;
 pub mod toolkit;
+pub mod view;
 pub mod warm;
 pub mod workspace;

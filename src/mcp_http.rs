@@ -148,7 +148,7 @@ async fn require_bearer(State(guard): State<Guard>, req: Request, next: Next) ->
 }
 
 /// Compares in time that depends only on the lengths (the token's length is not secret).
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

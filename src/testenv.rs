@@ -11,7 +11,8 @@
 //!   `tmp/seer-cache/uv/bin/uv`, the layout of seer's own uv bootstrap ([`uv`] goes through
 //!   that bootstrap);
 //! - `test-env/python/` — a venv with `tests/requirements.txt`;
-//! - `test-env/npm/` — `tests/npm/package.json` installed with `npm ci`.
+//! - `test-env/npm/` — `tests/npm/package.json` installed with `npm ci`;
+//! - `test-env/browser/` — `tests/browser/package.json` (playwright-core) likewise.
 //!
 //! Each install keeps a copy of the file it was made from; a copy that differs from the
 //! file in the tree means the install is stale, and the tests say to rerun the script.
@@ -31,6 +32,9 @@ pub const REQUIREMENTS: &str = include_str!("../tests/requirements.txt");
 /// The pinned npm packages (their lock file decides what is installed).
 pub const NPM_LOCK: &str = include_str!("../tests/npm/package-lock.json");
 
+/// The pinned npm packages of the browser tests (playwright-core).
+pub const BROWSER_LOCK: &str = include_str!("../tests/browser/package-lock.json");
+
 /// The cargo target dir the tests were built in.
 pub fn target_dir() -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR").filter(|v| !v.is_empty()) {
@@ -48,7 +52,10 @@ pub fn target_dir() -> PathBuf {
 
 /// The seer cache (uv, Python envs) shared by every test, so envs are built once per machine.
 pub fn shared_cache() -> PathBuf {
-    target_dir().join("tmp/seer-cache")
+    let cache = target_dir().join("tmp/seer-cache");
+    // A target dir whose `tmp` links to another's: bubblewrap cannot make mount points
+    // through the link, so the sandboxes get the real path.
+    std::fs::canonicalize(&cache).unwrap_or(cache)
 }
 
 /// Where `tests/setup.sh` installs the pinned Python and npm packages.
@@ -117,6 +124,40 @@ pub fn npm_dir() -> PathBuf {
         NPM_LOCK,
         "the test npm packages",
     );
+    dir
+}
+
+/// The `node_modules` folder with playwright-core (`tests/browser`), for the browser tests.
+pub fn browser_modules() -> PathBuf {
+    let dir = root().join("browser");
+    let modules = dir.join("node_modules");
+    if !modules.join("playwright-core").is_dir() {
+        missing(
+            "the browser tests' npm packages",
+            &format!("no {}", modules.join("playwright-core").display()),
+        );
+    }
+    check_stamp(
+        &dir.join("installed-from/package-lock.json"),
+        BROWSER_LOCK,
+        "the browser tests' npm packages",
+    );
+    modules
+}
+
+/// Debian's chromium (`tests/setup.sh` installs it), for the live view's browser tests.
+pub fn chromium() -> PathBuf {
+    let bin = PathBuf::from("/usr/bin/chromium");
+    if !bin.is_file() {
+        missing("chromium", "no /usr/bin/chromium");
+    }
+    bin
+}
+
+/// Where browser tests and benches save their screenshots (`<target>/view-screenshots`).
+pub fn screenshots() -> PathBuf {
+    let dir = target_dir().join("view-screenshots");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
     dir
 }
 

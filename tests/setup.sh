@@ -5,13 +5,16 @@
 #
 # What it installs (src/testenv.rs is where the tests look for it):
 # - Debian packages: git, tmux (the REPL/chat tests drive seer in a pseudo-terminal), procps,
-#   bubblewrap (sandbox isolation), openssh-client and openssh-server (the ssh backend's
-#   tests start their own sshd on loopback);
+#   bubblewrap (sandbox isolation), chromium (the live view's browser tests),
+#   openssh-client and openssh-server (the ssh backend's tests start their own sshd on
+#   loopback);
 # - uv, pinned, into the tests' shared seer cache, in the layout of seer's own bootstrap
 #   (<target>/tmp/seer-cache/uv/bin/uv);
 # - a venv with tests/requirements.txt (nbformat, the official mcp/anthropic/openai SDKs,
 #   torch, transformers, peft, pytest; fully pinned) in <target>/test-env/python;
-# - tests/npm (the claude CLI, an MCP server) with `npm ci` in <target>/test-env/npm.
+# - tests/npm (the claude CLI, an MCP server) with `npm ci` in <target>/test-env/npm;
+# - tests/browser (playwright-core, which drives Debian's chromium and downloads no browser)
+#   with `npm ci` in <target>/test-env/browser.
 # Downloads are cached in the user's cache dirs (uv's and npm's), never relied on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +30,7 @@ need=()
 command -v git >/dev/null || need+=(git)
 command -v tmux >/dev/null || need+=(tmux)
 command -v bwrap >/dev/null || need+=(bubblewrap)
+command -v chromium >/dev/null || need+=(chromium)
 command -v pgrep >/dev/null || need+=(procps)
 command -v dpkg-query >/dev/null || need+=(dpkg)
 command -v python3 >/dev/null || need+=(python3 python3-pip python3-venv)
@@ -67,14 +71,18 @@ fi
 
 # The npm packages, reinstalled when the lock file changed; the copy of the lock under
 # `installed-from/` is written last, so it marks a complete install.
-npm_dir=$target/test-env/npm
-if ! cmp -s tests/npm/package-lock.json "$npm_dir/installed-from/package-lock.json" 2>/dev/null; then
-  step "installing the test npm packages in $npm_dir"
-  rm -rf "$npm_dir"
-  mkdir -p "$npm_dir/installed-from"
-  cp tests/npm/package.json tests/npm/package-lock.json "$npm_dir/"
-  (cd "$npm_dir" && npm ci --no-audit --no-fund --loglevel=error)
-  cp tests/npm/package-lock.json "$npm_dir/installed-from/package-lock.json"
-fi
+npm_install() { # <folder in tests/> <install dir>
+  local src=tests/$1 dir=$2
+  if ! cmp -s "$src/package-lock.json" "$dir/installed-from/package-lock.json" 2>/dev/null; then
+    step "installing the test npm packages of $src in $dir"
+    rm -rf "$dir"
+    mkdir -p "$dir/installed-from"
+    cp "$src/package.json" "$src/package-lock.json" "$dir/"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$src/package-lock.json" "$dir/installed-from/package-lock.json"
+  fi
+}
+npm_install npm "$target/test-env/npm"
+npm_install browser "$target/test-env/browser"
 
 step "ready"

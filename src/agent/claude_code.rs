@@ -346,6 +346,8 @@ impl Mapper {
 struct Transcript {
     file: std::fs::File,
     path: PathBuf,
+    /// The live view's copy (when the view is on).
+    live: Option<crate::live::Feed>,
     redactor: Redactor,
 }
 
@@ -359,12 +361,16 @@ impl Transcript {
         Ok(Self {
             file,
             path: path.to_path_buf(),
+            live: crate::live::Feed::open(crate::live::Kind::Transcript, path),
             redactor,
         })
     }
 
     fn write(&mut self, event: &Value) -> Result<()> {
         let mut line = self.redactor.redact(&serde_json::to_string(event)?);
+        if let Some(live) = &self.live {
+            live.push(&line);
+        }
         line.push('\n');
         self.file
             .write_all(line.as_bytes())

@@ -169,6 +169,8 @@ pub struct AgentResult {
 struct Transcript {
     file: std::fs::File,
     path: PathBuf,
+    /// The live view's copy (when the view is on).
+    live: Option<crate::live::Feed>,
 }
 
 impl Transcript {
@@ -181,6 +183,7 @@ impl Transcript {
         Ok(Self {
             file,
             path: path.to_path_buf(),
+            live: crate::live::Feed::open(crate::live::Kind::Transcript, path),
         })
     }
 
@@ -188,6 +191,9 @@ impl Transcript {
     /// from it, whatever part of the conversation brought them in.
     fn write(&mut self, event: Value) -> Result<()> {
         let mut line = crate::secrets::redact(&serde_json::to_string(&event)?);
+        if let Some(live) = &self.live {
+            live.push(&line);
+        }
         line.push('\n');
         self.file
             .write_all(line.as_bytes())
@@ -530,7 +536,21 @@ impl<'a> Chat<'a> {
                         if cancel.is_cancelled() {
                             bail!("cancelled");
                         }
-                        self.transcript.write(json!({"type": "tool_result", "turn": turns, "id": id, "name": name, "is_error": out.is_error, "text": out.text()}))?;
+                        let mut record = json!({"type": "tool_result", "turn": turns, "id": id, "name": name, "is_error": out.is_error, "text": out.text()});
+                        let images: Vec<Value> = out
+                            .parts
+                            .iter()
+                            .filter_map(|p| match p {
+                                ToolPart::Image { mime_type, data } => {
+                                    Some(json!({"media_type": mime_type, "data": data}))
+                                }
+                                ToolPart::Text(_) => None,
+                            })
+                            .collect();
+                        if !images.is_empty() {
+                            record["images"] = json!(images);
+                        }
+                        self.transcript.write(record)?;
                         let mut ev = json!({"type": "tool_result", "id": id, "name": name, "is_error": out.is_error, "text": out.text()});
                         if repeated > 1 {
                             ev["repeated_failures"] = json!(repeated);

@@ -45,11 +45,16 @@ struct Doc {
     fragments: Vec<String>,
     /// The notebook metadata as JSON, serialized once.
     meta_json: String,
+    /// The live view's copy of the cells (when the view is on).
+    live: Option<crate::live::Feed>,
 }
 
 impl Doc {
     fn set(&mut self, i: usize, cell: Cell) -> Result<()> {
         let frag = serde_json::to_string(&cell)?;
+        if let Some(live) = &self.live {
+            live.set(i, &frag);
+        }
         if i == self.cells.len() {
             self.cells.push(cell);
             self.fragments.push(frag);
@@ -97,6 +102,13 @@ pub struct NotebookSession {
     /// Cancels what agents run through the MCP server (a child of the run's token).
     cancel: CancellationToken,
     http: tokio::sync::OnceCell<crate::mcp_http::HttpServer>,
+}
+
+/// Where a session notes its kernel's connection file (`seer attach --session NAME`).
+pub fn kernel_record(sandbox_dir: &Path, session: &str) -> PathBuf {
+    sandbox_dir
+        .join("tmp")
+        .join(format!("session-{session}.kernel"))
 }
 
 /// Loads and checks a notebook to resume from.
@@ -190,7 +202,7 @@ impl NotebookSession {
         let session = Arc::new(Self {
             id: format!("nb-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
             name: opts.name.clone(),
-            notebook_path,
+            notebook_path: notebook_path.clone(),
             sandbox,
             opts,
             kernel: tokio::sync::Mutex::new(None),
@@ -200,6 +212,7 @@ impl NotebookSession {
                 meta,
                 cells: vec![],
                 fragments: vec![],
+                live: crate::live::Feed::open(crate::live::Kind::Notebook, &notebook_path),
             }),
             cancel: cancel.child_token(),
             http: tokio::sync::OnceCell::new(),
@@ -221,6 +234,7 @@ impl NotebookSession {
                     if let Ok(mut i) = session.interrupter.lock() {
                         *i = Some(kernel.interrupter());
                     }
+                    session.record_kernel(&kernel);
                     *guard = Some(kernel);
                 }
                 None => session.new_kernel(&mut guard, cancel).await?,
@@ -303,8 +317,18 @@ impl NotebookSession {
         if let Ok(mut i) = self.interrupter.lock() {
             *i = Some(kernel.interrupter());
         }
+        self.record_kernel(&kernel);
         *slot = Some(kernel);
         Ok(())
+    }
+
+    /// Notes which kernel serves this session, for `seer attach --session NAME`.
+    fn record_kernel(&self, kernel: &Kernel) {
+        let record = kernel_record(&self.sandbox.info().dir, &self.name);
+        let file = kernel.connection_file().to_string_lossy().to_string();
+        if let Err(e) = crate::paths::write_private(&record, file.as_bytes()) {
+            tracing::warn!("cannot record the kernel of session {}: {e:#}", self.name);
+        }
     }
 
     /// Runs code in the kernel, restarting it first if it died since the last call, and
@@ -341,14 +365,23 @@ impl NotebookSession {
         cancel: &CancellationToken,
     ) -> Result<CellRun> {
         // A quick cell is written once, when it is done; a cell still running after
-        // `SHOW_RUNNING_AFTER` is written as running first, so a reader sees it.
+        // `SHOW_RUNNING_AFTER` is written as running first, so a reader sees it. The live
+        // view shows it running at once.
+        self.live_running(Some(index));
         let run = self.run(code, false, timeout, cancel);
         tokio::pin!(run);
-        let (r, note) = tokio::select! {
-            r = &mut run => r?,
+        let ran = tokio::select! {
+            r = &mut run => r,
             _ = tokio::time::sleep(SHOW_RUNNING_AFTER) => {
                 self.write()?;
-                run.await?
+                run.await
+            }
+        };
+        let (r, note) = match ran {
+            Ok(x) => x,
+            Err(e) => {
+                self.live_running(None);
+                return Err(e);
             }
         };
         let cell = Cell::Code {
@@ -359,6 +392,7 @@ impl NotebookSession {
             outputs: r.outputs.clone(),
         };
         self.doc()?.set(index, cell)?;
+        self.live_running(None);
         self.write()?;
         Ok(CellRun {
             cell_index: Some(index),
@@ -367,6 +401,15 @@ impl NotebookSession {
             status: r.status,
             note,
         })
+    }
+
+    /// Tells the live view which cell runs now.
+    fn live_running(&self, index: Option<usize>) {
+        if let Ok(doc) = self.doc()
+            && let Some(live) = &doc.live
+        {
+            live.running(index);
+        }
     }
 
     fn cell_id(&self, index: usize) -> String {
@@ -525,6 +568,7 @@ mod tests {
             cells: vec![],
             fragments: vec![],
             meta_json: String::new(),
+            live: None,
         };
         doc.set(
             0,

@@ -92,7 +92,7 @@ fn callback<'a>(
 }
 
 fn run_agent(
-    host: &Host,
+    host: &Arc<Host>,
     ctx: Option<&NativeCallContext>,
     m: Map,
     cb: Option<FnPtr>,
@@ -104,6 +104,7 @@ fn run_agent(
         host.track(&host.script_dir.join(t));
     }
     let path = transcript_path(host, cfg.name.as_deref().unwrap_or("agent"));
+    super::api_view::start(host);
     let cancel = host.cancel();
     let base = host.script_dir.clone();
     let mut on_event = callback(&cb, ctx);
@@ -130,7 +131,7 @@ fn run_agent(
 
 /// A terminal chat with the agent: see `agent::chat_terminal`. `prompt` may be empty.
 fn run_agent_interactive(
-    host: &Host,
+    host: &Arc<Host>,
     ctx: Option<&NativeCallContext>,
     mut m: Map,
     cb: Option<FnPtr>,
@@ -144,6 +145,7 @@ fn run_agent_interactive(
     let provider = build_provider(&cfg, &host.script_dir)
         .map_err(|e| runtime_error(format!("run_agent_interactive: {e:#}")))?;
     let path = transcript_path(host, cfg.name.as_deref().unwrap_or("chat"));
+    super::api_view::start(host);
     let history = Some(crate::paths::state_dir().join("chat_history"));
     let mut input = TerminalInput::new(history, host.interrupt.clone())
         .map_err(|e| runtime_error(format!("run_agent_interactive: no terminal: {e:#}")))?;

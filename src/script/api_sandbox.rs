@@ -576,15 +576,15 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
             Ok(m.into())
         },
     );
-    // Notebook sessions (and with them the Jupyter URL) arrive in a later issue.
+    let host2 = host.clone();
     getter(
         engine,
         "jupyter_url",
         "",
-        "Always `()`: seer talks to the kernel directly.",
-        |h: &mut SandboxHandle| -> RhaiResult<Dynamic> {
+        "The run's live page (seer's own page, not a Jupyter server: seer talks to kernels directly); `()` when the view is off.",
+        move |h: &mut SandboxHandle| -> RhaiResult<Dynamic> {
             h.live()?;
-            Ok(Dynamic::UNIT)
+            Ok(super::api_view::run_url(&host2))
         },
     );
     getter(

@@ -106,7 +106,7 @@ pub(super) fn workspace_config(ws: &Dynamic) -> RhaiResult<WorkspaceConfig> {
 }
 
 fn start_session(
-    host: &Host,
+    host: &Arc<Host>,
     sandbox: Arc<dyn Sandbox>,
     workspace: &Dynamic,
     o: SessionOpts,
@@ -124,6 +124,7 @@ fn start_session(
         continue_from: resolve(&o.continue_from),
         timeout: timeout("notebook session options", o.timeout)?,
     };
+    super::api_view::start(host);
     let cancel = host.cancel();
     let base_dir = host.script_dir.clone();
     let pool = host.pool.clone();

@@ -8,6 +8,7 @@ pub mod api_scoped;
 pub mod api_session;
 pub mod api_shell;
 pub mod api_util;
+pub mod api_view;
 pub mod api_workspace;
 pub mod errors;
 pub mod reference;
@@ -342,6 +343,7 @@ pub fn build_engine(host: &Arc<Host>) -> Engine {
     api_session::register(&mut engine, host);
     api_shell::register(&mut engine, host);
     api_agent::register(&mut engine, host);
+    api_view::register(&mut engine, host);
     engine
 }
 

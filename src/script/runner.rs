@@ -220,6 +220,14 @@ pub(crate) fn run_once(
         }
     });
     let (outcome, error) = outcome;
+    if let Some(hub) = crate::live::hub() {
+        let status = match outcome {
+            Outcome::Ok => "ok",
+            Outcome::Failed => "error",
+            Outcome::Interrupted(_) => "interrupted",
+        };
+        hub.run_ended(&run_dir, status, error.clone());
+    }
 
     // `--watch`: the sessions' kernels stay warm with their sandboxes.
     if let Some(pool) = &pool {

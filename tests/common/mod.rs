@@ -2,6 +2,7 @@
 //! written into a temp dir, with its own state dir and a cache shared by all tests.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod fake_anthropic;
 pub mod sshd;
 pub mod tmux;
@@ -65,7 +66,9 @@ impl Env {
             .env("SEER_HOME", &self.home)
             .env("SEER_CACHE_DIR", shared_cache())
             .env_remove("RUST_LOG")
-            .env("HF_HUB_OFFLINE", "1");
+            .env("HF_HUB_OFFLINE", "1")
+            // The live view prints its URL on stderr; its own tests turn it on.
+            .env("SEER_VIEW", "off");
         c
     }
 
