@@ -54,7 +54,7 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async {
         let cancel = CancellationToken::new();
         let config = SandboxConfig { execution_mode: ExecutionMode::Notebook, ..SandboxConfig::default() };
-        let req = StartRequest { config, base_dir: dir.path().to_path_buf(), snapshot: None, script: None };
+        let req = StartRequest { config, base_dir: dir.path().to_path_buf(), ..Default::default() };
         let sb: Arc<dyn Sandbox> = LocalSandbox::start(req, &cancel).await?;
 
         // Bare kernel start (spawn → kernel_info answered), three times.

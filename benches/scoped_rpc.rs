@@ -48,8 +48,7 @@ fn main() -> anyhow::Result<()> {
         let start = |mode: ExecutionMode| StartRequest {
             config: SandboxConfig { execution_mode: mode, ..SandboxConfig::default() },
             base_dir: dir.path().to_path_buf(),
-            snapshot: None,
-            script: None,
+            ..StartRequest::default()
         };
         // The scoped side.
         let scoped_sb: Arc<dyn Sandbox> = LocalSandbox::start(start(ExecutionMode::Cli), &cancel).await?;

@@ -324,9 +324,13 @@ impl NotebookSession {
 
     /// Notes which kernel serves this session, for `seer attach --session NAME`.
     fn record_kernel(&self, kernel: &Kernel) {
-        let record = kernel_record(&self.sandbox.info().dir, &self.name);
+        // Through the sandbox: on an ssh backend the record lives on the host.
+        let record = kernel_record(Path::new(""), &self.name);
         let file = kernel.connection_file().to_string_lossy().to_string();
-        if let Err(e) = crate::paths::write_private(&record, file.as_bytes()) {
+        if let Err(e) = self
+            .sandbox
+            .write_private(&record.to_string_lossy(), file.as_bytes())
+        {
             tracing::warn!("cannot record the kernel of session {}: {e:#}", self.name);
         }
     }
