@@ -47,8 +47,11 @@ pub fn target_dir() -> PathBuf {
 }
 
 /// The seer cache (uv, Python envs) shared by every test, so envs are built once per machine.
+/// Links in its path are resolved: bubblewrap cannot mount over a path that goes through a
+/// link (a target dir whose `tmp` links to a shared one).
 pub fn shared_cache() -> PathBuf {
-    target_dir().join("tmp/seer-cache")
+    let p = target_dir().join("tmp/seer-cache");
+    std::fs::canonicalize(&p).unwrap_or(p)
 }
 
 /// Where `tests/setup.sh` installs the pinned Python and npm packages.

@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
+use common::fake_anthropic::{FakeAnthropic, answer};
 use common::{Env, ok};
+use serde_json::json;
 
 /// Seer ends a notebook session with `terminate()`; seer's `shutdown()` is the same call.
 #[test]
@@ -46,4 +48,137 @@ try { scoped.serve("iface.py", #{ expose_as: "library" }); } catch (e) { print(e
     );
     let msg = "this ScopedSandbox has been terminated (`scoped.terminate()`); start a new one to serve or call functions";
     assert_eq!(ok(&out), format!("1\n{msg}\n{msg}\n"));
+}
+
+/// Seer's local session passes an empty `mcp_config`; an agent without tools is an error
+/// unless the script says `tools: "none"`, never a green run where every call fails.
+#[test]
+fn an_agent_without_tools_is_an_error_unless_asked_for() {
+    let fake = FakeAnthropic::start(vec![answer("fine")]);
+    let env = Env::new();
+    let fix = "give a session's `mcp_config`, or `tools: \"none\"` for an agent without tools on purpose (a judge)";
+    for (code, want) in [
+        (
+            r#"run_agent(#{ prompt: "p", mcp_config: #{}, base_url: ARGS[0] });"#,
+            format!("error: main.rhai:1:1: run_agent: the agent would have no tools: `mcp_config` is empty; {fix}\n"),
+        ),
+        (
+            r#"run_agent(#{ prompt: "p", base_url: ARGS[0] });"#,
+            format!("error: main.rhai:1:1: run_agent: the agent would have no tools: `mcp_config` is missing; {fix}\n"),
+        ),
+        (
+            r#"run_agent(#{ prompt: "p", tools: "all", base_url: ARGS[0] });"#,
+            "error: main.rhai:1:1: run_agent: `tools` must be \"none\" (an agent without tools on purpose), not \"all\"; tools come from `mcp_config`\n".to_string(),
+        ),
+        (
+            r#"run_agent(#{ prompt: "p", tools: "none", mcp_config: #{ a: #{ type: "http", url: "http://127.0.0.1:9/mcp" } }, base_url: ARGS[0] });"#,
+            "error: main.rhai:1:1: run_agent: `tools: \"none\"` but `mcp_config` names 1 server(s); drop one of them\n".to_string(),
+        ),
+        (
+            r#"run_agent(#{ prompt: "a", system_prompt: "b", tools: "none", base_url: ARGS[0] });"#,
+            "error: main.rhai:1:1: run_agent: give `prompt` or `system_prompt`, not both: they are the same thing, the system prompt (as in Seer)\n".to_string(),
+        ),
+    ] {
+        let (out, _, stderr) = env.run_agent_script(code, &fake.url);
+        assert_eq!((out.status.code(), stderr.as_str()), (Some(1), want.as_str()), "{code}");
+    }
+    assert!(fake.requests().is_empty());
+    let (out, stdout, stderr) = env.run_agent_script(
+        r#"print(run_agent(#{ prompt: "Judge.", tools: "none", base_url: ARGS[0], live_log: false }).final_text);"#,
+        &fake.url,
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout, "fine\n");
+    assert_eq!(fake.requests()[0].1.get("tools"), None);
+}
+
+/// As in Seer, `prompt` is the system prompt and `user_message` the first user message;
+/// without one the agent gets seer's default opening message.
+#[test]
+fn prompt_is_the_system_prompt_and_user_message_the_task() {
+    let fake = FakeAnthropic::start(vec![answer("a"), answer("b")]);
+    let env = Env::new();
+    let (out, _, stderr) = env.run_agent_script(
+        r#"
+run_agent(#{ prompt: "You judge.", user_message: "Score this.", tools: "none", base_url: ARGS[0], live_log: false });
+run_agent(#{ prompt: "Find the bug.", tools: "none", base_url: ARGS[0], live_log: false });
+"#,
+        &fake.url,
+    );
+    assert!(out.status.success(), "{stderr}");
+    let seen = fake.requests();
+    let body = |system: &str, user: &str| {
+        json!({"model": "claude-sonnet-4-5", "max_tokens": 8192, "stream": true, "system": system,
+               "messages": [{"role": "user", "content": [{"type": "text", "text": user}]}]})
+    };
+    assert_eq!(seen[0].1, body("You judge.", "Score this."));
+    assert_eq!(
+        seen[1].1,
+        body(
+            "Find the bug.",
+            "Begin. Follow the instructions in the system prompt, and end with a summary of what you found."
+        )
+    );
+}
+
+/// Seer's `session.exec` raises on a Python error; so does seer's (`raise: false` returns
+/// the failed cell's result instead).
+#[test]
+fn a_failed_cell_raises_as_in_seer_unless_raise_is_false() {
+    let env = Env::new();
+    let out = env.run(
+        r#"
+let sb = Sandbox(#{ execution_mode: "notebook" }).start();
+let s = create_notebook_session(sb, ());
+try { s.exec("1/0"); print("not raised"); } catch (e) { print(e); }
+let r = s.exec("undefined_name", #{ raise: false });
+print(to_json(#{ status: r.status, ok: r.ok }));
+s.exec("raise ValueError('bad input')");
+"#,
+        &[],
+    );
+    let (stdout, stderr) = common::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stdout,
+        "cell failed (error)\n\
+         ---------------------------------------------------------------------------\n\
+         ZeroDivisionError                         Traceback (most recent call last)\n\
+         Cell In[1], line 1\n----> 1 1/0\n\nZeroDivisionError: division by zero\n\
+         {\"ok\":false,\"status\":\"error\"}\n"
+    );
+    assert_eq!(
+        stderr,
+        "error: main.rhai:7:3: cell failed (error)\n\
+         ---------------------------------------------------------------------------\n\
+         ValueError                                Traceback (most recent call last)\n\
+         Cell In[3], line 1\n----> 1 raise ValueError('bad input')\n\nValueError: bad input\n"
+    );
+}
+
+/// A Seer f-string translated into a backtick template keeps `\n` as two characters (Rhai's
+/// rule); `seer check` and `seer run` warn where.
+#[test]
+fn a_backslash_n_in_a_backtick_string_is_warned_about() {
+    let env = Env::new();
+    env.write(
+        "main.rhai",
+        "let task = \"x\";\nlet p = `Task: ${task}\\n\\nGo.`;\nprint(p.len());\n",
+    );
+    let warn = |col: usize| {
+        format!(
+            "warning: main.rhai:2:{col}: `\\n` in a backtick string stays a backslash and a letter: \
+             Rhai's backtick strings have no escapes (unlike Python's f-strings); for a line break \
+             write a real one inside the backticks, or use a \"...\" string, where `\\n` is an escape\n"
+        )
+    };
+    let want_err = format!("{}{}", warn(23), warn(25));
+    let check = env.cmd().args(["check", "main.rhai"]).output().unwrap();
+    assert_eq!(
+        common::text(&check),
+        ("main.rhai: ok\n".to_string(), want_err.clone())
+    );
+    assert!(check.status.success());
+    let run = env.cmd().args(["run", "main.rhai"]).output().unwrap();
+    assert_eq!(common::text(&run), ("14\n".to_string(), want_err));
 }

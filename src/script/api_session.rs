@@ -55,6 +55,9 @@ struct CellOpts {
     hidden: bool,
     #[serde(default)]
     timeout: Option<f64>,
+    /// Whether a failed cell is a script error (Seer's `exec` raises); default true.
+    #[serde(default, rename = "raise")]
+    raise_on_error: Option<bool>,
 }
 
 /// An optional `timeout` option of `what`, checked.
@@ -73,6 +76,17 @@ fn run_to_map(r: &CellRun) -> RhaiResult<Dynamic> {
     m.insert("ok".into(), (r.status == RunStatus::Ok).into());
     m.insert("text".into(), outputs_text(&r.outputs).into());
     Ok(m.into())
+}
+
+/// The error of a failed cell: its status, the note, then the outputs' text (the
+/// traceback ends with Seer's `ename: evalue`).
+fn cell_failure(r: &CellRun) -> String {
+    let mut msg = format!("cell failed ({})", r.status);
+    if let Some(note) = &r.note {
+        msg.push_str(&format!(": {note}"));
+    }
+    msg.push_str(&format!("\n{}", outputs_text(&r.outputs).trim_end()));
+    msg
 }
 
 /// The session's `name` becomes the notebook's file name.
@@ -205,57 +219,53 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     );
 
     let h = host.clone();
-    let exec = move |s: &mut SessionHandle, code: &str, m: Option<Map>| -> RhaiResult<CellRun> {
+    // A cell's result; a failed cell is a script error unless `raise: false` (as in Seer,
+    // whose `exec` raises on a Python error).
+    let exec = move |s: &mut SessionHandle, code: &str, m: Option<Map>| -> RhaiResult<Dynamic> {
         let o: CellOpts = parse_opts("exec options", m)?;
         let timeout = timeout("exec options", o.timeout)?;
         let session = s.session.clone();
         let code = code.to_string();
         let cancel = h.cancel();
-        h.block_on(async move { session.execute(&code, o.hidden, timeout, &cancel).await })
-    };
-    const EXEC: &str = "Runs a cell; returns `#{ cell_index, execution_count, status, ok, outputs, text, note }`, also when Python raised. Options `#{ hidden, timeout }`.";
-    let e = exec.clone();
-    func(
-        engine,
-        "exec",
-        "code",
-        EXEC,
-        move |s: &mut SessionHandle, code: &str| run_to_map(&e(s, code, None)?),
-    );
-    let e = exec.clone();
-    func(
-        engine,
-        "exec",
-        "code, opts",
-        EXEC,
-        move |s: &mut SessionHandle, code: &str, m: Map| run_to_map(&e(s, code, Some(m))?),
-    );
-    let throwing = move |r: CellRun| -> RhaiResult<Dynamic> {
-        if r.status != RunStatus::Ok {
-            let mut msg = format!("cell failed ({})", r.status);
-            if let Some(note) = &r.note {
-                msg.push_str(&format!(": {note}"));
-            }
-            msg.push_str(&format!("\n{}", outputs_text(&r.outputs).trim_end()));
-            return Err(runtime_error(msg));
+        let r =
+            h.block_on(async move { session.execute(&code, o.hidden, timeout, &cancel).await })?;
+        if o.raise_on_error.unwrap_or(true) && r.status != RunStatus::Ok {
+            return Err(runtime_error(cell_failure(&r)));
         }
         run_to_map(&r)
     };
-    const EXEC_OR_THROW: &str = "Like `exec`, but a failed cell is a script error.";
+    const EXEC: &str = "Runs a cell; returns `#{ cell_index, execution_count, status, ok, outputs, text, note }`. A failed cell (Python error, timeout, dead kernel) is a script error led by `cell failed (<status>)` and its traceback, as Seer's `exec` raises; with `raise: false` it returns the map instead. Options `#{ hidden, timeout, raise }`.";
+    let e = exec.clone();
+    func(
+        engine,
+        "exec",
+        "code",
+        EXEC,
+        move |s: &mut SessionHandle, code: &str| e(s, code, None),
+    );
+    let e = exec.clone();
+    func(
+        engine,
+        "exec",
+        "code, opts",
+        EXEC,
+        move |s: &mut SessionHandle, code: &str, m: Map| e(s, code, Some(m)),
+    );
+    const EXEC_OR_THROW: &str = "`exec` (which raises on a failed cell unless `raise: false`); kept for older scripts.";
     let e = exec.clone();
     func(
         engine,
         "exec_or_throw",
         "code",
         EXEC_OR_THROW,
-        move |s: &mut SessionHandle, code: &str| throwing(e(s, code, None)?),
+        move |s: &mut SessionHandle, code: &str| e(s, code, None),
     );
     func(
         engine,
         "exec_or_throw",
         "code, opts",
         EXEC_OR_THROW,
-        move |s: &mut SessionHandle, code: &str, m: Map| throwing(exec(s, code, Some(m))?),
+        move |s: &mut SessionHandle, code: &str, m: Map| exec(s, code, Some(m)),
     );
 
     func(

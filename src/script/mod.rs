@@ -10,6 +10,7 @@ pub mod api_shell;
 pub mod api_util;
 pub mod api_workspace;
 pub mod errors;
+pub mod lint;
 pub mod reference;
 pub mod runner;
 pub mod stdlib;

@@ -59,6 +59,7 @@ pub fn check(path: &Path) -> Outcome {
     };
     let engine = super::syntax_engine();
     let shown = path.to_string_lossy().to_string();
+    print_warnings(&src, &shown);
     let errs = errors::all_parse_errors(&engine, &src, &shown);
     if errs.is_empty() {
         crate::output::out_line(&format!("{shown}: ok"));
@@ -69,6 +70,13 @@ pub fn check(path: &Path) -> Outcome {
         }
         crate::output::err_line(&format!("{} syntax error(s)", errs.len()));
         Outcome::Failed
+    }
+}
+
+/// Prints the script's lint warnings (`lint`) to stderr.
+fn print_warnings(src: &str, shown: &str) {
+    for w in super::lint::warnings(src) {
+        crate::output::err_line(&format!("warning: {}", w.located(shown)));
     }
 }
 
@@ -185,6 +193,7 @@ pub(crate) fn run_once(
             }
         };
         ast.set_source(shown.clone());
+        print_warnings(&src, &shown);
         let mut scope = Scope::new();
         let args: Array = opts.args.iter().map(|a| Dynamic::from(a.clone())).collect();
         scope.push_constant("ARGS", args);
