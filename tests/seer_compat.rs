@@ -6,6 +6,11 @@
 mod common;
 use common::fake_anthropic::{FakeAnthropic, answer};
 use common::{Env, ok};
+
+/// The stdout of a run, whatever its exit code.
+fn ok_stdout(out: &std::process::Output) -> String {
+    common::text(out).0
+}
 use serde_json::json;
 
 /// Seer ends a notebook session with `terminate()`; seer's `shutdown()` is the same call.
@@ -181,4 +186,70 @@ fn a_backslash_n_in_a_backtick_string_is_warned_about() {
     assert!(check.status.success());
     let run = env.cmd().args(["run", "main.rhai"]).output().unwrap();
     assert_eq!(common::text(&run), ("14\n".to_string(), want_err));
+}
+
+/// Rhai's "Function not found" / "Unknown property" on seer's types, and Seer's dotted
+/// class names, get a seer error with the closest name or the seer spelling.
+#[test]
+fn unknown_names_get_the_closest_and_the_seer_spelling() {
+    let env = Env::new();
+    for (code, want) in [
+        (
+            "let ws = Workspace(#{});\nws.get_libary_docs();",
+            "error: main.rhai:2:4: `Workspace` has no method `get_libary_docs`; did you mean \
+             `get_library_docs`? (its methods and properties: get_library_docs, libraries, \
+             library_docs; see `seer docs`)\n",
+        ),
+        (
+            "let ws = Workspace(#{});\nprint(ws.librarie);",
+            "error: main.rhai:2:10: `Workspace` has no property `librarie`; did you mean \
+             `libraries`? (its methods and properties: get_library_docs, libraries, \
+             library_docs; see `seer docs`)\n",
+        ),
+        (
+            "let lib = Library.from_file(\"x.py\");",
+            "error: main.rhai:1:11: Variable not found: Library: Seer's `Library.from_file(...)` \
+             is `Library::from_file(...)` in Rhai (also `from_code`, `from_directory`, \
+             `from_skill_dir`, `toolkit`)\n",
+        ),
+        (
+            "let ws = Workspace(#{});\nws.get_library_docs(1);",
+            "error: main.rhai:2:4: `Workspace.get_library_docs` does not take (int); call it as \
+             ws.get_library_docs() -> string\n",
+        ),
+        // A caught error thrown again keeps its message and first position.
+        (
+            "let ws = Workspace(#{});\ntry {\n  ws.nope();\n} catch (e) {\n  throw e;\n}",
+            "error: main.rhai:3:6: `Workspace` has no method `nope` (its methods and properties: \
+             get_library_docs, libraries, library_docs; see `seer docs`)\n",
+        ),
+    ] {
+        let out = env.run(code, &[]);
+        assert_eq!(common::failed(&out), want, "{code}");
+    }
+}
+
+/// Seer's `ScopedSandbox.exec` and `.write_file` work on the scoped sandbox itself; a
+/// sandbox call it does not forward points at `scoped.sandbox`.
+#[test]
+fn a_scoped_sandbox_has_seers_exec_and_write_file() {
+    let env = Env::new();
+    let out = env.run(
+        r#"
+let scoped = ScopedSandbox().start();
+scoped.write_file("notes/a.txt", "hello");
+print(scoped.exec("cat notes/a.txt"));
+print(scoped.read_file("notes/a.txt"));
+print(scoped.exec("echo $X", #{ env: #{ X: "y" } }));
+print(scoped.exec_python("print(6 * 7)"));
+scoped.snapshot();
+"#,
+        &[],
+    );
+    assert_eq!(ok_stdout(&out), "hello\nhello\ny\n\n42\n\n");
+    assert_eq!(
+        common::failed(&out),
+        "error: main.rhai:8:8: `ScopedSandbox` has no method `snapshot`: the sandbox's own calls \
+         are on `scoped.sandbox` (`scoped.sandbox.snapshot(...)`)\n"
+    );
 }

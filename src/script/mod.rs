@@ -13,6 +13,7 @@ pub mod errors;
 pub mod lint;
 pub mod reference;
 pub mod runner;
+pub mod seer_names;
 pub mod stdlib;
 pub mod watch;
 

@@ -185,6 +185,8 @@ pub(crate) fn run_once(
     let outcome = rt.block_on(async {
         let engine = Arc::new(build_engine(&host));
         host.set_engine(&engine);
+        // Kept for explaining a failed run's error (`seer_names`) after the script ended.
+        let names_engine = engine.clone();
         let mut ast = match engine.compile(&src) {
             Ok(ast) => ast,
             Err(e) => {
@@ -216,7 +218,12 @@ pub(crate) fn run_once(
                 if cancel.is_cancelled() {
                     (Outcome::Interrupted(signal_number(signal)), Some("interrupted".into()))
                 } else {
-                    let loc = locate(&err, &shown, &script_dir);
+                    let mut loc = locate(&err, &shown, &script_dir);
+                    if let Some(m) =
+                        super::seer_names::Names::new(&names_engine).explain(&loc.message)
+                    {
+                        loc.message = m;
+                    }
                     crate::output::err_line(&format!("error: {loc}"));
                     (Outcome::Failed, Some(loc.to_string()))
                 }
