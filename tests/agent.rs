@@ -60,7 +60,7 @@ print(to_json(#{ final: r.final_text, turns: r.turns, stop: r.stop_reason, event
     );
     assert_eq!(
         record["agents"],
-        json!([{"name": "solver", "provider": "anthropic", "model": "claude-sonnet-4-5",
+        json!([{"name": "solver", "provider": "anthropic", "model": "claude-sonnet-4-5-20250929",
                 "stop_reason": "end_turn", "turns": 2, "input_tokens": 300, "output_tokens": 27,
                 "cache_read_tokens": 0, "cache_write_tokens": 0, "cost_usd": 0.001305,
                 "transcript": format!("outputs/{run}/transcripts/solver.jsonl")}])
@@ -90,7 +90,7 @@ print(to_json(#{ final: r.final_text, turns: r.turns, stop: r.stop_reason, event
         ])
     );
     assert_eq!(first["stream"], true);
-    assert_eq!(first["model"], "claude-sonnet-4-5");
+    assert_eq!(first["model"], "claude-sonnet-4-5-20250929");
     assert_eq!(
         tool_names(first),
         [
@@ -155,12 +155,12 @@ fn run_agent_config_errors_are_clear() {
             "error: main.rhai:1:1: run_agent: unknown field `promt`; did you mean `prompt`? (valid fields: \
              `prompt`, `mcp_config`, `provider`, `model`, `base_url`, `api_key_env`, `max_turns`, `max_tokens`, \
              `system_prompt`, `user_message`, `tools`, `name`, `transcript`, `prices`, `live_log`, `request_timeout`, \
-             `max_retries`)\n",
+             `max_retries`, `kwargs`)\n",
         ),
         (
             "run_agent(#{ user_message: \"x\", provider: \"nope\" });",
             "error: main.rhai:1:1: run_agent: unknown provider \"nope\"; expected \"anthropic\" \
-             (alias \"claude\"), \"openai\", \"claude-code\" or \"replay\"\n",
+             (alias \"claude\"), \"openai\", \"gemini\", \"claude-code\" or \"replay\"\n",
         ),
         (
             "run_agent(#{ user_message: \"x\", mcp_config: #{ a: #{ type: \"stdio\", command: \"/no/such/server\" } }, base_url: \"http://127.0.0.1:9\" });",
@@ -239,9 +239,9 @@ fn replay_errors_say_what_is_missing() {
              No such file or directory (os error 2)\n",
         ),
         (
-            "run_agent(#{ provider: \"gemini\", user_message: \"x\" });",
-            "error: main.rhai:1:1: run_agent: unknown provider \"gemini\"; expected \"anthropic\" \
-             (alias \"claude\"), \"openai\", \"claude-code\" or \"replay\"\n",
+            "run_agent(#{ provider: \"gemma\", user_message: \"x\" });",
+            "error: main.rhai:1:1: run_agent: unknown provider \"gemma\"; expected \"anthropic\" \
+             (alias \"claude\"), \"openai\", \"gemini\", \"claude-code\" or \"replay\"\n",
         ),
     ] {
         let (out, _, _) = env.run_agent_script(code, "");

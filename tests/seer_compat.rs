@@ -113,7 +113,7 @@ run_agent(#{ prompt: "Find the bug.", tools: "none", base_url: ARGS[0], live_log
     assert!(out.status.success(), "{stderr}");
     let seen = fake.requests();
     let body = |system: &str, user: &str| {
-        json!({"model": "claude-sonnet-4-5", "max_tokens": 8192, "stream": true, "system": system,
+        json!({"model": "claude-sonnet-4-5-20250929", "max_tokens": 8192, "stream": true, "system": system,
                "messages": [{"role": "user", "content": [{"type": "text", "text": user}]}]})
     };
     assert_eq!(seen[0].1, body("You judge.", "Score this."));
@@ -251,5 +251,132 @@ scoped.snapshot();
         common::failed(&out),
         "error: main.rhai:8:8: `ScopedSandbox` has no method `snapshot`: the sandbox's own calls \
          are on `scoped.sandbox` (`scoped.sandbox.snapshot(...)`)\n"
+    );
+}
+
+/// Seer's `create_local_notebook_session` arguments: `name`, the notebook folder
+/// (`notebook_dir`, or `output_dir`), and the kernel's `secrets` and `env`, so a library
+/// reading an API key from the environment works.
+#[test]
+fn a_local_notebook_session_takes_secrets_env_and_a_notebook_dir() {
+    let env = Env::new();
+    let out = env
+        .cmd()
+        .env("MY_API_TOKEN", "tok-0123456789")
+        .args(["run", &env.write("main.rhai", r#"
+let s = create_local_notebook_session((), #{ name: "probe", notebook_dir: "nbs",
+                                              secrets: ["MY_API_TOKEN"], env: #{ MODE: "fast" } });
+print(s.exec("import os; print(os.environ['MY_API_TOKEN'] == 'tok-0123456789', os.environ['MODE'])").text);
+print(s.notebook_path);
+try { create_local_notebook_session((), #{ port: 8888 }); } catch (e) { print(e); }
+"#).to_string_lossy()])
+        .output()
+        .unwrap();
+    let nb = env.path().join("nbs/probe.ipynb");
+    assert_eq!(
+        ok(&out),
+        format!(
+            "True fast\n\n{}\nnot supported yet: `port` in notebook session options: seer runs no \
+             Jupyter server (it talks to the kernel directly); drop it (see the README's list of \
+             what works)\n",
+            nb.display()
+        )
+    );
+    assert!(nb.is_file());
+}
+
+/// `provider: "gemini"` (Seer has one) speaks Gemini's own API: the tool call runs in a
+/// real kernel and its result goes back as a `functionResponse`; `kwargs` become the
+/// request's generation config.
+#[test]
+fn a_gemini_agent_drives_a_notebook() {
+    use common::fake_anthropic::Reply;
+    use common::fake_gemini::{call_turn, text_turn};
+    let fake = FakeAnthropic::respond(|n, _| {
+        Reply::Sse(if n == 0 {
+            call_turn(
+                "Computing.",
+                "call-1",
+                "notebooks__execute_code",
+                json!({"code": "6 * 7"}),
+            )
+        } else {
+            text_turn("It is 42.")
+        })
+    });
+    let env = Env::new();
+    env.write(".env", "GEMINI_API_KEY=gm-test-key-0123456789\n");
+    env.write(
+        "main.rhai",
+        r#"
+let sb = Sandbox(#{ execution_mode: "notebook" }).start();
+let s = create_notebook_session(sb, ());
+let r = run_agent(#{ provider: "gemini", prompt: "You compute.", user_message: "6 * 7?",
+                     mcp_config: s.mcp_config, base_url: ARGS[0], live_log: false,
+                     kwargs: #{ temperature: 0.2, thinking_budget: 512 } });
+print(to_json(#{ final: r.final_text, model: r.model, usage: r.usage.input_tokens }));
+try { run_agent(#{ provider: "gemini", prompt: "p", tools: "none", kwargs: #{ temprature: 1 } }); } catch (e) { print(e); }
+try { run_agent(#{ provider: "openai", prompt: "p", tools: "none", kwargs: #{ top_k: 3 } }); } catch (e) { print(e); }
+"#,
+    );
+    let out = env
+        .cmd()
+        .env("OPENAI_API_KEY", "sk-o-0123456789")
+        .args(["run", "main.rhai", "--", &fake.url])
+        .output()
+        .unwrap();
+    let stdout = ok(&out);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(lines[0]).unwrap(),
+        json!({"final": "It is 42.", "model": "gemini-3-pro-preview", "usage": 300})
+    );
+    assert_eq!(
+        &lines[1..],
+        [
+            "run_agent: unknown field `temprature` in `kwargs`; did you mean `temperature`? \
+             (valid fields: `temperature`, `top_p`, `top_k`, `max_thinking_tokens`, `thinking_budget`, \
+             `reasoning_effort`, `stop`, `extra_body`)",
+            "run_agent: kwargs: the openai provider has no `top_k` (Chat Completions does not take \
+             it); a compatible server that does can get it through `extra_body`",
+        ]
+    );
+    let seen = fake.requests();
+    assert_eq!(seen.len(), 2);
+    let (head, first) = &seen[0];
+    assert!(
+        head.starts_with(
+            "POST /v1beta/models/gemini-3-pro-preview:streamGenerateContent?alt=sse HTTP/1.1"
+        ),
+        "{head}"
+    );
+    assert!(
+        head.contains("x-goog-api-key: gm-test-key-0123456789"),
+        "{head}"
+    );
+    assert_eq!(
+        first["systemInstruction"],
+        json!({"parts": [{"text": "You compute."}]})
+    );
+    assert_eq!(
+        first["generationConfig"],
+        json!({"maxOutputTokens": 8192, "temperature": 0.2,
+               "thinkingConfig": {"thinkingBudget": 512, "includeThoughts": true}})
+    );
+    assert_eq!(
+        first["contents"],
+        json!([{"role": "user", "parts": [{"text": "6 * 7?"}]}])
+    );
+    assert_eq!(
+        seen[1].1["contents"],
+        json!([
+            {"role": "user", "parts": [{"text": "6 * 7?"}]},
+            {"role": "model", "parts": [
+                {"text": "Computing."},
+                {"functionCall": {"id": "call-1", "name": "notebooks__execute_code", "args": {"code": "6 * 7"}},
+                 "thoughtSignature": "c2ln"}]},
+            {"role": "user", "parts": [{"functionResponse": {"id": "call-1", "name": "notebooks__execute_code",
+                "response": {"output": "[cell 0, execution_count 1]\n42"}}}]}
+        ])
     );
 }

@@ -693,10 +693,15 @@ mod tests {
             "max_turns": 3, "user_message": "the task"}))
             .unwrap();
         let system = Path::new("/t/system.md");
-        let args: Vec<String> = cli_args(&cfg, Path::new("/t/mcp.json"), Some(system), &["a".into(), "b".into()])
-            .iter()
-            .map(|a| a.to_string_lossy().to_string())
-            .collect();
+        let args: Vec<String> = cli_args(
+            &cfg,
+            Path::new("/t/mcp.json"),
+            Some(system),
+            &["a".into(), "b".into()],
+        )
+        .iter()
+        .map(|a| a.to_string_lossy().to_string())
+        .collect();
         let joined = args.join(" ");
         assert!(
             joined.contains("--mcp-config /t/mcp.json")
@@ -706,7 +711,10 @@ mod tests {
                 && joined.contains("--output-format stream-json"),
             "{joined}"
         );
-        assert_eq!(args[args.len() - 2..], ["--system-prompt-file", "/t/system.md"]);
+        assert_eq!(
+            args[args.len() - 2..],
+            ["--system-prompt-file", "/t/system.md"]
+        );
         assert!(!joined.contains("secret plan") && !joined.contains("the task"));
     }
 }

@@ -17,16 +17,15 @@ use super::mcp_client::{McpConnections, ToolOutput, ToolPart};
 use super::pricing::{Prices, cost, prices_for};
 use super::providers::blocks::block_to_json;
 use super::providers::{
-    Block, Kind, Message, Provider, ProviderConfig, ReplayProvider, Request, ResultPart, Role,
-    StopReason, StreamEvent, ToolSpec, Usage, default_model,
+    Block, Kind, Message, Options, Provider, ProviderConfig, ReplayProvider, Request, ResultPart,
+    Role, StopReason, StreamEvent, ToolSpec, Usage, default_model,
 };
 use crate::config::positive_seconds;
 
 /// The first user message when `user_message` is not given (Seer's `run_agent` puts the
 /// task in `prompt`, the system prompt, and may send no user message at all; the provider
 /// APIs need one).
-pub const DEFAULT_USER_MESSAGE: &str =
-    "Begin. Follow the instructions in the system prompt, and end with a summary of what you found.";
+pub const DEFAULT_USER_MESSAGE: &str = "Begin. Follow the instructions in the system prompt, and end with a summary of what you found.";
 
 fn sixty() -> u32 {
     60
@@ -94,6 +93,11 @@ pub struct AgentConfig {
     /// Retries of a failed request (default 4).
     #[serde(default)]
     pub max_retries: Option<u32>,
+    /// Provider options (Seer's `kwargs`): `temperature`, `top_p`, `top_k`,
+    /// `thinking_budget` (alias `max_thinking_tokens`), `reasoning_effort`, `stop`,
+    /// `extra_body`.
+    #[serde(default)]
+    pub kwargs: Options,
 }
 
 impl AgentConfig {
@@ -126,6 +130,14 @@ impl AgentConfig {
                 "`prompt` (the system prompt, as in Seer) and `user_message` (the first user message) are both missing or empty: give the agent its task in one of them"
             );
         }
+        match Kind::parse(&self.provider) {
+            Ok(kind) => self.kwargs.check(kind, self.max_tokens)?,
+            Err(_) if self.kwargs != Options::default() && self.provider != "replay" => bail!(
+                "not supported yet: `kwargs` with the {} provider",
+                self.provider
+            ),
+            Err(_) => {}
+        }
         let servers = if self.mcp_config.is_null() {
             0
         } else {
@@ -134,7 +146,11 @@ impl AgentConfig {
         match self.tools.as_deref() {
             None if servers == 0 => bail!(
                 "the agent would have no tools: `mcp_config` is {}; give a session's `mcp_config`, or `tools: \"none\"` for an agent without tools on purpose (a judge)",
-                if self.mcp_config.is_null() { "missing" } else { "empty" }
+                if self.mcp_config.is_null() {
+                    "missing"
+                } else {
+                    "empty"
+                }
             ),
             None => Ok(()),
             Some("none") if servers > 0 => bail!(
@@ -186,7 +202,7 @@ pub fn build_provider(cfg: &AgentConfig, base_dir: &Path) -> Result<Box<dyn Prov
                 &base_dir.join(t),
             )?))
         }
-        "anthropic" | "claude" | "openai" => {
+        "anthropic" | "claude" | "openai" | "gemini" => {
             let mut pc = ProviderConfig::new(Kind::parse(&cfg.provider)?);
             if let Some(url) = &cfg.base_url {
                 pc.base_url = url.clone();
@@ -206,7 +222,7 @@ pub fn build_provider(cfg: &AgentConfig, base_dir: &Path) -> Result<Box<dyn Prov
             "not supported yet: provider \"claude-code\" in an interactive chat (run_agent supports it)"
         ),
         other => bail!(
-            "unknown provider {other:?}; expected \"anthropic\" (alias \"claude\"), \"openai\", \"claude-code\" or \"replay\""
+            "unknown provider {other:?}; expected \"anthropic\" (alias \"claude\"), \"openai\", \"gemini\", \"claude-code\" or \"replay\""
         ),
     }
 }
@@ -370,7 +386,6 @@ fn record_error(
     }
 }
 
-
 /// Runs the loop. `on_event` receives `#{type: text|tool_call|tool_result|usage|done, ...}`
 /// maps as JSON values while the agent runs; an error from it stops the run.
 pub async fn run(
@@ -384,7 +399,8 @@ pub async fn run(
     let (mut transcript, mut conns) = open(cfg, base_dir, transcript_path, cancel).await?;
     let result = async {
         let mut chat = Chat::new(cfg, provider, &conns, &mut transcript)?;
-        chat.send(cfg.first_user_message(), on_event, cancel).await?;
+        chat.send(cfg.first_user_message(), on_event, cancel)
+            .await?;
         chat.finish(on_event)
     }
     .await;
@@ -544,7 +560,7 @@ impl<'a> Chat<'a> {
                 messages: self.messages.clone(),
                 tools: self.tools.clone(),
                 max_tokens: cfg.max_tokens,
-                temperature: None,
+                options: cfg.kwargs.clone(),
             };
             let body = self.provider.request_body(&req);
             self.transcript

@@ -306,9 +306,21 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     // Seer's ScopedSandbox has `exec` and `write_file` of its own: the same calls as on
     // `scoped.sandbox`, for the script (the agent still reaches only what is served).
     for (name, params, doc) in [
-        ("exec", "cmd", "Seer's `ScopedSandbox.exec`: `scoped.sandbox.exec(cmd)` (stdout; a non-zero exit is an error)."),
-        ("exec_python", "code", "`scoped.sandbox.exec_python(code)`: stdout of the env's Python."),
-        ("read_file", "path", "`scoped.sandbox.read_file(path)`, relative to the workspace."),
+        (
+            "exec",
+            "cmd",
+            "Seer's `ScopedSandbox.exec`: `scoped.sandbox.exec(cmd)` (stdout; a non-zero exit is an error).",
+        ),
+        (
+            "exec_python",
+            "code",
+            "`scoped.sandbox.exec_python(code)`: stdout of the env's Python.",
+        ),
+        (
+            "read_file",
+            "path",
+            "`scoped.sandbox.read_file(path)`, relative to the workspace.",
+        ),
     ] {
         func(
             engine,
@@ -326,7 +338,11 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         "exec",
         "cmd, opts",
         "`scoped.sandbox.exec(cmd, #{ timeout, cwd, env })`.",
-        move |ctx: NativeCallContext, h: &mut ScopedHandle, a: &str, o: Map| -> RhaiResult<Dynamic> {
+        move |ctx: NativeCallContext,
+              h: &mut ScopedHandle,
+              a: &str,
+              o: Map|
+              -> RhaiResult<Dynamic> {
             let sb = h.running()?.1;
             ctx.call_native_fn::<Dynamic>("exec", (sb, a.to_string(), o))
         },
@@ -336,7 +352,11 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         "write_file",
         "path, text",
         "Seer's `ScopedSandbox.write_file`: `scoped.sandbox.write_file(path, text)`, relative to the workspace.",
-        move |ctx: NativeCallContext, h: &mut ScopedHandle, p: &str, t: &str| -> RhaiResult<Dynamic> {
+        move |ctx: NativeCallContext,
+              h: &mut ScopedHandle,
+              p: &str,
+              t: &str|
+              -> RhaiResult<Dynamic> {
             let sb = h.running()?.1;
             ctx.call_native_fn::<Dynamic>("write_file", (sb, p.to_string(), t.to_string()))
         },

@@ -46,6 +46,22 @@ struct SessionOpts {
     /// Only for `create_local_notebook_session`: packages of its env.
     #[serde(default)]
     python_packages: Vec<String>,
+    /// Only for `create_local_notebook_session`: secrets (variable names) and variables for
+    /// the kernel, as in a Sandbox config.
+    #[serde(default)]
+    secrets: Vec<String>,
+    #[serde(default)]
+    env: std::collections::BTreeMap<String, String>,
+    /// Where the .ipynb goes (relative to the script's folder); the run folder by default.
+    /// `notebook_dir` is Seer's name for it.
+    #[serde(default, alias = "notebook_dir")]
+    output_dir: Option<String>,
+    /// Seer's Jupyter server port: seer runs none.
+    #[serde(default)]
+    port: Option<i64>,
+    /// Seer's local workspace folder: a local notebook's kernel works in its sandbox.
+    #[serde(default)]
+    workspace_dir: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -131,9 +147,23 @@ fn start_session(
         p.as_ref()
             .map(|p| crate::sandbox::fsutil::resolve_host(&host.script_dir, p))
     };
+    if o.port.is_some() {
+        return Err(super::not_supported(
+            "`port` in notebook session options: seer runs no Jupyter server (it talks to the kernel directly); drop it",
+        ));
+    }
+    if o.workspace_dir.is_some() {
+        return Err(super::not_supported(
+            "`workspace_dir` for a notebook session: its kernel works in the sandbox's workspace (`s.workspace_path`); put files there with the Workspace's `local_files`/`local_dirs`",
+        ));
+    }
+    let output_dir = match &o.output_dir {
+        Some(d) => crate::sandbox::fsutil::resolve_host(&host.script_dir, d),
+        None => host.run_dir.clone(),
+    };
     let req = NotebookRequest {
         name: o.name.clone().unwrap_or_else(|| "notebook".into()),
-        output_dir: host.run_dir.clone(),
+        output_dir,
         resume: resolve(&o.resume),
         continue_from: resolve(&o.continue_from),
         timeout: timeout("notebook session options", o.timeout)?,
@@ -165,15 +195,15 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
                        m: Option<Map>|
           -> RhaiResult<SessionHandle> {
         let o: SessionOpts = parse_opts("notebook session options", m)?;
-        if !o.python_packages.is_empty() {
+        if !o.python_packages.is_empty() || !o.secrets.is_empty() || !o.env.is_empty() {
             return Err(runtime_error(
-                "notebook session options: `python_packages` belongs in the Sandbox config for create_notebook_session",
+                "notebook session options: `python_packages`, `secrets` and `env` belong in the Sandbox config for create_notebook_session",
             ));
         }
         start_session(&h, sb.live_sandbox()?, &ws, o)
     };
     let c2 = create.clone();
-    const CREATE: &str = "A Jupyter kernel in the sandbox driven as a notebook; options `#{ name, timeout, resume, continue_from }`. The .ipynb is rewritten after every cell.";
+    const CREATE: &str = "A Jupyter kernel in the sandbox driven as a notebook; options `#{ name, timeout, resume, continue_from, output_dir (or Seer's notebook_dir: where the .ipynb goes; the run folder by default) }`. The .ipynb is rewritten after every cell.";
     func(
         engine,
         "create_notebook_session",
@@ -196,13 +226,15 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         let config = SandboxConfig {
             execution_mode: ExecutionMode::Notebook,
             python_packages: o.python_packages.clone(),
+            secrets: o.secrets.clone(),
+            env: o.env.clone(),
             ..SandboxConfig::default()
         };
         let sb = h.start_session_sandbox(config)?;
         start_session(&h, sb, &ws, o)
     };
     let l2 = create_local.clone();
-    const CREATE_LOCAL: &str = "A notebook session on a sandbox made for it; options as `create_notebook_session` plus `python_packages`.";
+    const CREATE_LOCAL: &str = "A notebook session on a sandbox made for it; options as `create_notebook_session` plus the sandbox's `python_packages`, `secrets` (names of variables read from the environment or .env, given to the kernel) and `env` (variables).";
     func(
         engine,
         "create_local_notebook_session",
@@ -251,7 +283,8 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         EXEC,
         move |s: &mut SessionHandle, code: &str, m: Map| e(s, code, Some(m)),
     );
-    const EXEC_OR_THROW: &str = "`exec` (which raises on a failed cell unless `raise: false`); kept for older scripts.";
+    const EXEC_OR_THROW: &str =
+        "`exec` (which raises on a failed cell unless `raise: false`); kept for older scripts.";
     let e = exec.clone();
     func(
         engine,

@@ -189,7 +189,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         open(&h, sb, &ws, &o, "local", dir.clone(), Some(dir))
     };
     let l2 = local.clone();
-    const LOCAL: &str = "A shell session in a local folder (`#{ workspace_dir, name, python_packages, timeout }`): the agent gets `run_shell`/`run_python` MCP tools there, with the workspace's libraries importable.";
+    const LOCAL: &str = "A shell session in a local folder (`#{ workspace_dir, name, python_packages, secrets, env, timeout }`; `secrets` are names of variables read from the environment or .env): the agent gets `run_shell`/`run_python` MCP tools there, with the workspace's libraries importable.";
     func(
         engine,
         "create_local_session",

@@ -233,10 +233,7 @@ mod tests {
     #[test]
     fn rethrown_errors_keep_their_message_and_position() {
         let got = run("let m = #{};\ntry {\n  m.a.b();\n} catch (e) {\n  throw e;\n}");
-        assert_eq!(
-            got.to_string(),
-            "main.rhai:3:7: Function not found: b (())"
-        );
+        assert_eq!(got.to_string(), "main.rhai:3:7: Function not found: b (())");
     }
 
     #[test]

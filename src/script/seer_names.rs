@@ -77,10 +77,11 @@ impl Names {
             if let Some(t) = f.this_type()
                 && t.starts_with(|c: char| c.is_ascii_uppercase())
             {
-                members
-                    .entry(t.to_string())
-                    .or_default()
-                    .push((f.name.clone(), f.kind, f.signature()));
+                members.entry(t.to_string()).or_default().push((
+                    f.name.clone(),
+                    f.kind,
+                    f.signature(),
+                ));
             }
         }
         Self { members }
@@ -186,7 +187,9 @@ mod tests {
     fn names() -> Names {
         let mut e = Engine::new_raw();
         e.register_type_with_name::<Thing>("NotebookSession");
-        super::super::api_util::func(&mut e, "exec", "code", "Runs.", |_: &mut Thing, _: &str| 1_i64);
+        super::super::api_util::func(&mut e, "exec", "code", "Runs.", |_: &mut Thing, _: &str| {
+            1_i64
+        });
         super::super::api_util::getter(&mut e, "notebook_path", "", "Path.", |_: &mut Thing| 1_i64);
         Names::new(&e)
     }
@@ -195,11 +198,15 @@ mod tests {
     fn unknown_members_name_the_closest_and_seers_mapping() {
         let n = names();
         assert_eq!(
-            n.explain("Function not found: exce (NotebookSession, &str | ImmutableString | String)").unwrap(),
+            n.explain(
+                "Function not found: exce (NotebookSession, &str | ImmutableString | String)"
+            )
+            .unwrap(),
             "`NotebookSession` has no method `exce`; did you mean `exec`? (its methods and properties: exec, notebook_path; see `seer docs`)"
         );
         assert_eq!(
-            n.explain("Function not found: exec (NotebookSession, i64, Map)").unwrap(),
+            n.explain("Function not found: exec (NotebookSession, i64, Map)")
+                .unwrap(),
             "`NotebookSession.exec` does not take (int, map); call it as s.exec(code: string) -> int"
         );
         assert_eq!(

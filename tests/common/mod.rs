@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fake_anthropic;
+pub mod fake_gemini;
 pub mod tmux;
 
 use std::io::{BufRead, BufReader};
