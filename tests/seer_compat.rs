@@ -380,3 +380,27 @@ try { run_agent(#{ provider: "openai", prompt: "p", tools: "none", kwargs: #{ to
         ])
     );
 }
+
+/// Seer's toolkit functions under Seer's names, each module mounted alone: seer installs
+/// the sibling modules it imports (`model_layout`, `prompts`) beside it.
+#[test]
+fn toolkit_modules_mount_alone_with_seers_names() {
+    let env = Env::new();
+    common::link_tiny_models(&env);
+    let out = env.run(
+        &format!(
+            r#"
+let sb = Sandbox(#{{ {}, models: [#{{ name: "./models/base" }}] }}).start();
+let ws = Workspace(#{{ libraries: [Library::from_file("toolkit/steering_hook.py"),
+                                   Library::from_file("toolkit/extract_activations.py")] }});
+let s = create_notebook_session(sb, ws);
+print(s.exec("import torch, steering_hook, extract_activations as ea\na = ea.extract_activation(model, tokenizer, 'hello world', layer_idx=-1)\ntuple(a.shape)").text);
+print(s.exec("with steering_hook.create_steering_hook(model, layer_idx=0, vector=torch.ones(64), strength=2.0):\n    b = ea.extract_activation(model, tokenizer, 'hello world', -1)\nbool((a != b).any())").text);
+print(s.exec("import sys; sorted(m for m in ('model_layout', 'prompts', 'toolkit') if m in sys.modules)").text);
+"#,
+            common::TORCH_ENV
+        ),
+        &[],
+    );
+    assert_eq!(ok(&out), "(64,)\n\nTrue\n\n['model_layout', 'prompts']\n\n");
+}
