@@ -404,3 +404,68 @@ print(s.exec("import sys; sorted(m for m in ('model_layout', 'prompts', 'toolkit
     );
     assert_eq!(ok(&out), "(64,)\n\nTrue\n\n['model_layout', 'prompts']\n\n");
 }
+
+/// Answers like an agent that runs one piece of Python when it has a tool to run Python
+/// with, then reports what came back; a tool-less call gets a plain answer.
+fn seer_shaped_agent(_: usize, body: &serde_json::Value) -> common::fake_anthropic::Reply {
+    use common::fake_anthropic::{Reply, call_turn, last_tool_results, tool_names};
+    if let Some(results) = last_tool_results(body) {
+        return Reply::Sse(answer(&format!("Done: {}", results.len())));
+    }
+    let code = "import importlib.util\nprint([n for n in ('my_tools', 'model_tools', 'helpers') if importlib.util.find_spec(n)] or 6 * 7)";
+    let code = if tool_names(body).iter().any(|t| t.ends_with("__run_python")) {
+        "import model_tools, helpers\nprint(helpers.format_result(model_tools.get_model_info()))"
+    } else {
+        code
+    };
+    match tool_names(body)
+        .into_iter()
+        .find(|t| t.ends_with("__execute_code") || t.ends_with("__run_python"))
+    {
+        Some(tool) => Reply::Sse(call_turn("toolu_1", &tool, json!({ "code": code }))),
+        None => Reply::Sse(answer("Both investigators found the same thing.")),
+    }
+}
+
+/// The Seer-shaped scripts of `tests/fixtures/seer_shaped/` (Seer's documented
+/// experiments, translated line by line) run unchanged against a loopback provider.
+#[test]
+fn seer_shaped_scripts_run_unchanged() {
+    let fake = FakeAnthropic::respond(seer_shaped_agent);
+    let env = Env::new();
+    common::link_tiny_models(&env);
+    let dir = seer::testenv::fixture("seer_shaped");
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let f = f.unwrap().path();
+        let name = f.file_name().unwrap().to_string_lossy().to_string();
+        env.write(&name, &std::fs::read_to_string(&f).unwrap());
+    }
+    let run = |script: &str| {
+        let out = env
+            .agent_cmd()
+            .env("ANTHROPIC_BASE_URL", &fake.url)
+            .args(["run", script])
+            .output()
+            .unwrap();
+        let (stdout, stderr) = common::text(&out);
+        assert!(out.status.success(), "{script}: {stderr}");
+        stdout
+    };
+    assert_eq!(
+        run("local_mode.rhai"),
+        "[cell 1, execution_count 2]\n['my_tools']\nlocal mode done\n"
+    );
+    assert_eq!(
+        run("sandbox_intro.rhai"),
+        "[cell 0, execution_count 1]\n42\n(64,)\n\n"
+    );
+    assert_eq!(
+        run("scoped_sandbox.rhai"),
+        "scoped\n[exit code 0]\n## Result\n\n- **num_layers**: 2\n- **hidden_size**: 64\n\
+         - **summary**: ## Result\n\n- **layers**: 2\n\nSession: minimal-example\n"
+    );
+    assert_eq!(
+        run("multi_agent.rhai"),
+        "Both investigators found the same thing.\n"
+    );
+}

@@ -23,14 +23,9 @@ const SEER_NAMES: &[(&str, &str, &str)] = &[
         "run a file's code with `s.exec(read_file(path))`",
     ),
     (
-        "ShellSession",
-        "workspace_dir",
-        "seer calls it `sh.workspace_path`",
-    ),
-    (
-        "ShellSession",
-        "exec_shell",
-        "`sh.exec(cmd)` runs a shell command in seer (Seer's CLISession.exec runs Python: `sh.exec_python(code)`)",
+        "Sandbox",
+        "code_server_url",
+        "not supported yet: seer starts no VS Code server (`debug`)",
     ),
     (
         "map",
