@@ -14,6 +14,7 @@ pub mod lint;
 pub mod reference;
 pub mod runner;
 pub mod seer_names;
+pub mod static_check;
 pub mod stdlib;
 pub mod watch;
 
@@ -348,6 +349,23 @@ pub fn build_engine(host: &Arc<Host>) -> Engine {
     api_shell::register(&mut engine, host);
     api_agent::register(&mut engine, host);
     engine
+}
+
+/// An engine with the whole API, for reading it (`seer docs`, `seer check`): its host
+/// runs nothing (a current-thread runtime, the current dir as the script's folder).
+pub fn api_engine() -> anyhow::Result<(tokio::runtime::Runtime, Engine)> {
+    let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    let dir = std::env::current_dir()?;
+    let host = Arc::new(Host::new(
+        rt.handle().clone(),
+        tokio_util::sync::CancellationToken::new(),
+        dir.join("docs.rhai"),
+        dir.clone(),
+        dir.join("outputs"),
+        vec![],
+    ));
+    let engine = build_engine(&host);
+    Ok((rt, engine))
 }
 
 #[cfg(test)]

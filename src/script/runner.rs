@@ -62,8 +62,26 @@ pub fn check(path: &Path) -> Outcome {
     print_warnings(&src, &shown);
     let errs = errors::all_parse_errors(&engine, &src, &shown);
     if errs.is_empty() {
-        crate::output::out_line(&format!("{shown}: ok"));
-        Outcome::Ok
+        // Methods and properties the values' seer types do not have.
+        let findings = match super::api_engine() {
+            Ok((_rt, api)) => match api.compile(&src) {
+                Ok(ast) => super::static_check::check(&api, &ast),
+                Err(_) => vec![],
+            },
+            Err(e) => {
+                tracing::warn!("cannot build the API engine for the name check: {e:#}");
+                vec![]
+            }
+        };
+        if findings.is_empty() {
+            crate::output::out_line(&format!("{shown}: ok"));
+            return Outcome::Ok;
+        }
+        for f in &findings {
+            crate::output::err_line(&format!("{shown}:{}:{}: {}", f.line, f.col, f.message));
+        }
+        crate::output::err_line(&format!("{} unknown name(s)", findings.len()));
+        Outcome::Failed
     } else {
         for e in &errs {
             crate::output::err_line(&format!("{e}"));

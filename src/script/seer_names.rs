@@ -106,6 +106,17 @@ impl Names {
         None
     }
 
+    /// The message for `name`, a method or property `this` does not have.
+    pub fn unknown_member(&self, this: &str, name: &str, kind: Kind) -> String {
+        let what = if kind == Kind::Method {
+            "method"
+        } else {
+            "property"
+        };
+        self.member(this, name, kind, "")
+            .unwrap_or_else(|| format!("`{this}` has no {what} `{name}`"))
+    }
+
     fn member(&self, this: &str, name: &str, kind: Kind, args: &str) -> Option<String> {
         let what = if kind == Kind::Method {
             "method"
