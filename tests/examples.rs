@@ -218,6 +218,26 @@ fn every_example_script_runs_end_to_end_against_a_loopback_provider() {
             "petri_whitebox",
             format!("scores: {SCORES_MAP}\nnotebook: outputs/<run>/whitebox-audit.ipynb\n"),
         ),
+        // Ported from Seer's published experiments.
+        (
+            "refusal_direction_ablation",
+            format!("{SCORES}notebook: outputs/<run>/refusal-ablation.ipynb\n"),
+        ),
+        (
+            "auditing_game",
+            format!("{SCORES}notebook: outputs/<run>/auditing-game.ipynb\n"),
+        ),
+        (
+            "facts_investigation",
+            format!(
+                "testing 3 facts: [\"apollo-11\", \"chernobyl\", \"berlin-wall\"]\n{SCORES}\
+                 notebook: outputs/<run>/investigation-0.ipynb\n"
+            ),
+        ),
+        (
+            "convincing_game",
+            format!("{SCORES}notebook: outputs/<run>/convincing-game.ipynb\n"),
+        ),
     ] {
         let env = Env::new();
         let out = env
@@ -227,6 +247,7 @@ fn every_example_script_runs_end_to_end_against_a_loopback_provider() {
             .env("SEER_ADAPTER", models.join("lora"))
             .env("SEER_GPU", "")
             .env("SEER_LAYER", "1")
+            .env("SEER_CHAT", "0")
             .arg("run")
             .arg(scripts.join(name).join("main.rhai"))
             .output()
