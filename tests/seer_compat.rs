@@ -435,11 +435,28 @@ fn seer_shaped_scripts_run_unchanged() {
     let env = Env::new();
     common::link_tiny_models(&env);
     let dir = seer::testenv::fixture("seer_shaped");
-    for f in std::fs::read_dir(&dir).unwrap() {
-        let f = f.unwrap().path();
-        let name = f.file_name().unwrap().to_string_lossy().to_string();
-        env.write(&name, &std::fs::read_to_string(&f).unwrap());
+    for name in [
+        "README.md",
+        "my_tools.py",
+        "helpers.py",
+        "interface.py",
+        "data/table.csv",
+        "skills/probe/SKILL.md",
+        "local_mode.rhai",
+        "sandbox_intro.rhai",
+        "scoped_sandbox.rhai",
+        "multi_agent.rhai",
+        "api_sections.rhai",
+    ] {
+        env.write(name, &std::fs::read_to_string(dir.join(name)).unwrap());
     }
+    // Every file of the folder is one of those.
+    let mut all = vec![];
+    for e in walk(&dir) {
+        all.push(e.strip_prefix(&dir).unwrap().to_string_lossy().to_string());
+    }
+    all.sort();
+    assert_eq!(all.len(), 11, "{all:?}");
     let run = |script: &str| {
         let out = env
             .agent_cmd()
@@ -468,6 +485,25 @@ fn seer_shaped_scripts_run_unchanged() {
         run("multi_agent.rhai"),
         "Both investigators found the same thing.\n"
     );
+    assert_eq!(
+        run("api_sections.rhai"),
+        "{\"key\": \"value\"}\na,b\nfast\n\n5\n\n[[], [], true]\n{\"key\": \"value\"}\n\
+         .claude/skills:\nprobe\n\ndata2:\ntable.csv\n\npython in the sandbox\n\n[\"cli\", [\"shell\"]]\n"
+    );
+}
+
+/// The files under `dir`, recursively.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
 
 /// `seer check` reports an unknown method or property where the value's seer type is known
