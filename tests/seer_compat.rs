@@ -356,7 +356,7 @@ try { run_agent(#{ provider: "openai", prompt: "p", tools: "none", kwargs: #{ to
     );
     assert_eq!(
         first["systemInstruction"],
-        json!({"parts": [{"text": "You compute."}]})
+        json!({"role": "user", "parts": [{"text": "You compute."}]})
     );
     assert_eq!(
         first["generationConfig"],

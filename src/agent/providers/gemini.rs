@@ -167,7 +167,8 @@ pub(crate) fn body(req: &Request, config: &ProviderConfig) -> Value {
         "generationConfig": generation,
     });
     if !req.system.is_empty() {
-        body["systemInstruction"] = json!({"parts": [{"text": req.system}]});
+        // As Google's SDK sends it.
+        body["systemInstruction"] = json!({"role": "user", "parts": [{"text": req.system}]});
     }
     if !req.tools.is_empty() {
         let decls: Vec<Value> = req

@@ -109,7 +109,7 @@ async fn gemini_text_turn_and_request_shape() {
     assert_eq!(
         r.body,
         json!({
-            "systemInstruction": {"parts": [{"text": "You are a probe."}]},
+            "systemInstruction": {"role": "user", "parts": [{"text": "You are a probe."}]},
             "generationConfig": {"maxOutputTokens": 1024, "temperature": 0.5},
             "tools": [{"functionDeclarations": [{"name": "run_code", "description": "Run Python",
                 "parametersJsonSchema": {"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]}}]}],
@@ -294,4 +294,98 @@ async fn gemini_fake_matches_the_official_sdk() {
         json!({"parts": [{"text": "Weighing it.", "thought": true}, {"text": "Hel"}, {"text": "lo ✓"}],
                "finish": "STOP", "usage": [40, 12, 5, 10]})
     );
+}
+
+const GENAI_REQUEST_SCRIPT: &str = r#"
+import base64, sys
+from google import genai
+from google.genai import types
+c = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=sys.argv[1], api_version="v1beta"))
+schema = {"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]}
+contents = [
+    types.Content(role="user", parts=[types.Part(text="Plot it")]),
+    types.Content(role="model", parts=[
+        types.Part(text="Running."),
+        types.Part(function_call=types.FunctionCall(id="t1", name="run_code", args={"code": "plot()"}),
+                   thought_signature=b"sig")]),
+    types.Content(role="user", parts=[
+        types.Part(function_response=types.FunctionResponse(id="t1", name="run_code", response={"output": "done"})),
+        types.Part(inline_data=types.Blob(mime_type="image/png", data=base64.b64decode("iVBORw0KGgo=")))]),
+]
+config = types.GenerateContentConfig(
+    system_instruction="You are a probe.", max_output_tokens=1024, temperature=0.5, top_p=0.9, top_k=20,
+    stop_sequences=["END"], thinking_config=types.ThinkingConfig(thinking_budget=2048, include_thoughts=True),
+    tools=[types.Tool(function_declarations=[types.FunctionDeclaration(
+        name="run_code", description="Run Python", parameters_json_schema=schema)])])
+for _ in c.models.generate_content_stream(model="gemini-3-pro-preview", contents=contents, config=config):
+    pass
+"#;
+
+/// The request seer builds is the one Google's SDK sends for the same conversation.
+#[tokio::test]
+async fn gemini_request_matches_the_official_sdk() {
+    let python = crate::testenv::python();
+    let fake = Fake::start(vec![stream(gemini_text_turn())]).await;
+    let out = tokio::process::Command::new(&python)
+        .args(["-c", GENAI_REQUEST_SCRIPT, &fake.base])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sdk = fake.requests().remove(0);
+    let mut req = convo_request();
+    let call = req.messages[1].content[2].clone();
+    req.messages[1].content = vec![
+        Block::Text("Running.".into()),
+        Block::Thinking {
+            text: String::new(),
+            signature: Some("c2ln".into()),
+        },
+        call,
+    ];
+    req.options = serde_json::from_value(json!({"temperature": 0.5, "top_p": 0.9, "top_k": 20,
+        "stop": ["END"], "thinking_budget": 2048}))
+    .unwrap();
+    let p = provider(Kind::Gemini, &fake);
+    let mut ours = p.request_body(&req);
+    ours.as_object_mut().unwrap().remove("model");
+    // The SDK writes some keys in snake_case and integers as floats, which the API's JSON
+    // mapping reads like the camelCase seer writes (the REST reference's form).
+    assert_eq!(canonical(&sdk.body), canonical(&ours));
+    assert_eq!(
+        sdk.path,
+        "/v1beta/models/gemini-3-pro-preview:streamGenerateContent?alt=sse"
+    );
+}
+
+/// `v` with object keys in camelCase and numbers as floats.
+fn canonical(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let mut key = String::new();
+                    let mut upper = false;
+                    for c in k.chars() {
+                        if c == '_' {
+                            upper = true;
+                        } else if upper {
+                            key.extend(c.to_uppercase());
+                            upper = false;
+                        } else {
+                            key.push(c);
+                        }
+                    }
+                    (key, canonical(v))
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(canonical).collect()),
+        Value::Number(n) => json!(n.as_f64()),
+        other => other.clone(),
+    }
 }
