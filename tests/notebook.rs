@@ -250,7 +250,7 @@ fn bad_notebook_and_bad_options_are_clear_errors() {
         (
             "create_notebook_session(sb, (), #{ nmae: \"x\" });",
             "main.rhai:2:1: notebook session options: unknown field `nmae`; did you mean `name`? \
-             (valid fields: `name`, `resume`, `continue_from`, `timeout`, `python_packages`)",
+             (valid fields: `name`, `resume`, `continue_from`, `timeout`, `python_packages`, `secrets`, `env`, `notebook_dir`, `output_dir`, `port`, `workspace_dir`)",
         ),
         (
             "let s = create_notebook_session(sb, ());\ns.exec(\"1\", #{ hiden: true });",
