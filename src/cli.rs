@@ -157,18 +157,7 @@ fn mcp_notebook(sandbox: &str, name: &str, output_dir: PathBuf) -> anyhow::Resul
 
 /// An engine with the whole API registered, for reading its metadata (nothing runs).
 fn api_engine() -> anyhow::Result<(tokio::runtime::Runtime, rhai::Engine)> {
-    let rt = tokio::runtime::Builder::new_current_thread().build()?;
-    let dir = std::env::current_dir()?;
-    let host = std::sync::Arc::new(crate::script::Host::new(
-        rt.handle().clone(),
-        tokio_util::sync::CancellationToken::new(),
-        dir.join("docs.rhai"),
-        dir.clone(),
-        dir.join("outputs"),
-        vec![],
-    ));
-    let engine = crate::script::build_engine(&host);
-    Ok((rt, engine))
+    crate::script::api_engine()
 }
 
 fn init_tracing(verbose: u8) {

@@ -20,7 +20,7 @@ use serde_json::Value;
 pub const MASK: &str = "***";
 
 /// Environment variables holding provider API keys, redacted wherever they are set.
-pub const PROVIDER_KEY_VARS: &[&str] = &["ANTHROPIC_API_KEY", "OPENAI_API_KEY"];
+pub const PROVIDER_KEY_VARS: &[&str] = &["ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"];
 
 /// Values shorter than this are not redacted: they would mangle ordinary text and are not
 /// secrets worth the name.

@@ -51,10 +51,10 @@ pub fn target_dir() -> PathBuf {
 }
 
 /// The seer cache (uv, Python envs) shared by every test, so envs are built once per machine.
+/// Links in its path are resolved: bubblewrap cannot mount over a path that goes through a
+/// link (a target dir whose `tmp` links to a shared one).
 pub fn shared_cache() -> PathBuf {
     let cache = target_dir().join("tmp/seer-cache");
-    // A target dir whose `tmp` links to another's: bubblewrap cannot make mount points
-    // through the link, so the sandboxes get the real path.
     std::fs::canonicalize(&cache).unwrap_or(cache)
 }
 

@@ -21,7 +21,7 @@ fn run_agent_drives_a_notebook_through_mcp_against_an_anthropic_wire_fake() {
 let sb = Sandbox(#{ execution_mode: "notebook" }).start();
 let s = create_notebook_session(sb, (), #{ name: "agent" });
 let events = [];
-let r = run_agent(#{ prompt: "What is 6 * 7?", mcp_config: s.mcp_config, base_url: ARGS[0], name: "solver", max_turns: 5 },
+let r = run_agent(#{ user_message: "What is 6 * 7?", mcp_config: s.mcp_config, base_url: ARGS[0], name: "solver", max_turns: 5 },
                   |m| events.push(m.type));
 print(to_json(#{ final: r.final_text, turns: r.turns, stop: r.stop_reason, events: events, usage: r.usage, transcript: r.transcript }));
 "#,
@@ -60,7 +60,7 @@ print(to_json(#{ final: r.final_text, turns: r.turns, stop: r.stop_reason, event
     );
     assert_eq!(
         record["agents"],
-        json!([{"name": "solver", "provider": "anthropic", "model": "claude-sonnet-4-5",
+        json!([{"name": "solver", "provider": "anthropic", "model": "claude-sonnet-4-5-20250929",
                 "stop_reason": "end_turn", "turns": 2, "input_tokens": 300, "output_tokens": 27,
                 "cache_read_tokens": 0, "cache_write_tokens": 0, "cost_usd": 0.001305,
                 "transcript": format!("outputs/{run}/transcripts/solver.jsonl")}])
@@ -90,7 +90,7 @@ print(to_json(#{ final: r.final_text, turns: r.turns, stop: r.stop_reason, event
         ])
     );
     assert_eq!(first["stream"], true);
-    assert_eq!(first["model"], "claude-sonnet-4-5");
+    assert_eq!(first["model"], "claude-sonnet-4-5-20250929");
     assert_eq!(
         tool_names(first),
         [
@@ -154,16 +154,16 @@ fn run_agent_config_errors_are_clear() {
             "run_agent(#{ promt: \"x\" });",
             "error: main.rhai:1:1: run_agent: unknown field `promt`; did you mean `prompt`? (valid fields: \
              `prompt`, `mcp_config`, `provider`, `model`, `base_url`, `api_key_env`, `max_turns`, `max_tokens`, \
-             `system_prompt`, `user_message`, `name`, `transcript`, `prices`, `live_log`, `request_timeout`, \
-             `max_retries`)\n",
+             `system_prompt`, `user_message`, `tools`, `name`, `transcript`, `prices`, `live_log`, `request_timeout`, \
+             `max_retries`, `kwargs`)\n",
         ),
         (
-            "run_agent(#{ prompt: \"x\", provider: \"nope\" });",
+            "run_agent(#{ user_message: \"x\", provider: \"nope\" });",
             "error: main.rhai:1:1: run_agent: unknown provider \"nope\"; expected \"anthropic\" \
-             (alias \"claude\"), \"openai\", \"claude-code\" or \"replay\"\n",
+             (alias \"claude\"), \"openai\", \"gemini\", \"claude-code\" or \"replay\"\n",
         ),
         (
-            "run_agent(#{ prompt: \"x\", mcp_config: #{ a: #{ type: \"stdio\", command: \"/no/such/server\" } }, base_url: \"http://127.0.0.1:9\" });",
+            "run_agent(#{ user_message: \"x\", mcp_config: #{ a: #{ type: \"stdio\", command: \"/no/such/server\" } }, base_url: \"http://127.0.0.1:9\" });",
             "error: main.rhai:1:1: MCP server `a`: cannot start `/no/such/server`: \
              No such file or directory (os error 2)\n",
         ),
@@ -181,12 +181,12 @@ fn replay_reruns_a_transcripts_tool_calls_for_real_without_the_provider() {
         r#"
 let sb = Sandbox(#{ execution_mode: "notebook" }).start();
 let s = create_notebook_session(sb, (), #{ name: "live" });
-let r = run_agent(#{ prompt: "What is 6 * 7?", mcp_config: s.mcp_config, base_url: ARGS[0], name: "live" });
+let r = run_agent(#{ user_message: "What is 6 * 7?", mcp_config: s.mcp_config, base_url: ARGS[0], name: "live" });
 // A fresh sandbox and session: the replay runs the recorded calls there.
 let sb2 = Sandbox(#{ execution_mode: "notebook" }).start();
 let s2 = create_notebook_session(sb2, (), #{ name: "replayed" });
 let events = [];
-let r2 = run_agent(#{ provider: "replay", transcript: r.transcript, prompt: "What is 6 * 7?",
+let r2 = run_agent(#{ provider: "replay", transcript: r.transcript, user_message: "What is 6 * 7?",
                       mcp_config: s2.mcp_config, name: "replayed" }, |m| events.push(m.type));
 print(to_json(#{ final: r2.final_text, turns: r2.turns, usage: r2.usage, events: events,
                  notebook: s2.notebook_path, same_sandbox: sb.id == sb2.id }));
@@ -224,24 +224,24 @@ fn replay_errors_say_what_is_missing() {
     env.write("empty.jsonl", "{\"type\": \"start\"}\n");
     for (code, want) in [
         (
-            "run_agent(#{ provider: \"replay\", prompt: \"x\" });",
+            "run_agent(#{ provider: \"replay\", user_message: \"x\" });",
             "error: main.rhai:1:1: run_agent: provider \"replay\" needs `transcript`: \
              the path of a transcript to replay (outputs/<run>/transcripts/<name>.jsonl)\n",
         ),
         (
-            "run_agent(#{ provider: \"replay\", prompt: \"x\", transcript: \"empty.jsonl\" });",
+            "run_agent(#{ provider: \"replay\", user_message: \"x\", transcript: \"empty.jsonl\" });",
             "error: main.rhai:1:1: run_agent: <dir>/empty.jsonl has no assistant turns to replay: \
              give the transcript of an agent run (outputs/<run>/transcripts/<name>.jsonl)\n",
         ),
         (
-            "run_agent(#{ provider: \"replay\", prompt: \"x\", transcript: \"nope.jsonl\" });",
+            "run_agent(#{ provider: \"replay\", user_message: \"x\", transcript: \"nope.jsonl\" });",
             "error: main.rhai:1:1: run_agent: reading the replay transcript <dir>/nope.jsonl: \
              No such file or directory (os error 2)\n",
         ),
         (
-            "run_agent(#{ provider: \"gemini\", prompt: \"x\" });",
-            "error: main.rhai:1:1: run_agent: unknown provider \"gemini\"; expected \"anthropic\" \
-             (alias \"claude\"), \"openai\", \"claude-code\" or \"replay\"\n",
+            "run_agent(#{ provider: \"gemma\", user_message: \"x\" });",
+            "error: main.rhai:1:1: run_agent: unknown provider \"gemma\"; expected \"anthropic\" \
+             (alias \"claude\"), \"openai\", \"gemini\", \"claude-code\" or \"replay\"\n",
         ),
     ] {
         let (out, _, _) = env.run_agent_script(code, "");
@@ -273,11 +273,11 @@ let sa = create_notebook_session(Sandbox(#{ execution_mode: "notebook" }).start(
 let sb = create_notebook_session(Sandbox(#{ execution_mode: "notebook" }).start(), (), #{ name: "b" });
 let url = ARGS[0];
 let rs = parallel([
-    || run_agent(#{ prompt: "pid?", mcp_config: sa.mcp_config, base_url: url, name: "a" }),
-    || run_agent(#{ prompt: "pid?", mcp_config: sb.mcp_config, base_url: url, name: "b" }),
+    || run_agent(#{ user_message: "pid?", mcp_config: sa.mcp_config, base_url: url, name: "a" }),
+    || run_agent(#{ user_message: "pid?", mcp_config: sb.mcp_config, base_url: url, name: "b" }),
 ]);
 // spawn: start now, join later.
-let t = spawn(|| run_agent(#{ prompt: "pid?", mcp_config: sa.mcp_config, base_url: url, name: "c" }));
+let t = spawn(|| run_agent(#{ user_message: "pid?", mcp_config: sa.mcp_config, base_url: url, name: "c" }));
 let c = t.join();
 print(to_json([rs[0].final_text, rs[1].final_text, c.final_text, t.is_done()]));
 "#,
@@ -383,7 +383,7 @@ fn a_repeated_identical_failing_call_is_reported_to_the_model() {
         r#"
 let s = create_notebook_session(Sandbox(#{ execution_mode: "notebook" }).start(), (), #{});
 let repeats = [];
-let r = run_agent(#{ prompt: "go", mcp_config: s.mcp_config, base_url: ARGS[0], live_log: false },
+let r = run_agent(#{ user_message: "go", mcp_config: s.mcp_config, base_url: ARGS[0], live_log: false },
     |m| if m.type == "tool_result" { repeats.push(m.repeated_failures ?? 1) });
 print(to_json(#{ final: r.final_text, repeats: repeats }));
 "#,
@@ -447,7 +447,7 @@ fn run_agent_survives_429_500_529_and_a_cut_stream_then_times_out_on_a_silent_se
     });
     let env = Env::new();
     let (out, stdout, stderr) = env.run_agent_script(
-        r#"let r = run_agent(#{ prompt: "hi", base_url: ARGS[0] }); print(r.final_text);"#,
+        r#"let r = run_agent(#{ user_message: "hi", tools: "none", base_url: ARGS[0] }); print(r.final_text);"#,
         &fake.url,
     );
     assert!(out.status.success(), "{stderr}\n{stdout}");
@@ -467,7 +467,7 @@ fn run_agent_survives_429_500_529_and_a_cut_stream_then_times_out_on_a_silent_se
     let silent = FakeAnthropic::hanging();
     let started = std::time::Instant::now();
     let (out, _, _) = env.run_agent_script(
-        r#"run_agent(#{ prompt: "hi", base_url: ARGS[0], request_timeout: 0.5, max_retries: 1, name: "slow" });"#,
+        r#"run_agent(#{ user_message: "hi", tools: "none", base_url: ARGS[0], request_timeout: 0.5, max_retries: 1, name: "slow" });"#,
         &silent.url,
     );
     let err = failed(&out);

@@ -61,7 +61,7 @@ fn claude_code_cli_drives_a_notebook_through_seers_mcp_server() {
 let sb = Sandbox(#{ execution_mode: "notebook" }).start();
 let s = create_notebook_session(sb, (), #{ name: "agent" });
 let events = [];
-let r = run_agent(#{ provider: "claude-code", prompt: "What is 6 * 7?", mcp_config: s.mcp_config,
+let r = run_agent(#{ provider: "claude-code", user_message: "What is 6 * 7?", mcp_config: s.mcp_config,
                      base_url: ARGS[0], name: "cc", max_turns: 5 }, |m| events.push(m));
 print(to_json(#{ final: r.final_text, turns: r.turns, stop: r.stop_reason, events: events, usage: r.usage,
                  transcript: r.transcript, notebook: s.notebook_path }));
@@ -208,7 +208,7 @@ fn claude_code_errors_and_ctrl_c_end_the_cli_and_its_mcp_servers() {
     env.write(
         "main.rhai",
         r#"
-run_agent(#{ provider: "claude-code", prompt: "x", base_url: ARGS[0], model: ARGS[2],
+run_agent(#{ provider: "claude-code", user_message: "x", base_url: ARGS[0], model: ARGS[2],
              mcp_config: #{ everything: #{ type: "stdio", command: "node",
                                            args: ["--max-old-space-size=4099", ARGS[1], "stdio"] } } });
 "#,
@@ -273,7 +273,7 @@ fn claude_code_without_the_cli_is_a_clear_error() {
     let env = Env::new();
     env.write(
         "main.rhai",
-        "run_agent(#{ provider: \"claude-code\", prompt: \"x\" });",
+        "run_agent(#{ provider: \"claude-code\", user_message: \"x\", tools: \"none\" });",
     );
     let install = "install it with `npm install -g @anthropic-ai/claude-code` (it must be on PATH), \
                    or set SEER_CLAUDE_BIN to the `claude` executable";
@@ -334,7 +334,7 @@ fn seers_loop_drives_the_everything_server_over_stdio() {
         "main.rhai",
         r#"
 let events = [];
-let r = run_agent(#{ prompt: "Use the tools.", base_url: ARGS[0], max_turns: 6,
+let r = run_agent(#{ user_message: "Use the tools.", base_url: ARGS[0], max_turns: 6,
                      mcp_config: #{ everything: #{ type: "stdio", command: "node", args: [ARGS[1], "stdio"] } } },
                   |m| events.push(m));
 print(to_json(#{ final: r.final_text, turns: r.turns, stop: r.stop_reason, events: events }));

@@ -244,7 +244,7 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "agent request_timeout not positive",
-            "run_agent(#{ prompt: \"hi\", request_timeout: -1 });",
+            "run_agent(#{ user_message: \"hi\", request_timeout: -1 });",
             "main.rhai:1:1",
             "run_agent: field `request_timeout`: must be a positive number of seconds, not -1",
         ),
@@ -391,13 +391,13 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "agent name with a slash",
-            "run_agent(#{ prompt: \"p\", mcp_config: #{}, name: \"../x\" });",
+            "run_agent(#{ user_message: \"p\", mcp_config: #{}, name: \"../x\" });",
             "main.rhai:1:1",
             "run_agent: `name` contains `/` (a name, not a path): got \"../x\"; it names a file or folder seer writes, so give a plain name such as \"probe\"",
         ),
         case(
             "empty agent name",
-            "run_agent(#{ prompt: \"p\", mcp_config: #{}, name: \"\" });",
+            "run_agent(#{ user_message: \"p\", mcp_config: #{}, name: \"\" });",
             "main.rhai:1:1",
             "run_agent: `name` is empty: got \"\"; it names a file or folder seer writes, so give a plain name such as \"probe\"",
         ),

@@ -114,16 +114,19 @@ fn quickstart_runs_against_a_live_provider_when_named() {
              2 turns, 1 tool calls, 2700 in / 52 out tokens\n"
         )
     );
-    // The prompt: the library's docs, then the task.
+    // The prompt (the system prompt, as in Seer): the library's docs, then the task; the
+    // first user message is seer's default.
     let seen = fake.requests();
     let task = std::fs::read_to_string(quickstart().join("task.md")).unwrap();
     let docs = "## toy_model\n\nA toy two-layer MLP over 16 input features with 4 output classes.\n\n\
                 `load_model()` returns the model; `model.hidden(x)` gives the 32 hidden activations (ReLU)\n\
                 for a batch `x` of shape (n, 16), `model.forward(x)` the 4 output logits. The weights are\n\
                 fixed by a seed, so every run sees the same model.\n\n";
+    assert_eq!(seen[0].1["system"], json!(format!("{docs}\n\n{task}")));
     assert_eq!(
         seen[0].1["messages"],
-        json!([{"role": "user", "content": [{"type": "text", "text": format!("{docs}\n\n{task}")}]}])
+        json!([{"role": "user", "content": [{"type": "text", "text":
+            "Begin. Follow the instructions in the system prompt, and end with a summary of what you found."}]}])
     );
     assert_eq!(
         last_tool_results(&seen[1].1).unwrap(),
@@ -215,6 +218,26 @@ fn every_example_script_runs_end_to_end_against_a_loopback_provider() {
             "petri_whitebox",
             format!("scores: {SCORES_MAP}\nnotebook: outputs/<run>/whitebox-audit.ipynb\n"),
         ),
+        // Ported from Seer's published experiments.
+        (
+            "refusal_direction_ablation",
+            format!("{SCORES}notebook: outputs/<run>/refusal-ablation.ipynb\n"),
+        ),
+        (
+            "auditing_game",
+            format!("{SCORES}notebook: outputs/<run>/auditing-game.ipynb\n"),
+        ),
+        (
+            "facts_investigation",
+            format!(
+                "testing 3 facts: [\"apollo-11\", \"chernobyl\", \"berlin-wall\"]\n{SCORES}\
+                 notebook: outputs/<run>/investigation-0.ipynb\n"
+            ),
+        ),
+        (
+            "convincing_game",
+            format!("{SCORES}notebook: outputs/<run>/convincing-game.ipynb\n"),
+        ),
     ] {
         let env = Env::new();
         let out = env
@@ -224,6 +247,7 @@ fn every_example_script_runs_end_to_end_against_a_loopback_provider() {
             .env("SEER_ADAPTER", models.join("lora"))
             .env("SEER_GPU", "")
             .env("SEER_LAYER", "1")
+            .env("SEER_CHAT", "0")
             .arg("run")
             .arg(scripts.join(name).join("main.rhai"))
             .output()

@@ -90,7 +90,7 @@ fn outputs_errors_and_notebook_file() {
         "let sb = Sandbox(#{ execution_mode: \"notebook\" }).start();\nlet s = create_notebook_session(sb, (), #{ name: \"probe\" });\n",
     );
     for (code, _) in output_cases() {
-        script.push_str(&format!("let r = s.exec({code:?});\nprint(to_json(#{{ status: r.status, text: r.text, types: r.outputs.map(|o| o.output_type), count: r.execution_count, data: r.outputs.map(|o| o.data) }}));\n"));
+        script.push_str(&format!("let r = s.exec({code:?}, #{{ raise: false }});\nprint(to_json(#{{ status: r.status, text: r.text, types: r.outputs.map(|o| o.output_type), count: r.execution_count, data: r.outputs.map(|o| o.data) }}));\n"));
     }
     script.push_str("print(s.notebook_path);\n");
     let out = env.run(&script, &[]);
@@ -128,11 +128,11 @@ let s = create_notebook_session(sb, ());
 let h = s.exec("secret = 41", #{ hidden: true });
 print([h.cell_index, h.execution_count, s.cell_count]);
 print(s.exec("secret + 1").text);
-let t = s.exec("import time\nfor i in range(100): time.sleep(0.1)", #{ timeout: 0.5 });
+let t = s.exec("import time\nfor i in range(100): time.sleep(0.1)", #{ timeout: 0.5, raise: false });
 print(t.status);
 print(to_json(t.text));
 print(s.exec("secret").text);
-let d = s.exec("import os; os._exit(3)");
+let d = s.exec("import os; os._exit(3)", #{ raise: false });
 print(d.status);
 print(to_json(d.note));
 print(s.exec("'secret' in dir()").text);
@@ -250,12 +250,12 @@ fn bad_notebook_and_bad_options_are_clear_errors() {
         (
             "create_notebook_session(sb, (), #{ nmae: \"x\" });",
             "main.rhai:2:1: notebook session options: unknown field `nmae`; did you mean `name`? \
-             (valid fields: `name`, `resume`, `continue_from`, `timeout`, `python_packages`)",
+             (valid fields: `name`, `resume`, `continue_from`, `timeout`, `python_packages`, `secrets`, `env`, `notebook_dir`, `output_dir`, `port`, `workspace_dir`)",
         ),
         (
             "let s = create_notebook_session(sb, ());\ns.exec(\"1\", #{ hiden: true });",
             "main.rhai:3:3: exec options: unknown field `hiden`; did you mean `hidden`? \
-             (valid fields: `hidden`, `timeout`)",
+             (valid fields: `hidden`, `timeout`, `raise`)",
         ),
     ];
     for (code, want) in cases {

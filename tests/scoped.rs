@@ -482,17 +482,17 @@ fn each_expose_as_form_reaches_an_agent() {
 let scoped = ScopedSandbox().start();
 let lib = scoped.serve("iface_agent.py", #{ expose_as: "library", name: "agent_tools" });
 let nb = create_local_notebook_session(Workspace(#{ libraries: [lib] }), #{ name: "lib" });
-run_agent(#{ prompt: "use the library", mcp_config: nb.mcp_config, base_url: ARGS[0], max_turns: 3 });
+run_agent(#{ user_message: "use the library", mcp_config: nb.mcp_config, base_url: ARGS[0], max_turns: 3 });
 
 let mcp = scoped.serve("iface_agent.py", #{ expose_as: "mcp", name: "agent_tools" });
-run_agent(#{ prompt: "use the tools", mcp_config: mcp, base_url: ARGS[0], max_turns: 3 });
+run_agent(#{ user_message: "use the tools", mcp_config: mcp, base_url: ARGS[0], max_turns: 3 });
 
 let md = scoped.serve("iface_agent.py", #{ expose_as: "prompt", name: "agent_tools" });
-run_agent(#{ prompt: "Functions you can use:\n" + md, base_url: ARGS[0], max_turns: 3 });
+run_agent(#{ user_message: "Functions you can use:\n" + md, tools: "none", base_url: ARGS[0], max_turns: 3 });
 
 let skill = scoped.serve("iface_agent.py", #{ expose_as: "skill", name: "agent-skill" });
 let nb2 = create_local_notebook_session(Workspace(#{ skills: [skill] }), #{ name: "skill" });
-run_agent(#{ prompt: "use the skill", mcp_config: nb2.mcp_config, base_url: ARGS[0], max_turns: 3 });
+run_agent(#{ user_message: "use the skill", mcp_config: nb2.mcp_config, base_url: ARGS[0], max_turns: 3 });
 print(`functions=${scoped.functions.len()}`);
 "#,
         &fake.url,

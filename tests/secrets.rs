@@ -71,7 +71,7 @@ mcp.mixin(sh.mcp_config);
 // A stdio server gets only what its config gives it (here the secret), not seer's env.
 mcp.everything = #{ type: "stdio", command: "node", args: [ARGS[1], "stdio"], env: #{ MY_SECRET: env("MY_SECRET") } };
 let results = [];
-let r = run_agent(#{ prompt: "Investigate.", mcp_config: mcp, base_url: ARGS[0], name: "spy", max_turns: 5 },
+let r = run_agent(#{ user_message: "Investigate.", mcp_config: mcp, base_url: ARGS[0], name: "spy", max_turns: 5 },
                   |m| if m.type == "tool_result" { results.push(m.text) });
 print(`callback: ${results}`);
 // The script's own paths: a session cell, a shell-session command and a sandbox command.

@@ -50,7 +50,7 @@ let sb = Sandbox(#{}).start();
 let ws = Workspace(#{ libraries: [Library::from_code("helpers", "def double(x):\n    return 2 * x\n")] });
 let s = create_cli_session(sb, ws);
 print(s.exec_python("import helpers; print(helpers.double(5))"));
-let r = run_agent(#{ prompt: "go", mcp_config: s.mcp_config, base_url: ARGS[0], live_log: false });
+let r = run_agent(#{ user_message: "go", mcp_config: s.mcp_config, base_url: ARGS[0], live_log: false });
 print(r.final_text);
 "#,
         &fake.url,
@@ -95,7 +95,7 @@ fn an_agent_works_in_a_local_folder_in_a_local_session() {
         r#"
 let ws = Workspace(#{ libraries: [Library::from_code("helpers", "NAME = 'lib ok'\n")] });
 let s = create_local_session(ws, #{ workspace_dir: "work", name: "local" });
-let r = run_agent(#{ prompt: "go", mcp_config: s.mcp_config, base_url: ARGS[0], live_log: false });
+let r = run_agent(#{ user_message: "go", mcp_config: s.mcp_config, base_url: ARGS[0], live_log: false });
 print(s.workspace_path);
 "#,
         &fake.url,

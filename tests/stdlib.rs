@@ -51,7 +51,7 @@ print(to_json(#{ prompt: p,
     for (code, want) in [
         (
             "import \"seer/judge\" as judge;\njudge::parse_scores(\"no scores here\");",
-            "error: seer/judge:38:9: parse_scores: no <scores> block in the judge's answer\n  \
+            "error: seer/judge:45:9: parse_scores: no <scores> block in the judge's answer\n  \
              in call to function 'parse_scores' at main.rhai:2:8\n",
         ),
         (

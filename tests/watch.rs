@@ -145,7 +145,7 @@ fn watch_reruns_warm_on_save() {
 fn a_save_cancels_a_running_agent_and_its_transcript_stays_valid() {
     let fake = FakeAnthropic::hanging();
     let env = Env::new();
-    let script = "print(\"agent starting\");\nrun_agent(#{ prompt: \"think\", base_url: ARGS[0], name: \"slow\" });\n";
+    let script = "print(\"agent starting\");\nrun_agent(#{ user_message: \"think\", tools: \"none\", base_url: ARGS[0], name: \"slow\" });\n";
     env.write("main.rhai", script);
     let mut c = env.agent_cmd();
     c.args(["run", "--watch", "main.rhai", "--", &fake.url]);

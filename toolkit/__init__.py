@@ -22,19 +22,23 @@ with the tokenizer's chat template).
 - `get_layout(model)` -> the model's `layers`, `final_norm`, `unembed` (and `to_logits`).
 - `research_methodology()` -> how to run an investigation (hypotheses, controls, baselines,
   writing findings down as you go); read it before starting.
+- Seer's names: `extract_activation(model, tokenizer, text, layer_idx, position=-1)` ->
+  one activation [d_model]; `create_steering_hook(model, layer_idx, vector, strength=1.0,
+  start_pos=0)` -> the steering context manager; `generate_response(model, tokenizer,
+  prompt, max_new_tokens=100, temperature=0.7)` -> one completion.
 Each function has a docstring: `help(toolkit.extract_activations)`.
 """
 
 import os as _os
 
 from .activation_patching import PatchingResult, activation_patching
-from .batch_generate import batch_generate
+from .batch_generate import batch_generate, generate_response
 from .contrastive_steering import contrastive_steering_vector
-from .extract_activations import extract_activations
+from .extract_activations import extract_activation, extract_activations
 from .logit_lens import LogitLensResult, logit_lens
 from .model_layout import ModelLayout, get_layout, unwrap_model
 from .prompts import format_prompts
-from .steering_hook import steering_hook
+from .steering_hook import create_steering_hook, steering_hook
 
 
 def research_methodology() -> str:
@@ -51,8 +55,11 @@ __all__ = [
     "activation_patching",
     "batch_generate",
     "contrastive_steering_vector",
+    "create_steering_hook",
+    "extract_activation",
     "extract_activations",
     "format_prompts",
+    "generate_response",
     "get_layout",
     "logit_lens",
     "research_methodology",

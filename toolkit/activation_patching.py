@@ -19,7 +19,8 @@ Returns a `PatchingResult`: `layers`, `clean_logits` and `corrupt_logits` [vocab
 `logit_diff` (patched minus corrupt logit of the target, per layer) and `recovered`
 ((patched - corrupt) / (clean - corrupt) per layer; nan when clean == corrupt).
 Patching the last layer at the last position reproduces the clean logits exactly.
-Needs `model_layout.py` and `prompts.py` beside it when mounted as single files.
+Mounted alone (`Library::from_file("toolkit/activation_patching.py")`), seer installs the
+sibling modules it imports beside it.
 """
 
 from dataclasses import dataclass

@@ -16,7 +16,8 @@ skip_special_tokens=True, add_generation_prompt=True, **generate_kwargs)`:
   - returns a list of strings (one string if a single prompt or chat was given): the
     generated text, led by the prefill unless `include_prefill=False`.
 Greedy by default (`do_sample=False`); extra keyword arguments go to `model.generate`.
-Needs `model_layout.py` and `prompts.py` beside it when mounted as single files.
+Mounted alone (`Library::from_file("toolkit/batch_generate.py")`), seer installs the
+sibling modules it imports beside it.
 """
 
 from typing import Any, List, Optional, Sequence, Union
@@ -74,3 +75,13 @@ def batch_generate(
             text = tokenizer.decode(row[width:], skip_special_tokens=skip_special_tokens)
             results.append(pre + text if include_prefill else text)
     return results[0] if single else results
+
+
+def generate_response(model: Any, tokenizer: Any, prompt: Any, max_new_tokens: int = 100, temperature: float = 0.7) -> str:
+    """Seer's name and signature: one completion of a prompt or chat, sampled at
+    `temperature` (greedy at 0). `batch_generate` for one prompt."""
+    sample = temperature > 0
+    return batch_generate(
+        model, tokenizer, prompt, max_new_tokens=max_new_tokens, do_sample=sample,
+        temperature=temperature if sample else 1.0,
+    )

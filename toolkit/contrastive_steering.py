@@ -13,7 +13,8 @@ position=-1, batch_size=8, normalize=False)`: mean over the positive prompts of 
 prompts. Prompts are strings or chats. Returns a float32 CPU tensor [d_model]; with
 `normalize=True` it is scaled to unit norm. Contrast pairs that differ only in the concept
 you care about give the cleanest vectors.
-Needs `model_layout.py`, `prompts.py` and `extract_activations.py` beside it as single files.
+Mounted alone (`Library::from_file("toolkit/contrastive_steering.py")`), seer installs the
+sibling modules it imports beside it.
 """
 
 from typing import Any, Sequence

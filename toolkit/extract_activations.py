@@ -17,7 +17,8 @@ Returns a float32 CPU tensor of shape [n_prompts, n_layers, n_positions, d_model
 axis is dropped when `layers` is an int, the position axis when `positions` is an int, and
 the prompt axis when a single prompt or chat (not a list) is given.
 Works on Llama/Gemma/Qwen/GPT-2-style models, PEFT-wrapped or not (LoRA stays active).
-Needs `model_layout.py` and `prompts.py` beside it when mounted as single files.
+Mounted alone (`Library::from_file("toolkit/extract_activations.py")`), seer installs the
+sibling modules it imports beside it.
 """
 
 from typing import Any, List, Sequence, Union
@@ -101,3 +102,13 @@ def extract_activations(
     if single:
         result = result[0]
     return result
+
+
+def extract_activation(model: Any, tokenizer: Any, text: Any, layer_idx: int, position: int = -1) -> torch.Tensor:
+    """Seer's name and signature: the activation [d_model] after decoder block `layer_idx`
+    (negative from the end) at token `position` (negative from the end) of one prompt or
+    chat, on the CPU. Same as `extract_activations(model, tokenizer, text, layer_idx,
+    position)`, which returns it as float32 (Seer's keeps the model's dtype). For the
+    last block Seer's (`hidden_states[-1]`) has the model's final norm applied; this is the
+    block's own output, like every other layer."""
+    return extract_activations(model, tokenizer, text, int(layer_idx), int(position)).cpu()

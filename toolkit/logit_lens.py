@@ -14,7 +14,8 @@ Gemma 2's logit soft-capping), exactly like the real output head, so the last la
 equals the model's logits. Returns a `LogitLensResult` with `layers`, `logits`
 [n_layers, vocab] (float32, CPU), `probs`, `top_ids`, `top_tokens`, `top_probs` (lists per
 layer) and a readable table as its repr.
-Needs `model_layout.py`, `prompts.py` and `extract_activations.py` beside it as single files.
+Mounted alone (`Library::from_file("toolkit/logit_lens.py")`), seer installs the
+sibling modules it imports beside it.
 """
 
 from dataclasses import dataclass

@@ -12,7 +12,8 @@ tokens). Positions are counted on real tokens, so left padding and generation wi
 cache are handled: a generated token's position continues from the prompt. Padding tokens
 are never touched. Several hooks can be nested (on the same or different layers).
 Works for forward passes and `model.generate`, PEFT-wrapped models included.
-Needs `model_layout.py` beside it when mounted as a single file.
+Mounted alone (`Library::from_file("toolkit/steering_hook.py")`), seer installs the
+sibling modules it imports beside it.
 """
 
 from contextlib import contextmanager
@@ -106,3 +107,11 @@ def steering_hook(
     finally:
         for h in handles:
             h.remove()
+
+
+def create_steering_hook(model: Any, layer_idx: int, vector: torch.Tensor, strength: float = 1.0, start_pos: int = 0):
+    """Seer's name and signature: a context manager adding `strength * vector` to block
+    `layer_idx`'s output from token `start_pos` on. Same as `steering_hook(model, layer_idx,
+    vector, start_position=start_pos, scale=strength)`: positions count real tokens of
+    the prompt, so generation with a KV cache keeps steering the new tokens."""
+    return steering_hook(model, layer_idx, vector, start_position=start_pos, scale=strength)

@@ -109,7 +109,7 @@ struct ConfigFile {
 
 impl ConfigFile {
     fn write(config: &Value) -> Result<Self> {
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        use std::os::unix::fs::DirBuilderExt;
         let dir = std::env::temp_dir().join(format!("seer-claude-{}", uuid::Uuid::new_v4()));
         std::fs::DirBuilder::new()
             .mode(0o700)
@@ -119,15 +119,23 @@ impl ConfigFile {
             path: dir.join("mcp.json"),
             dir,
         };
+        me.add("mcp.json", serde_json::to_string(config)?.as_bytes())?;
+        Ok(me)
+    }
+
+    /// Writes `name` (0600) into the private dir; returns its path.
+    fn add(&self, name: &str, bytes: &[u8]) -> Result<PathBuf> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.dir.join(name);
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(&me.path)
-            .with_context(|| format!("creating {}", me.path.display()))?;
-        f.write_all(serde_json::to_string(config)?.as_bytes())
-            .with_context(|| format!("writing {}", me.path.display()))?;
-        Ok(me)
+            .open(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        f.write_all(bytes)
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
     }
 }
 
@@ -149,8 +157,14 @@ impl Drop for GroupGuard {
     }
 }
 
-/// The CLI's arguments (the prompt goes to its stdin).
-fn cli_args(cfg: &AgentConfig, config_path: &Path, servers: &[String]) -> Vec<OsString> {
+/// The CLI's arguments (the system prompt goes in a file, the user message to its stdin:
+/// neither is visible in `ps`).
+fn cli_args(
+    cfg: &AgentConfig,
+    config_path: &Path,
+    system_file: Option<&Path>,
+    servers: &[String],
+) -> Vec<OsString> {
     let mut args: Vec<OsString> = [
         "-p",
         "--output-format",
@@ -185,9 +199,9 @@ fn cli_args(cfg: &AgentConfig, config_path: &Path, servers: &[String]) -> Vec<Os
         args.push("--model".into());
         args.push(m.into());
     }
-    if let Some(s) = &cfg.system_prompt {
-        args.push("--system-prompt".into());
-        args.push(s.into());
+    if let Some(f) = system_file {
+        args.push("--system-prompt-file".into());
+        args.push(f.into());
     }
     args
 }
@@ -439,7 +453,13 @@ async fn run_cli(
     cancel: &CancellationToken,
 ) -> Result<AgentResult> {
     let config_file = ConfigFile::write(mcp)?;
-    let args = cli_args(cfg, &config_file.path, servers);
+    let system = cfg.system()?;
+    let system_file = if system.is_empty() {
+        None
+    } else {
+        Some(config_file.add("system.md", system.as_bytes())?)
+    };
+    let args = cli_args(cfg, &config_file.path, system_file.as_deref(), servers);
     transcript.write(
         &json!({"type": "start", "provider": "claude-code", "model": cfg.model,
         "command": bin, "args": args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>(),
@@ -469,11 +489,7 @@ async fn run_cli(
         .with_context(|| format!("starting the claude CLI ({})", bin.display()))?;
     let _group = child.id().map(|pid| GroupGuard(pid as i32));
 
-    let mut prompt = cfg.prompt.clone();
-    if let Some(u) = &cfg.user_message {
-        prompt.push_str("\n\n");
-        prompt.push_str(u);
-    }
+    let prompt = cfg.first_user_message();
     if let Some(mut stdin) = child.stdin.take() {
         // The prompt goes through stdin: no argv length limit, not visible in `ps`.
         cancellable(cancel, stdin.write_all(prompt.as_bytes()))
@@ -680,12 +696,18 @@ mod tests {
     fn args_carry_the_options_but_not_the_prompt() {
         let cfg: AgentConfig =
             serde_json::from_value(json!({"prompt": "secret plan", "model": "m",
-            "max_turns": 3, "system_prompt": "be brief"}))
+            "max_turns": 3, "user_message": "the task"}))
             .unwrap();
-        let args: Vec<String> = cli_args(&cfg, Path::new("/t/mcp.json"), &["a".into(), "b".into()])
-            .iter()
-            .map(|a| a.to_string_lossy().to_string())
-            .collect();
+        let system = Path::new("/t/system.md");
+        let args: Vec<String> = cli_args(
+            &cfg,
+            Path::new("/t/mcp.json"),
+            Some(system),
+            &["a".into(), "b".into()],
+        )
+        .iter()
+        .map(|a| a.to_string_lossy().to_string())
+        .collect();
         let joined = args.join(" ");
         assert!(
             joined.contains("--mcp-config /t/mcp.json")
@@ -695,7 +717,10 @@ mod tests {
                 && joined.contains("--output-format stream-json"),
             "{joined}"
         );
-        assert_eq!(args[args.len() - 1], "be brief");
-        assert!(!joined.contains("secret plan"));
+        assert_eq!(
+            args[args.len() - 2..],
+            ["--system-prompt-file", "/t/system.md"]
+        );
+        assert!(!joined.contains("secret plan") && !joined.contains("the task"));
     }
 }

@@ -17,13 +17,15 @@ use super::mcp_client::{McpConnections, ToolOutput, ToolPart};
 use super::pricing::{Prices, cost, prices_for};
 use super::providers::blocks::block_to_json;
 use super::providers::{
-    Block, Kind, Message, Provider, ProviderConfig, ReplayProvider, Request, ResultPart, Role,
-    StopReason, StreamEvent, ToolSpec, Usage, default_model,
+    Block, Kind, Message, Options, Provider, ProviderConfig, ReplayProvider, Request, ResultPart,
+    Role, StopReason, StreamEvent, ToolSpec, Usage, default_model,
 };
 use crate::config::positive_seconds;
 
-const DEFAULT_SYSTEM: &str = "You are a careful research agent. Use the tools to investigate; \
-state what you found and how confident you are.";
+/// The first user message when `user_message` is not given (Seer's `run_agent` puts the
+/// task in `prompt`, the system prompt, and may send no user message at all; the provider
+/// APIs need one).
+pub const DEFAULT_USER_MESSAGE: &str = "Begin. Follow the instructions in the system prompt, and end with a summary of what you found.";
 
 fn sixty() -> u32 {
     60
@@ -46,7 +48,9 @@ const REPEAT_WARNING_AFTER: u32 = 2;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
-    pub prompt: String,
+    /// The system prompt, as in Seer (the task usually goes here).
+    #[serde(default)]
+    pub prompt: Option<String>,
     #[serde(default)]
     pub mcp_config: Value,
     #[serde(default = "anthropic")]
@@ -61,11 +65,16 @@ pub struct AgentConfig {
     pub max_turns: u32,
     #[serde(default = "max_tokens")]
     pub max_tokens: u32,
+    /// Another name for `prompt` (giving both is an error).
     #[serde(default)]
     pub system_prompt: Option<String>,
-    /// Appended to the prompt as the user's first message.
+    /// The first user message, as in Seer; [`DEFAULT_USER_MESSAGE`] when not given.
     #[serde(default)]
     pub user_message: Option<String>,
+    /// `"none"`: an agent without tools on purpose (a judge). Without it an empty
+    /// `mcp_config` is an error, never a silent tool-less run.
+    #[serde(default)]
+    pub tools: Option<String>,
     /// Names the transcript file and prefixes the live log.
     #[serde(default)]
     pub name: Option<String>,
@@ -84,9 +93,76 @@ pub struct AgentConfig {
     /// Retries of a failed request (default 4).
     #[serde(default)]
     pub max_retries: Option<u32>,
+    /// Provider options (Seer's `kwargs`): `temperature`, `top_p`, `top_k`,
+    /// `thinking_budget` (alias `max_thinking_tokens`), `reasoning_effort`, `stop`,
+    /// `extra_body`.
+    #[serde(default)]
+    pub kwargs: Options,
 }
 
 impl AgentConfig {
+    /// The system prompt: `prompt` or its other name `system_prompt` (empty if neither).
+    pub fn system(&self) -> Result<String> {
+        match (&self.prompt, &self.system_prompt) {
+            (Some(_), Some(_)) => bail!(
+                "give `prompt` or `system_prompt`, not both: they are the same thing, the system prompt (as in Seer)"
+            ),
+            (Some(p), None) | (None, Some(p)) => Ok(p.clone()),
+            (None, None) => Ok(String::new()),
+        }
+    }
+
+    /// The first user message: `user_message`, else [`DEFAULT_USER_MESSAGE`].
+    pub fn first_user_message(&self) -> String {
+        match &self.user_message {
+            Some(u) if !u.trim().is_empty() => u.clone(),
+            _ => DEFAULT_USER_MESSAGE.to_string(),
+        }
+    }
+
+    /// Checks what can be checked before anything starts. `interactive`: the chat, where
+    /// the system prompt may be empty.
+    pub fn validate(&self, interactive: bool) -> Result<()> {
+        let system = self.system()?;
+        let user = self.user_message.as_deref().unwrap_or("");
+        if !interactive && system.trim().is_empty() && user.trim().is_empty() {
+            bail!(
+                "`prompt` (the system prompt, as in Seer) and `user_message` (the first user message) are both missing or empty: give the agent its task in one of them"
+            );
+        }
+        match Kind::parse(&self.provider) {
+            Ok(kind) => self.kwargs.check(kind, self.max_tokens)?,
+            Err(_) if self.kwargs != Options::default() && self.provider != "replay" => bail!(
+                "not supported yet: `kwargs` with the {} provider",
+                self.provider
+            ),
+            Err(_) => {}
+        }
+        let servers = if self.mcp_config.is_null() {
+            0
+        } else {
+            super::mcp_client::parse_config(&self.mcp_config)?.len()
+        };
+        match self.tools.as_deref() {
+            None if servers == 0 => bail!(
+                "the agent would have no tools: `mcp_config` is {}; give a session's `mcp_config`, or `tools: \"none\"` for an agent without tools on purpose (a judge)",
+                if self.mcp_config.is_null() {
+                    "missing"
+                } else {
+                    "empty"
+                }
+            ),
+            None => Ok(()),
+            Some("none") if servers > 0 => bail!(
+                "`tools: \"none\"` but `mcp_config` names {servers} server(s); drop one of them"
+            ),
+            Some("none") => Ok(()),
+            Some(other) => bail!(
+                "`tools` must be \"none\" (an agent without tools on purpose), not {other:?}; tools come from `mcp_config`"
+            ),
+        }
+    }
+
     /// The model the run uses: the configured one, else the provider's default.
     pub fn effective_model(&self) -> Option<String> {
         if let Some(m) = &self.model {
@@ -126,7 +202,7 @@ pub fn build_provider(cfg: &AgentConfig, base_dir: &Path) -> Result<Box<dyn Prov
                 &base_dir.join(t),
             )?))
         }
-        "anthropic" | "claude" | "openai" => {
+        "anthropic" | "claude" | "openai" | "gemini" => {
             let mut pc = ProviderConfig::new(Kind::parse(&cfg.provider)?);
             if let Some(url) = &cfg.base_url {
                 pc.base_url = url.clone();
@@ -146,7 +222,7 @@ pub fn build_provider(cfg: &AgentConfig, base_dir: &Path) -> Result<Box<dyn Prov
             "not supported yet: provider \"claude-code\" in an interactive chat (run_agent supports it)"
         ),
         other => bail!(
-            "unknown provider {other:?}; expected \"anthropic\" (alias \"claude\"), \"openai\", \"claude-code\" or \"replay\""
+            "unknown provider {other:?}; expected \"anthropic\" (alias \"claude\"), \"openai\", \"gemini\", \"claude-code\" or \"replay\""
         ),
     }
 }
@@ -316,17 +392,6 @@ fn record_error(
     }
 }
 
-fn first_prompt(cfg: &AgentConfig) -> String {
-    let mut prompt = cfg.prompt.clone();
-    if let Some(u) = &cfg.user_message {
-        if !prompt.is_empty() {
-            prompt.push_str("\n\n");
-        }
-        prompt.push_str(u);
-    }
-    prompt
-}
-
 /// Runs the loop. `on_event` receives `#{type: text|tool_call|tool_result|usage|done, ...}`
 /// maps as JSON values while the agent runs; an error from it stops the run.
 pub async fn run(
@@ -340,7 +405,8 @@ pub async fn run(
     let (mut transcript, mut conns) = open(cfg, base_dir, transcript_path, cancel).await?;
     let result = async {
         let mut chat = Chat::new(cfg, provider, &conns, &mut transcript)?;
-        chat.send(first_prompt(cfg), on_event, cancel).await?;
+        chat.send(cfg.first_user_message(), on_event, cancel)
+            .await?;
         chat.finish(on_event)
     }
     .await;
@@ -349,7 +415,7 @@ pub async fn run(
     result
 }
 
-/// A chat: `prompt` (if not empty) is the first message, then `input` gives the next
+/// A chat: `user_message` (if given) is the first message, then `input` gives the next
 /// ones until it returns `None`. Cancelling a turn's token (Esc, Ctrl-C) stops that turn
 /// only; the history stays valid (an interrupted assistant turn is dropped) and the
 /// chat goes on. Cancelling `cancel` ends the chat.
@@ -365,7 +431,7 @@ pub async fn run_interactive(
     let (mut transcript, mut conns) = open(cfg, base_dir, transcript_path, cancel).await?;
     let result = async {
         let mut chat = Chat::new(cfg, provider, &conns, &mut transcript)?;
-        let mut first = Some(first_prompt(cfg)).filter(|p| !p.trim().is_empty());
+        let mut first = cfg.user_message.clone().filter(|p| !p.trim().is_empty());
         loop {
             let msg = match first.take() {
                 Some(m) => m,
@@ -407,6 +473,7 @@ struct Chat<'a> {
     conns: &'a McpConnections,
     transcript: &'a mut Transcript,
     tools: Vec<ToolSpec>,
+    system: String,
     messages: Vec<Message>,
     usage: Usage,
     log: LiveLog,
@@ -432,6 +499,12 @@ impl<'a> Chat<'a> {
                 input_schema: t.input_schema.clone(),
             })
             .collect();
+        if tools.is_empty() && cfg.tools.is_none() {
+            bail!(
+                "the agent would have no tools: the MCP servers of `mcp_config` offer none; say `tools: \"none\"` for an agent without tools on purpose"
+            );
+        }
+        let system = cfg.system()?;
         transcript.write(json!({"type": "start", "provider": provider.name(), "model": cfg.model, "tools": tools.iter().map(|t| &t.name).collect::<Vec<_>>()}))?;
         Ok(Self {
             cfg,
@@ -439,6 +512,7 @@ impl<'a> Chat<'a> {
             conns,
             transcript,
             tools,
+            system,
             messages: vec![],
             usage: Usage::default(),
             log: LiveLog::new(cfg.name.as_deref().unwrap_or("agent"), cfg.live_log),
@@ -488,14 +562,11 @@ impl<'a> Chat<'a> {
             check_history(&self.messages)?;
             let req = Request {
                 model: cfg.model.clone().unwrap_or_default(),
-                system: cfg
-                    .system_prompt
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_SYSTEM.into()),
+                system: self.system.clone(),
                 messages: self.messages.clone(),
                 tools: self.tools.clone(),
                 max_tokens: cfg.max_tokens,
-                temperature: None,
+                options: cfg.kwargs.clone(),
             };
             let body = self.provider.request_body(&req);
             self.transcript

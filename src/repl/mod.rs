@@ -161,7 +161,7 @@ impl Repl {
 
     fn locate(&self, err: &EvalAltResult, shown: &str) -> Located {
         let dir = self.host.script_dir.clone();
-        errors::locate(err, shown, &move |source: &str| {
+        let mut loc = errors::locate(err, shown, &move |source: &str| {
             let p = Path::new(source);
             [
                 p.to_path_buf(),
@@ -172,7 +172,11 @@ impl Repl {
             .find(|c| c.is_file())
             .map(|c| errors::display_path(c))
             .unwrap_or_else(|| source.to_string())
-        })
+        });
+        if let Some(m) = crate::script::seer_names::Names::new(&self.engine).explain(&loc.message) {
+            loc.message = m;
+        }
+        loc
     }
 
     /// Text for a value of a registered type, with its `to_string` when it has one.

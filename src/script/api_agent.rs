@@ -108,11 +108,17 @@ fn run_agent(
     let cancel = host.cancel();
     let base = host.script_dir.clone();
     let mut on_event = callback(&cb, ctx);
-    let r = if cfg.provider == "claude-code" {
-        host.block_on(claude_code::run(&cfg, &base, &path, &mut on_event, &cancel))?
+    let provider = if cfg.provider == "claude-code" {
+        None
     } else {
-        let provider = build_provider(&cfg, &host.script_dir)
-            .map_err(|e| runtime_error(format!("run_agent: {e:#}")))?;
+        Some(
+            build_provider(&cfg, &host.script_dir)
+                .map_err(|e| runtime_error(format!("run_agent: {e:#}")))?,
+        )
+    };
+    cfg.validate(false)
+        .map_err(|e| runtime_error(format!("run_agent: {e:#}")))?;
+    let r = if let Some(provider) = provider {
         host.block_on(async {
             run(
                 &cfg,
@@ -124,6 +130,8 @@ fn run_agent(
             )
             .await
         })?
+    } else {
+        host.block_on(claude_code::run(&cfg, &base, &path, &mut on_event, &cancel))?
     };
     host.record_agent(agent_summary(&cfg, &r));
     Ok(result_map(&r))
@@ -133,16 +141,15 @@ fn run_agent(
 fn run_agent_interactive(
     host: &Arc<Host>,
     ctx: Option<&NativeCallContext>,
-    mut m: Map,
+    m: Map,
     cb: Option<FnPtr>,
 ) -> RhaiResult<Map> {
-    if !m.contains_key("prompt") {
-        m.insert("prompt".into(), "".into());
-    }
     let cfg: AgentConfig = from_dynamic("run_agent_interactive", &Dynamic::from_map(m))
         .map_err(|e| runtime_error(e.0))?;
     check_name("run_agent_interactive", &cfg)?;
     let provider = build_provider(&cfg, &host.script_dir)
+        .map_err(|e| runtime_error(format!("run_agent_interactive: {e:#}")))?;
+    cfg.validate(true)
         .map_err(|e| runtime_error(format!("run_agent_interactive: {e:#}")))?;
     let path = transcript_path(host, cfg.name.as_deref().unwrap_or("chat"));
     super::api_view::start(host);
@@ -329,7 +336,7 @@ pub fn register_syntax(engine: &mut Engine) {
 }
 
 pub fn register(engine: &mut Engine, host: &Arc<Host>) {
-    const RUN_AGENT: &str = "Runs an LLM tool loop over the MCP servers of `mcp_config`: `#{ prompt, mcp_config, provider: anthropic|claude|openai|claude-code|replay, model, base_url, api_key_env, max_turns, max_tokens, system_prompt, user_message, name, transcript (replay), prices, live_log, request_timeout, max_retries }`; the callback gets every event (`text`, `thinking`, `tool_call`, `tool_result`, `usage`, `error`, `done`). Returns `#{ final_text, turns, stop_reason, model, usage: #{ input_tokens, output_tokens, cost_usd, … }, transcript }`.";
+    const RUN_AGENT: &str = "Runs an LLM tool loop over the MCP servers of `mcp_config`: `#{ prompt (the system prompt, as in Seer), user_message (the first user message; default: \"Begin. Follow the instructions in the system prompt, and end with a summary of what you found.\"), mcp_config, tools: \"none\" (no tools on purpose; otherwise an empty mcp_config is an error), provider: anthropic|claude|openai|gemini|claude-code|replay, model, base_url, api_key_env, kwargs: #{ temperature, top_p, top_k, thinking_budget, reasoning_effort, stop, extra_body }, max_turns, max_tokens, system_prompt (= prompt), name, transcript (replay), prices, live_log, request_timeout, max_retries }`; the callback gets every event (`text`, `thinking`, `tool_call`, `tool_result`, `usage`, `error`, `done`). Returns `#{ final_text, turns, stop_reason, model, usage: #{ input_tokens, output_tokens, cost_usd, … }, transcript }`.";
     let h = host.clone();
     func(engine, "run_agent", "cfg", RUN_AGENT, move |m: Map| {
         run_agent(&h, None, m, None)
@@ -391,7 +398,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         "Whether the spawned closure has finished.",
         |t: &mut Task| t.is_done(),
     );
-    const INTERACTIVE: &str = "A terminal chat with the agent (same options as run_agent, prompt optional): Esc or Ctrl-C interrupts its turn, Ctrl-D or /exit ends the chat. Returns the same map as run_agent.";
+    const INTERACTIVE: &str = "A terminal chat with the agent (same options as run_agent; `prompt` optional; `user_message`, if given, is sent first): Esc or Ctrl-C interrupts its turn, Ctrl-D or /exit ends the chat. Returns the same map as run_agent.";
     let h = host.clone();
     func(
         engine,

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use rhai::{Array, Dynamic, Engine, Map};
+use rhai::{Array, Dynamic, Engine, Map, NativeCallContext};
 use serde::Deserialize;
 
 use super::api_sandbox::{SandboxHandle, config_from};
@@ -306,6 +306,64 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         "",
         "The sandbox id (as `seer ps` shows it).",
         |h: &mut ScopedHandle| -> RhaiResult<String> { Ok(h.live()?.0.sandbox().info().id) },
+    );
+    // Seer's ScopedSandbox has `exec` and `write_file` of its own: the same calls as on
+    // `scoped.sandbox`, for the script (the agent still reaches only what is served).
+    for (name, params, doc) in [
+        (
+            "exec",
+            "cmd",
+            "Seer's `ScopedSandbox.exec`: `scoped.sandbox.exec(cmd)` (stdout; a non-zero exit is an error).",
+        ),
+        (
+            "exec_python",
+            "code",
+            "`scoped.sandbox.exec_python(code)`: stdout of the env's Python.",
+        ),
+        (
+            "read_file",
+            "path",
+            "`scoped.sandbox.read_file(path)`, relative to the workspace.",
+        ),
+    ] {
+        func(
+            engine,
+            name,
+            params,
+            doc,
+            move |ctx: NativeCallContext, h: &mut ScopedHandle, a: &str| -> RhaiResult<Dynamic> {
+                let sb = h.running()?.1;
+                ctx.call_native_fn::<Dynamic>(name, (sb, a.to_string()))
+            },
+        );
+    }
+    func(
+        engine,
+        "exec",
+        "cmd, opts",
+        "`scoped.sandbox.exec(cmd, #{ timeout, cwd, env })`.",
+        move |ctx: NativeCallContext,
+              h: &mut ScopedHandle,
+              a: &str,
+              o: Map|
+              -> RhaiResult<Dynamic> {
+            let sb = h.running()?.1;
+            ctx.call_native_fn::<Dynamic>("exec", (sb, a.to_string(), o))
+        },
+    );
+    func(
+        engine,
+        "write_file",
+        "path, text",
+        "Seer's `ScopedSandbox.write_file`: `scoped.sandbox.write_file(path, text)`, relative to the workspace.",
+        move |ctx: NativeCallContext,
+              h: &mut ScopedHandle,
+              p: &str,
+              t: &str|
+              -> RhaiResult<Dynamic> {
+            let sb = h.running()?.1;
+            ctx.call_native_fn::<Dynamic>("write_file", (sb, p.to_string(), t.to_string()))
+        },
     );
     getter(
         engine,

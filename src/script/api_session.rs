@@ -46,6 +46,22 @@ struct SessionOpts {
     /// Only for `create_local_notebook_session`: packages of its env.
     #[serde(default)]
     python_packages: Vec<String>,
+    /// Only for `create_local_notebook_session`: secrets (variable names) and variables for
+    /// the kernel, as in a Sandbox config.
+    #[serde(default)]
+    secrets: Vec<String>,
+    #[serde(default)]
+    env: std::collections::BTreeMap<String, String>,
+    /// Where the .ipynb goes (relative to the script's folder); the run folder by default.
+    /// `notebook_dir` is Seer's name for it.
+    #[serde(default, alias = "notebook_dir")]
+    output_dir: Option<String>,
+    /// Seer's Jupyter server port: seer runs none.
+    #[serde(default)]
+    port: Option<i64>,
+    /// Seer's local workspace folder: a local notebook's kernel works in its sandbox.
+    #[serde(default)]
+    workspace_dir: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -55,6 +71,9 @@ struct CellOpts {
     hidden: bool,
     #[serde(default)]
     timeout: Option<f64>,
+    /// Whether a failed cell is a script error (Seer's `exec` raises); default true.
+    #[serde(default, rename = "raise")]
+    raise_on_error: Option<bool>,
 }
 
 /// An optional `timeout` option of `what`, checked.
@@ -73,6 +92,17 @@ fn run_to_map(r: &CellRun) -> RhaiResult<Dynamic> {
     m.insert("ok".into(), (r.status == RunStatus::Ok).into());
     m.insert("text".into(), outputs_text(&r.outputs).into());
     Ok(m.into())
+}
+
+/// The error of a failed cell: its status, the note, then the outputs' text (the
+/// traceback ends with Seer's `ename: evalue`).
+fn cell_failure(r: &CellRun) -> String {
+    let mut msg = format!("cell failed ({})", r.status);
+    if let Some(note) = &r.note {
+        msg.push_str(&format!(": {note}"));
+    }
+    msg.push_str(&format!("\n{}", outputs_text(&r.outputs).trim_end()));
+    msg
 }
 
 /// The session's `name` becomes the notebook's file name.
@@ -117,9 +147,23 @@ fn start_session(
         p.as_ref()
             .map(|p| crate::sandbox::fsutil::resolve_host(&host.script_dir, p))
     };
+    if o.port.is_some() {
+        return Err(super::not_supported(
+            "`port` in notebook session options: seer runs no Jupyter server (it talks to the kernel directly); drop it",
+        ));
+    }
+    if o.workspace_dir.is_some() {
+        return Err(super::not_supported(
+            "`workspace_dir` for a notebook session: its kernel works in the sandbox's workspace (`s.workspace_path`); put files there with the Workspace's `local_files`/`local_dirs`",
+        ));
+    }
+    let output_dir = match &o.output_dir {
+        Some(d) => crate::sandbox::fsutil::resolve_host(&host.script_dir, d),
+        None => host.run_dir.clone(),
+    };
     let req = NotebookRequest {
         name: o.name.clone().unwrap_or_else(|| "notebook".into()),
-        output_dir: host.run_dir.clone(),
+        output_dir,
         resume: resolve(&o.resume),
         continue_from: resolve(&o.continue_from),
         timeout: timeout("notebook session options", o.timeout)?,
@@ -152,15 +196,15 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
                        m: Option<Map>|
           -> RhaiResult<SessionHandle> {
         let o: SessionOpts = parse_opts("notebook session options", m)?;
-        if !o.python_packages.is_empty() {
+        if !o.python_packages.is_empty() || !o.secrets.is_empty() || !o.env.is_empty() {
             return Err(runtime_error(
-                "notebook session options: `python_packages` belongs in the Sandbox config for create_notebook_session",
+                "notebook session options: `python_packages`, `secrets` and `env` belong in the Sandbox config for create_notebook_session",
             ));
         }
         start_session(&h, sb.live_sandbox()?, &ws, o)
     };
     let c2 = create.clone();
-    const CREATE: &str = "A Jupyter kernel in the sandbox driven as a notebook; options `#{ name, timeout, resume, continue_from }`. The .ipynb is rewritten after every cell.";
+    const CREATE: &str = "A Jupyter kernel in the sandbox driven as a notebook; options `#{ name, timeout, resume, continue_from, output_dir (or Seer's notebook_dir: where the .ipynb goes; the run folder by default) }`. The .ipynb is rewritten after every cell.";
     func(
         engine,
         "create_notebook_session",
@@ -183,13 +227,15 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         let config = SandboxConfig {
             execution_mode: ExecutionMode::Notebook,
             python_packages: o.python_packages.clone(),
+            secrets: o.secrets.clone(),
+            env: o.env.clone(),
             ..SandboxConfig::default()
         };
         let sb = h.start_session_sandbox(config)?;
         start_session(&h, sb, &ws, o)
     };
     let l2 = create_local.clone();
-    const CREATE_LOCAL: &str = "A notebook session on a sandbox made for it; options as `create_notebook_session` plus `python_packages`.";
+    const CREATE_LOCAL: &str = "A notebook session on a sandbox made for it; options as `create_notebook_session` plus the sandbox's `python_packages`, `secrets` (names of variables read from the environment or .env, given to the kernel) and `env` (variables).";
     func(
         engine,
         "create_local_notebook_session",
@@ -206,57 +252,54 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     );
 
     let h = host.clone();
-    let exec = move |s: &mut SessionHandle, code: &str, m: Option<Map>| -> RhaiResult<CellRun> {
+    // A cell's result; a failed cell is a script error unless `raise: false` (as in Seer,
+    // whose `exec` raises on a Python error).
+    let exec = move |s: &mut SessionHandle, code: &str, m: Option<Map>| -> RhaiResult<Dynamic> {
         let o: CellOpts = parse_opts("exec options", m)?;
         let timeout = timeout("exec options", o.timeout)?;
         let session = s.session.clone();
         let code = code.to_string();
         let cancel = h.cancel();
-        h.block_on(async move { session.execute(&code, o.hidden, timeout, &cancel).await })
-    };
-    const EXEC: &str = "Runs a cell; returns `#{ cell_index, execution_count, status, ok, outputs, text, note }`, also when Python raised. Options `#{ hidden, timeout }`.";
-    let e = exec.clone();
-    func(
-        engine,
-        "exec",
-        "code",
-        EXEC,
-        move |s: &mut SessionHandle, code: &str| run_to_map(&e(s, code, None)?),
-    );
-    let e = exec.clone();
-    func(
-        engine,
-        "exec",
-        "code, opts",
-        EXEC,
-        move |s: &mut SessionHandle, code: &str, m: Map| run_to_map(&e(s, code, Some(m))?),
-    );
-    let throwing = move |r: CellRun| -> RhaiResult<Dynamic> {
-        if r.status != RunStatus::Ok {
-            let mut msg = format!("cell failed ({})", r.status);
-            if let Some(note) = &r.note {
-                msg.push_str(&format!(": {note}"));
-            }
-            msg.push_str(&format!("\n{}", outputs_text(&r.outputs).trim_end()));
-            return Err(runtime_error(msg));
+        let r =
+            h.block_on(async move { session.execute(&code, o.hidden, timeout, &cancel).await })?;
+        if o.raise_on_error.unwrap_or(true) && r.status != RunStatus::Ok {
+            return Err(runtime_error(cell_failure(&r)));
         }
         run_to_map(&r)
     };
-    const EXEC_OR_THROW: &str = "Like `exec`, but a failed cell is a script error.";
+    const EXEC: &str = "Runs a cell; returns `#{ cell_index, execution_count, status, ok, outputs, text, note }`. A failed cell (Python error, timeout, dead kernel) is a script error led by `cell failed (<status>)` and its traceback, as Seer's `exec` raises; with `raise: false` it returns the map instead. Options `#{ hidden, timeout, raise }`.";
+    let e = exec.clone();
+    func(
+        engine,
+        "exec",
+        "code",
+        EXEC,
+        move |s: &mut SessionHandle, code: &str| e(s, code, None),
+    );
+    let e = exec.clone();
+    func(
+        engine,
+        "exec",
+        "code, opts",
+        EXEC,
+        move |s: &mut SessionHandle, code: &str, m: Map| e(s, code, Some(m)),
+    );
+    const EXEC_OR_THROW: &str =
+        "`exec` (which raises on a failed cell unless `raise: false`); kept for older scripts.";
     let e = exec.clone();
     func(
         engine,
         "exec_or_throw",
         "code",
         EXEC_OR_THROW,
-        move |s: &mut SessionHandle, code: &str| throwing(e(s, code, None)?),
+        move |s: &mut SessionHandle, code: &str| e(s, code, None),
     );
     func(
         engine,
         "exec_or_throw",
         "code, opts",
         EXEC_OR_THROW,
-        move |s: &mut SessionHandle, code: &str, m: Map| throwing(exec(s, code, Some(m))?),
+        move |s: &mut SessionHandle, code: &str, m: Map| exec(s, code, Some(m)),
     );
 
     func(

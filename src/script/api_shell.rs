@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rhai::{Dynamic, Engine, Map};
+use rhai::{Dynamic, Engine, Map, NativeCallContext};
 use serde::Deserialize;
 
 use super::api_sandbox::SandboxHandle;
@@ -189,7 +189,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         open(&h, sb, &ws, &o, "local", dir.clone(), Some(dir))
     };
     let l2 = local.clone();
-    const LOCAL: &str = "A shell session in a local folder (`#{ workspace_dir, name, python_packages, timeout }`): the agent gets `run_shell`/`run_python` MCP tools there, with the workspace's libraries importable.";
+    const LOCAL: &str = "A shell session in a local folder (`#{ workspace_dir, name, python_packages, secrets, env, timeout }`; `secrets` are names of variables read from the environment or .env): the agent gets `run_shell`/`run_python` MCP tools there, with the workspace's libraries importable.";
     func(
         engine,
         "create_local_session",
@@ -230,6 +230,29 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         "",
         "The folder the session's commands run in.",
         |s: &mut ShellHandle| s.workspace_path.clone(),
+    );
+    getter(
+        engine,
+        "workspace_dir",
+        "",
+        "Seer's name for `workspace_path`: the folder the session's commands run in.",
+        |s: &mut ShellHandle| s.workspace_path.clone(),
+    );
+    getter(
+        engine,
+        "session_id",
+        "",
+        "Seer's `session_id`: the session name.",
+        |s: &mut ShellHandle| s.session.name.clone(),
+    );
+    func(
+        engine,
+        "exec_shell",
+        "cmd",
+        "Seer's `CLISession.exec_shell`: the same as `exec(cmd)` (seer's `exec` runs shell commands; Seer's ran Python, which is `exec_python`).",
+        move |ctx: NativeCallContext, s: &mut ShellHandle, cmd: &str| -> RhaiResult<Dynamic> {
+            ctx.call_native_fn::<Dynamic>("exec", (s.clone(), cmd.to_string()))
+        },
     );
     getter(
         engine,

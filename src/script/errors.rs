@@ -70,10 +70,19 @@ pub fn locate(err: &EvalAltResult, file: &str, module_file: &dyn Fn(&str) -> Str
         }
     }
     trace.reverse();
-    let pos = e.position();
+    let mut pos = e.position();
     let message = match e {
         // The value of `throw` or of a host error: show it as text, not as a debug string.
         EvalAltResult::ErrorRuntime(v, _) if v.is_string() => v.to_string(),
+        // A caught Rhai error thrown again (`catch (e) { throw e; }`): Rhai made it a map
+        // with the message and where it first happened.
+        EvalAltResult::ErrorRuntime(v, _) if rethrown(v).is_some() => {
+            let (msg, at) = rethrown(v).unwrap_or_default();
+            if let Some(at) = at {
+                pos = at;
+            }
+            msg
+        }
         EvalAltResult::ErrorRuntime(v, _) => format!("uncaught exception: {v}"),
         // seer's limits (`SEER_MAX_*`, see `script::Limits`): say which one and how to raise it.
         EvalAltResult::ErrorDataTooLarge(what, _) => {
@@ -118,6 +127,20 @@ pub fn locate(err: &EvalAltResult, file: &str, module_file: &dyn Fn(&str) -> Str
         message,
         trace,
     }
+}
+
+/// The message and first position of a caught error map (`#{ message, line, position,
+/// ... }`, as Rhai's `catch` makes it).
+fn rethrown(v: &rhai::Dynamic) -> Option<(String, Option<Position>)> {
+    let m = v.read_lock::<rhai::Map>()?;
+    let msg = m.get("message")?.clone().into_string().ok()?;
+    let line = m.get("line").and_then(|l| l.as_int().ok());
+    let col = m.get("position").and_then(|c| c.as_int().ok());
+    let at = match (line, col) {
+        (Some(l), Some(c)) if l > 0 => Some(Position::new(l as u16, c as u16)),
+        _ => None,
+    };
+    Some((msg, at))
 }
 
 /// Locates a parse error.
@@ -205,6 +228,12 @@ mod tests {
     fn thrown_strings_are_shown_as_text() {
         let got = run("\nthrow \"boom\";");
         assert_eq!(got.to_string(), "main.rhai:2:1: boom");
+    }
+
+    #[test]
+    fn rethrown_errors_keep_their_message_and_position() {
+        let got = run("let m = #{};\ntry {\n  m.a.b();\n} catch (e) {\n  throw e;\n}");
+        assert_eq!(got.to_string(), "main.rhai:3:7: Function not found: b (())");
     }
 
     #[test]

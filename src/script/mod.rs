@@ -11,8 +11,11 @@ pub mod api_util;
 pub mod api_view;
 pub mod api_workspace;
 pub mod errors;
+pub mod lint;
 pub mod reference;
 pub mod runner;
+pub mod seer_names;
+pub mod static_check;
 pub mod stdlib;
 pub mod watch;
 
@@ -345,6 +348,23 @@ pub fn build_engine(host: &Arc<Host>) -> Engine {
     api_agent::register(&mut engine, host);
     api_view::register(&mut engine, host);
     engine
+}
+
+/// An engine with the whole API, for reading it (`seer docs`, `seer check`): its host
+/// runs nothing (a current-thread runtime, the current dir as the script's folder).
+pub fn api_engine() -> anyhow::Result<(tokio::runtime::Runtime, Engine)> {
+    let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    let dir = std::env::current_dir()?;
+    let host = Arc::new(Host::new(
+        rt.handle().clone(),
+        tokio_util::sync::CancellationToken::new(),
+        dir.join("docs.rhai"),
+        dir.clone(),
+        dir.join("outputs"),
+        vec![],
+    ));
+    let engine = build_engine(&host);
+    Ok((rt, engine))
 }
 
 #[cfg(test)]

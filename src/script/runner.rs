@@ -59,16 +59,42 @@ pub fn check(path: &Path) -> Outcome {
     };
     let engine = super::syntax_engine();
     let shown = path.to_string_lossy().to_string();
+    print_warnings(&src, &shown);
     let errs = errors::all_parse_errors(&engine, &src, &shown);
     if errs.is_empty() {
-        crate::output::out_line(&format!("{shown}: ok"));
-        Outcome::Ok
+        // Methods and properties the values' seer types do not have.
+        let findings = match super::api_engine() {
+            Ok((_rt, api)) => match api.compile(&src) {
+                Ok(ast) => super::static_check::check(&api, &ast),
+                Err(_) => vec![],
+            },
+            Err(e) => {
+                tracing::warn!("cannot build the API engine for the name check: {e:#}");
+                vec![]
+            }
+        };
+        if findings.is_empty() {
+            crate::output::out_line(&format!("{shown}: ok"));
+            return Outcome::Ok;
+        }
+        for f in &findings {
+            crate::output::err_line(&format!("{shown}:{}:{}: {}", f.line, f.col, f.message));
+        }
+        crate::output::err_line(&format!("{} unknown name(s)", findings.len()));
+        Outcome::Failed
     } else {
         for e in &errs {
             crate::output::err_line(&format!("{e}"));
         }
         crate::output::err_line(&format!("{} syntax error(s)", errs.len()));
         Outcome::Failed
+    }
+}
+
+/// Prints the script's lint warnings (`lint`) to stderr.
+fn print_warnings(src: &str, shown: &str) {
+    for w in super::lint::warnings(src) {
+        crate::output::err_line(&format!("warning: {}", w.located(shown)));
     }
 }
 
@@ -177,6 +203,8 @@ pub(crate) fn run_once(
     let outcome = rt.block_on(async {
         let engine = Arc::new(build_engine(&host));
         host.set_engine(&engine);
+        // Kept for explaining a failed run's error (`seer_names`) after the script ended.
+        let names_engine = engine.clone();
         let mut ast = match engine.compile(&src) {
             Ok(ast) => ast,
             Err(e) => {
@@ -185,6 +213,7 @@ pub(crate) fn run_once(
             }
         };
         ast.set_source(shown.clone());
+        print_warnings(&src, &shown);
         let mut scope = Scope::new();
         let args: Array = opts.args.iter().map(|a| Dynamic::from(a.clone())).collect();
         scope.push_constant("ARGS", args);
@@ -207,7 +236,12 @@ pub(crate) fn run_once(
                 if cancel.is_cancelled() {
                     (Outcome::Interrupted(signal_number(signal)), Some("interrupted".into()))
                 } else {
-                    let loc = locate(&err, &shown, &script_dir);
+                    let mut loc = locate(&err, &shown, &script_dir);
+                    if let Some(m) =
+                        super::seer_names::Names::new(&names_engine).explain(&loc.message)
+                    {
+                        loc.message = m;
+                    }
                     crate::output::err_line(&format!("error: {loc}"));
                     (Outcome::Failed, Some(loc.to_string()))
                 }

@@ -62,8 +62,8 @@ impl Library {
             return Ok(Library {
                 name: name.to_string(),
                 docs: extract_docstring(code),
-                source: LibrarySource::Code {
-                    code: code.to_string(),
+                source: LibrarySource::ToolkitModule {
+                    file: file.to_string(),
                 },
             });
         }
@@ -224,6 +224,9 @@ impl Library {
                 format!("the skill library {}", path.display())
             }
             LibrarySource::Toolkit {} => "the toolkit shipped with seer".to_string(),
+            LibrarySource::ToolkitModule { file } => {
+                format!("toolkit/{file} shipped with seer")
+            }
         }
     }
 }

@@ -241,7 +241,12 @@ fn shipped_toolkit() {
         "{}",
         one.docs
     );
-    assert!(matches!(one.source, LibrarySource::Code { .. }));
+    assert_eq!(
+        one.source,
+        LibrarySource::ToolkitModule {
+            file: "steering_hook.py".into()
+        }
+    );
     assert!(Library::from_file(base, "toolkit/nope.py").is_err());
     // ...unless the folder is there, which wins.
     write(&base.join("toolkit/steering_hook.py"), "'''Mine.'''\n");

@@ -96,7 +96,24 @@ pub fn install(
             changed_modules.push(lib.name.clone());
         }
     }
-    let modules: Vec<String> = ws.libraries.iter().map(|l| l.name.clone()).collect();
+    let mut modules: Vec<String> = ws.libraries.iter().map(|l| l.name.clone()).collect();
+    // Sibling modules a library file imports come with it (a toolkit module mounted alone
+    // needs `model_layout`, `prompts`, ...), unless the workspace mounts one of that name.
+    for lib in &ws.libraries {
+        for (name, code) in companions(lib) {
+            if modules.contains(&name) {
+                continue;
+            }
+            let path = libraries_dir.join(format!("{name}.py"));
+            if write_if_changed(&path, code.as_bytes()).with_context(|| {
+                format!("installing `{name}`, which library `{}` imports", lib.name)
+            })? {
+                remove_module_bytecode(&libraries_dir, &name)?;
+                changed_modules.push(name.clone());
+            }
+            modules.push(name);
+        }
+    }
     let mut removed_modules = vec![];
     for name in &old.modules {
         if !modules.contains(name) && is_module_name(name) && remove_module(&libraries_dir, name)? {
@@ -302,6 +319,74 @@ fn plan_copies(
     Ok(copies)
 }
 
+/// The plain module names `code` imports (`import x`, `from x import ...`, at any
+/// indentation, so the `try:`/`except ImportError:` fallbacks count).
+fn imported_names(code: &str) -> Vec<String> {
+    let mut out = vec![];
+    for line in code.lines() {
+        let l = line.trim_start();
+        let name = if let Some(rest) = l.strip_prefix("from ") {
+            rest.split_whitespace().next()
+        } else if let Some(rest) = l.strip_prefix("import ") {
+            rest.split([' ', ',']).next()
+        } else {
+            None
+        };
+        if let Some(n) = name
+            && crate::python_syntax::is_identifier(n)
+            && !out.iter().any(|o: &String| o == n)
+        {
+            out.push(n.to_string());
+        }
+    }
+    out
+}
+
+/// The sibling modules a single-file library imports, transitively: `(name, code)` of
+/// each `x.py` beside the file, or (for a toolkit module, shipped or from a `toolkit/`
+/// folder that lacks it) of the shipped `toolkit/x.py`.
+fn companions(lib: &Library) -> Vec<(String, String)> {
+    let (dir, code): (Option<&Path>, String) = match &lib.source {
+        LibrarySource::File { path, code } => (
+            path.parent(),
+            fs::read_to_string(path).unwrap_or_else(|_| code.clone()),
+        ),
+        LibrarySource::ToolkitModule { file } => (
+            None,
+            crate::toolkit::file(file).unwrap_or_default().to_string(),
+        ),
+        _ => return vec![],
+    };
+    let in_toolkit = match &lib.source {
+        LibrarySource::ToolkitModule { .. } => true,
+        _ => dir.and_then(Path::file_name) == Some(std::ffi::OsStr::new(crate::toolkit::PACKAGE)),
+    };
+    let lookup = |name: &str| -> Option<String> {
+        let file = format!("{name}.py");
+        if let Some(d) = dir
+            && let Ok(text) = fs::read_to_string(d.join(&file))
+        {
+            return Some(text);
+        }
+        in_toolkit
+            .then(|| crate::toolkit::file(&file).map(str::to_string))
+            .flatten()
+    };
+    let mut out: Vec<(String, String)> = vec![];
+    let mut queue = imported_names(&code);
+    while let Some(name) = queue.pop() {
+        if name == lib.name || out.iter().any(|(n, _)| *n == name) {
+            continue;
+        }
+        if let Some(text) = lookup(&name) {
+            queue.extend(imported_names(&text));
+            out.push((name, text));
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Writes one library; true when something on disk changed.
 fn install_library(lib: &Library, dir: &Path) -> Result<bool> {
     let file = dir.join(format!("{}.py", lib.name));
@@ -342,6 +427,12 @@ fn install_library(lib: &Library, dir: &Path) -> Result<bool> {
             if changed {
                 remove_pycache_dirs(&package)?;
             }
+        }
+        LibrarySource::ToolkitModule { file: shipped } => {
+            let text = crate::toolkit::file(shipped)
+                .with_context(|| format!("seer ships no toolkit/{shipped}"))?;
+            changed |= remove_any(&package)?;
+            changed |= write_if_changed(&file, text.as_bytes())?;
         }
         LibrarySource::Toolkit {} => {
             changed |= remove_any(&file)?;

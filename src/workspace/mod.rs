@@ -140,6 +140,9 @@ pub enum LibrarySource {
     },
     /// The `toolkit` package shipped inside seer ([`crate::toolkit::FILES`]).
     Toolkit {},
+    /// One module of the shipped toolkit (`Library::from_file("toolkit/x.py")` with no
+    /// such file beside the script): `file` names it in [`crate::toolkit::FILES`].
+    ToolkitModule { file: String },
 }
 
 /// A skill for Claude-style agents. With `dir`, the whole folder is installed as it is on

@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod fake_anthropic;
+pub mod fake_gemini;
 pub mod sshd;
 pub mod tmux;
 

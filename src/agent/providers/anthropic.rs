@@ -97,9 +97,22 @@ pub(crate) fn body(req: &Request, config: &ProviderConfig) -> Value {
             .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.input_schema}))
             .collect();
     }
-    if let Some(t) = req.temperature {
-        body["temperature"] = json!(t);
+    let o = &req.options;
+    for (k, v) in [("temperature", o.temperature), ("top_p", o.top_p)] {
+        if let Some(v) = v {
+            body[k] = json!(v);
+        }
     }
+    if let Some(k) = o.top_k {
+        body["top_k"] = json!(k);
+    }
+    if let Some(s) = &o.stop {
+        body["stop_sequences"] = json!(s);
+    }
+    if let Some(b) = o.thinking_budget {
+        body["thinking"] = json!({"type": "enabled", "budget_tokens": b});
+    }
+    o.merge_extra(&mut body);
     body
 }
 

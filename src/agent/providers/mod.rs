@@ -1,10 +1,11 @@
 //! LLM providers for the agent harness, goose style: a provider is data
 //! ([`ProviderConfig`]) plus one small trait ([`Provider`]).
 //!
-//! Two wire formats are spoken, both streaming over SSE:
+//! Three wire formats are spoken, all streaming over SSE:
 //! - [`Kind::Anthropic`]: the Anthropic Messages API (`POST {base}/v1/messages`).
 //! - [`Kind::OpenAi`]: OpenAI Chat Completions (`POST {base}/chat/completions`),
 //!   which many local servers also speak.
+//! - [`Kind::Gemini`]: the Gemini API (`POST {base}/v1beta/models/{model}:streamGenerateContent?alt=sse`).
 //!
 //! The common message model ([`Message`], [`Block`]) follows Anthropic's
 //! content blocks; the OpenAI provider translates it. Retries, timeout and
@@ -15,7 +16,9 @@
 
 mod anthropic;
 pub mod blocks;
+mod gemini;
 mod openai;
+mod options;
 mod replay;
 mod retry;
 mod sse;
@@ -30,7 +33,9 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 pub use anthropic::AnthropicProvider;
+pub use gemini::GeminiProvider;
 pub use openai::OpenAiProvider;
+pub use options::Options;
 pub use replay::ReplayProvider;
 pub use retry::ApiKey;
 
@@ -122,8 +127,8 @@ pub struct Request {
     pub tools: Vec<ToolSpec>,
     /// Output token limit.
     pub max_tokens: u32,
-    /// Sampling temperature.
-    pub temperature: Option<f32>,
+    /// Provider options (`kwargs`): sampling, thinking, extra body fields.
+    pub options: Options,
 }
 
 /// Why the model stopped.
@@ -208,17 +213,29 @@ pub enum Kind {
     Anthropic,
     /// OpenAI Chat Completions.
     OpenAi,
+    /// Google's Gemini API (generateContent).
+    Gemini,
 }
 
 impl Kind {
-    /// Parses `anthropic` / `claude` / `openai` (case-insensitive).
+    /// Parses `anthropic` / `claude` / `openai` / `gemini` (case-insensitive).
     pub fn parse(s: &str) -> anyhow::Result<Self> {
         match s.trim().to_ascii_lowercase().as_str() {
             "anthropic" | "claude" => Ok(Self::Anthropic),
             "openai" => Ok(Self::OpenAi),
+            "gemini" => Ok(Self::Gemini),
             other => bail!(
-                "unknown provider {other:?}; expected \"anthropic\", \"claude\" or \"openai\""
+                "unknown provider {other:?}; expected \"anthropic\", \"claude\", \"openai\" or \"gemini\""
             ),
+        }
+    }
+
+    /// The provider's name in errors and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Anthropic => "anthropic",
+            Self::OpenAi => "openai",
+            Self::Gemini => "gemini",
         }
     }
 
@@ -227,6 +244,7 @@ impl Kind {
         match self {
             Self::Anthropic => "https://api.anthropic.com",
             Self::OpenAi => "https://api.openai.com/v1",
+            Self::Gemini => "https://generativelanguage.googleapis.com",
         }
     }
 
@@ -235,6 +253,7 @@ impl Kind {
         match self {
             Self::Anthropic => "ANTHROPIC_BASE_URL",
             Self::OpenAi => "OPENAI_BASE_URL",
+            Self::Gemini => "GEMINI_BASE_URL",
         }
     }
 
@@ -243,15 +262,19 @@ impl Kind {
         match self {
             Self::Anthropic => "ANTHROPIC_API_KEY",
             Self::OpenAi => "OPENAI_API_KEY",
+            Self::Gemini => "GEMINI_API_KEY",
         }
     }
 }
 
-/// Default model per provider kind.
+/// Default model per provider kind: Seer's defaults (`claude-sonnet-4-5-20250929`,
+/// `gpt-5`; for Gemini, Seer's `gemini-3.0-pro` is not an id the API knows, so its
+/// published id `gemini-3-pro-preview`).
 pub fn default_model(kind: Kind) -> &'static str {
     match kind {
-        Kind::Anthropic => "claude-sonnet-4-5",
-        Kind::OpenAi => "gpt-4.1",
+        Kind::Anthropic => "claude-sonnet-4-5-20250929",
+        Kind::OpenAi => "gpt-5",
+        Kind::Gemini => "gemini-3-pro-preview",
     }
 }
 
@@ -301,7 +324,7 @@ impl ProviderConfig {
         let Some(key) = key else {
             bail!(
                 "no API key for the {} provider: set the environment variable {}",
-                kind_name(self.kind),
+                self.kind.name(),
                 self.api_key_env
             );
         };
@@ -318,14 +341,8 @@ impl ProviderConfig {
         Ok(match self.kind {
             Kind::Anthropic => Box::new(AnthropicProvider::new(self.clone(), key, client)),
             Kind::OpenAi => Box::new(OpenAiProvider::new(self.clone(), key, client)),
+            Kind::Gemini => Box::new(GeminiProvider::new(self.clone(), key, client)),
         })
-    }
-}
-
-fn kind_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Anthropic => "anthropic",
-        Kind::OpenAi => "openai",
     }
 }
 

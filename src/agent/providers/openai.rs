@@ -186,9 +186,19 @@ pub(crate) fn body(req: &Request, config: &ProviderConfig) -> Value {
             })
             .collect();
     }
-    if let Some(t) = req.temperature {
-        body["temperature"] = json!(t);
+    let o = &req.options;
+    for (k, v) in [("temperature", o.temperature), ("top_p", o.top_p)] {
+        if let Some(v) = v {
+            body[k] = json!(v);
+        }
     }
+    if let Some(s) = &o.stop {
+        body["stop"] = json!(s);
+    }
+    if let Some(e) = &o.reasoning_effort {
+        body["reasoning_effort"] = json!(e);
+    }
+    o.merge_extra(&mut body);
     body
 }
 
@@ -205,7 +215,7 @@ mod limit_tests {
             messages: vec![],
             tools: vec![],
             max_tokens: 123,
-            temperature: None,
+            options: Default::default(),
         };
         let mut config = ProviderConfig::new(Kind::OpenAi);
         config.base_url = "https://api.openai.com/v1".into();

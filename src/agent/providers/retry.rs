@@ -118,7 +118,9 @@ pub(crate) fn error_message(body: &str) -> String {
         let ty = err
             .get("type")
             .or_else(|| err.get("code"))
-            .and_then(|m| m.as_str());
+            .and_then(|m| m.as_str())
+            // Google's shape: `{"error": {"code": 429, "message", "status": "RESOURCE_EXHAUSTED"}}`.
+            .or_else(|| err.get("status").and_then(|m| m.as_str()));
         match (ty, msg) {
             (Some(t), Some(m)) => return format!("{t}: {m}"),
             (None, Some(m)) => return m.to_string(),

@@ -361,7 +361,10 @@ fn convo_request() -> Request {
         ],
         tools: tools(),
         max_tokens: 1024,
-        temperature: Some(0.5),
+        options: Options {
+            temperature: Some(0.5),
+            ..Default::default()
+        },
     }
 }
 
@@ -375,7 +378,7 @@ fn simple_request() -> Request {
         }],
         tools: vec![],
         max_tokens: 100,
-        temperature: None,
+        options: Options::default(),
     }
 }
 
@@ -440,7 +443,7 @@ async fn anthropic_text_turn_and_request_shape() {
     assert_eq!(
         r.body,
         json!({
-            "model": "claude-sonnet-4-5",
+            "model": "claude-sonnet-4-5-20250929",
             "max_tokens": 1024,
             "stream": true,
             "system": "You are a probe.",
@@ -558,7 +561,7 @@ async fn openai_text_turn_and_request_shape() {
     assert_eq!(
         r.body,
         json!({
-            "model": "gpt-4.1",
+            "model": "gpt-5",
             "max_tokens": 1024,
             "stream": true,
             "stream_options": {"include_usage": true},
@@ -682,10 +685,11 @@ async fn retries_midstream_overloaded_error_event() {
 
 #[tokio::test]
 async fn retries_stream_cut_mid_event() {
-    for kind in [Kind::Anthropic, Kind::OpenAi] {
+    for kind in [Kind::Anthropic, Kind::OpenAi, Kind::Gemini] {
         let wire = match kind {
             Kind::Anthropic => anthropic_tool_turn(),
             Kind::OpenAi => openai_tool_turn(),
+            Kind::Gemini => gemini::gemini_tool_turn(),
         };
         let cut = Reply::Stream {
             cut_at: Some(wire.len() / 2 + 3),
@@ -855,16 +859,20 @@ fn missing_key_names_the_env_var() {
         err.to_string(),
         "no API key for the anthropic provider: set the environment variable SEER_TEST_SURELY_UNSET_KEY_VAR"
     );
-    let err = Kind::parse("gemini").err().unwrap();
-    assert!(err.to_string().contains("unknown provider \"gemini\""));
+    let err = Kind::parse("gemma").err().unwrap();
+    assert_eq!(
+        err.to_string(),
+        "unknown provider \"gemma\"; expected \"anthropic\", \"claude\", \"openai\" or \"gemini\""
+    );
 }
 
 #[test]
 fn kinds_and_defaults() {
     assert_eq!(Kind::parse("Claude").unwrap(), Kind::Anthropic);
     assert_eq!(Kind::parse("openai").unwrap(), Kind::OpenAi);
-    assert_eq!(default_model(Kind::Anthropic), "claude-sonnet-4-5");
-    assert_eq!(default_model(Kind::OpenAi), "gpt-4.1");
+    assert_eq!(default_model(Kind::Anthropic), "claude-sonnet-4-5-20250929");
+    assert_eq!(default_model(Kind::OpenAi), "gpt-5");
+    assert_eq!(default_model(Kind::Gemini), "gemini-3-pro-preview");
     assert_eq!(
         join_url("http://x/v1/", "/chat/completions"),
         "http://x/v1/chat/completions"
@@ -983,3 +991,5 @@ async fn fatal_midstream_errors_are_not_retried() {
     );
     assert_eq!(fake.requests().len(), 1);
 }
+
+mod gemini;

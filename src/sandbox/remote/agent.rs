@@ -11,11 +11,11 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow, bail};
 use futures::StreamExt;
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 use tokio_yamux::StreamHandle;
 
-use super::protocol::{Exited, READY, Reply, Request, Started, decode, encode, recv, send};
+use super::protocol::{self, Exited, READY, Reply, Request, Started, decode, encode, recv, send};
 use crate::sandbox::config::{BackendKind, SandboxConfig};
 use crate::sandbox::local::LocalSandbox;
 use crate::sandbox::{Sandbox, SecretValues, StartRequest};
@@ -117,8 +117,7 @@ fn uploads_root() -> PathBuf {
 }
 
 async fn serve(stream: StreamHandle, state: &State) -> Result<()> {
-    let (r, mut w) = tokio::io::split(stream);
-    let mut r = BufReader::new(r);
+    let (mut r, mut w) = protocol::pumped(stream);
     let Some(req) = recv::<_, Request>(&mut r).await? else {
         return Ok(());
     };
@@ -293,7 +292,7 @@ async fn serve(stream: StreamHandle, state: &State) -> Result<()> {
                         send(&mut w, &Reply::Ok(serde_json::Value::Null)).await?;
                         let buffered = r.buffer().to_vec();
                         unix.write_all(&buffered).await?;
-                        let mut stream = r.into_inner().unsplit(w);
+                        let mut stream = tokio::io::join(r.into_inner(), w);
                         let _ = tokio::io::copy_bidirectional(&mut stream, &mut unix).await;
                         return Ok(());
                     }

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use futures::StreamExt;
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use self::protocol::{Exited, Request, Started, decode, encode, recv, reply, send};
@@ -160,8 +160,7 @@ impl Conn {
             .handle
             .spawn(async move {
                 let stream = me.stream().await?;
-                let (r, mut w) = tokio::io::split(stream);
-                let mut r = BufReader::new(r);
+                let (mut r, mut w) = protocol::pumped(stream);
                 send(&mut w, &req).await?;
                 reply::<_, T>(&mut r).await
             })
@@ -198,8 +197,7 @@ impl Conn {
             .handle
             .spawn(async move {
                 let stream = me.stream().await?;
-                let (r, mut w) = tokio::io::split(stream);
-                let mut r = BufReader::new(r);
+                let (mut r, mut w) = protocol::pumped(stream);
                 send(&mut w, &Request::Upload { dest }).await?;
                 let bridge = tokio_util::io::SyncIoBridge::new(w);
                 let bar = (total > 8 * 1024 * 1024)
@@ -613,11 +611,10 @@ impl RemoteSandbox {
                         tokio::spawn(async move {
                             let res = async {
                                 let stream = conn.stream().await?;
-                                let (r, mut w) = tokio::io::split(stream);
-                                let mut r = BufReader::new(r);
+                                let (mut r, mut w) = protocol::pumped(stream);
                                 send(&mut w, &Request::Connect { socket: remote }).await?;
                                 reply::<_, serde_json::Value>(&mut r).await?;
-                                let mut stream = r.into_inner().unsplit(w);
+                                let mut stream = tokio::io::join(r.into_inner(), w);
                                 tokio::io::copy_bidirectional(&mut stream, &mut client).await?;
                                 Ok::<_, anyhow::Error>(())
                             }
@@ -654,25 +651,26 @@ impl Sandbox for RemoteSandbox {
             );
         }
         let conn = self.conn.clone();
+        let stop = cancel.child_token();
+        let stop2 = stop.clone();
         let call = self.conn.handle.spawn(async move {
             let stream = conn.stream().await?;
-            let (r, mut w) = tokio::io::split(stream);
-            let mut r = BufReader::new(r);
+            let (mut r, mut w) = protocol::pumped(stream);
             send(&mut w, &Request::Exec { cmd, opts }).await?;
-            // Dropping this future (cancel) drops the stream, which cancels the command.
-            let out = reply::<_, ExecOutput>(&mut r).await;
-            drop(w);
-            out
-        });
-        let abort = call.abort_handle();
-        tokio::select! {
-            r = call => r.map_err(|e| anyhow!("the call to `{}` failed: {e}", self.conn.host))?
-                .map_err(|e| self.conn.lost_error(e)),
-            _ = cancel.cancelled() => {
-                abort.abort();
-                bail!("cancelled")
+            tokio::select! {
+                out = reply::<_, ExecOutput>(&mut r) => out,
+                _ = stop2.cancelled() => {
+                    // Closing our side cancels the command on the host.
+                    let _ = w.shutdown().await;
+                    bail!("cancelled")
+                }
             }
-        }
+        });
+        let out = call
+            .await
+            .map_err(|e| anyhow!("the call to `{}` failed: {e}", self.conn.host))?;
+        drop(stop);
+        out.map_err(|e| self.conn.lost_error(e))
     }
 
     fn spawn(
@@ -695,8 +693,7 @@ impl Sandbox for RemoteSandbox {
         self.conn.handle.spawn(async move {
             let started = async {
                 let stream = conn.stream().await?;
-                let (r, mut w) = tokio::io::split(stream);
-                let mut r = BufReader::new(r);
+                let (mut r, mut w) = protocol::pumped(stream);
                 send(&mut w, &req).await?;
                 let pgid: i32 = reply(&mut r).await?;
                 Ok::<_, anyhow::Error>((pgid, r, w))

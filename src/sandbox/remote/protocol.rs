@@ -118,6 +118,25 @@ pub struct Exited {
     pub exited: String,
 }
 
+/// Splits a yamux stream for a call. tokio-yamux applies the peer's window updates only
+/// while the stream is being read, so a side that writes more than a window (256 KiB)
+/// without reading would wait forever: a task keeps reading the stream into a pipe, and the
+/// caller reads the pipe.
+pub fn pumped(
+    stream: tokio_yamux::StreamHandle,
+) -> (
+    tokio::io::BufReader<tokio::io::DuplexStream>,
+    tokio::io::WriteHalf<tokio_yamux::StreamHandle>,
+) {
+    let (mut r, w) = tokio::io::split(stream);
+    let (mut into, out) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut r, &mut into).await;
+        let _ = into.shutdown().await;
+    });
+    (tokio::io::BufReader::new(out), w)
+}
+
 /// Writes `value` as one JSON line.
 pub async fn send<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, value: &T) -> Result<()> {
     let mut line = serde_json::to_vec(value)?;
