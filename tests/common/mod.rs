@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod fake_anthropic;
+pub mod slurm;
 pub mod sshd;
 pub mod tmux;
 

@@ -380,7 +380,11 @@ impl Job {
 
     /// `scancel` (the job may have ended already).
     pub async fn cancel(&self) {
-        match self.cluster.run("scancel", &[self.id.clone()], None).await {
+        match self
+            .cluster
+            .run("scancel", std::slice::from_ref(&self.id), None)
+            .await
+        {
             Ok(_) => tracing::info!(job = self.id, "cancelled the Slurm job"),
             Err(e) => tracing::warn!("cancelling {}: {e:#}", self.shown()),
         }
