@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::slurm::Slurm;
+use common::sshd::Sshd;
 use common::{Env, failed, lines, ok, wait_gone};
 
 /// What the command lines of the sandbox's processes on the node contain.
@@ -227,5 +228,35 @@ s.exec("import time; time.sleep(300)");
     );
     let nb = common::read_json(&env.runs()[0].join("long.ipynb"));
     assert_eq!(common::cell_sources(&nb)[0], "1 + 1");
+    nothing_left(&slurm, &env);
+}
+
+#[test]
+fn off_the_cluster_every_slurm_command_goes_through_the_login_node() {
+    let slurm = Slurm::start();
+    // The "login node" is the loopback sshd, whose sessions know the cluster; seer's own
+    // environment does not (it names no SLURM_CONF).
+    let sshd = Sshd::start_with(&format!("SetEnv SLURM_CONF={}\n", slurm.conf().display()));
+    let env = Env::new();
+    env.write(
+        "main.rhai",
+        &format!(
+            "let sb = Sandbox(#{{ {}, login: \"{}\", ssh_options: {}, gpu: \"any\" }}).start();\nlet e = sb.exec(\"echo $CUDA_VISIBLE_DEVICES\");\ne.trim();\nprint(e);",
+            slurm.fields(&env),
+            Sshd::HOST,
+            sshd.options()
+        ),
+    );
+    let out = env
+        .cmd()
+        .env_remove("SLURM_CONF")
+        .args(["run", "main.rhai"])
+        .output()
+        .unwrap();
+    assert_eq!(lines(&ok(&out)), ["0"]);
+    let jobs = slurm.wait_jobs("the job to be cancelled", 20, |jobs| {
+        jobs.len() == 1 && jobs[0].state == "CANCELLED"
+    });
+    assert!(jobs[0].name.starts_with("seer-sb-"), "{jobs:?}");
     nothing_left(&slurm, &env);
 }
