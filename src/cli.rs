@@ -226,7 +226,10 @@ fn ps(all: bool, as_json: bool) -> ExitCode {
         let line = format!(
             "{:<16} {:<7} {:<10} {:>6} {:<14} {:<20} {}",
             r.id,
-            r.backend,
+            match &r.job_id {
+                Some(job) => format!("{}:{job}", r.backend),
+                None => r.backend.clone(),
+            },
             status,
             age(t - r.created_at),
             owner,

@@ -91,7 +91,7 @@ let s = create_notebook_session(sb, ws, #{{ name: "probe" }});
 print(s.exec("helpers.double(21)").text);
 print(s.exec("import torch; type(model).__name__ + ' ' + str(model(torch.tensor([[1, 2, 3]])).logits.shape[-1])").text);
 print(s.exec("import os; os.environ['SEER_SANDBOX_ID'] == '" + sb.id + "'").text);
-print(s.exec("1/0", #{ raise: false }).status);
+print(s.exec("1/0", #{{ raise: false }}).status);
 "#,
             on_ssh(&env, &sshd)
         ),

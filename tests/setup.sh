@@ -7,7 +7,8 @@
 # - Debian packages: git, tmux (the REPL/chat tests drive seer in a pseudo-terminal), procps,
 #   bubblewrap (sandbox isolation), chromium (the live view's browser tests),
 #   openssh-client and openssh-server (the ssh backend's tests start their own sshd on
-#   loopback);
+#   loopback), slurm-wlm and munge (the slurm backend's tests start their own single-node
+#   cluster; the packages' services are not used);
 # - uv, pinned, into the tests' shared seer cache, in the layout of seer's own bootstrap
 #   (<target>/tmp/seer-cache/uv/bin/uv);
 # - a venv with tests/requirements.txt (nbformat, the official mcp/anthropic/openai SDKs,
@@ -37,6 +38,8 @@ command -v python3 >/dev/null || need+=(python3 python3-pip python3-venv)
 command -v npm >/dev/null || need+=(nodejs npm)
 command -v ssh >/dev/null || need+=(openssh-client)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+[ -x /usr/sbin/slurmctld ] && [ -x /usr/sbin/slurmd ] && command -v sbatch >/dev/null || need+=(slurm-wlm)
+[ -x /usr/sbin/munged ] || need+=(munge)
 if [ ${#need[@]} -gt 0 ]; then
   step "installing Debian packages: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

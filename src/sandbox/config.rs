@@ -163,6 +163,39 @@ pub struct SandboxConfig {
     /// default `~/.cache/seer-remote`.
     #[serde(default)]
     pub remote_dir: Option<String>,
+    /// `backend: "slurm"`: the partition (`--partition`).
+    #[serde(default)]
+    pub partition: Option<String>,
+    /// `backend: "slurm"`: the account charged (`--account`).
+    #[serde(default)]
+    pub account: Option<String>,
+    /// `backend: "slurm"`: the quality of service (`--qos`).
+    #[serde(default)]
+    pub qos: Option<String>,
+    /// `backend: "slurm"`: the GRES type of each `gpu` name, for sites that name GPUs
+    /// differently (`#{ A100: "a100_80g" }`); unmapped names are lowercased.
+    #[serde(default)]
+    pub gpu_type_map: BTreeMap<String, String>,
+    /// `backend: "slurm"`: a raw `--gres` request, used instead of `gpu`/`gpu_count`.
+    #[serde(default)]
+    pub gres: Option<String>,
+    /// `backend: "slurm"`: CPUs of the job (`--cpus-per-task`).
+    #[serde(default)]
+    pub cpus: Option<u32>,
+    /// `backend: "slurm"`: memory of the job (`--mem`, e.g. `"32G"`).
+    #[serde(default)]
+    pub memory: Option<String>,
+    /// `backend: "slurm"`: extra `sbatch` flags (`["--constraint=a100", "--exclusive"]`).
+    #[serde(default)]
+    pub slurm_options: Vec<String>,
+    /// `backend: "slurm"`: the ssh destination of the cluster's login node when seer runs
+    /// off the cluster (absent: seer runs where `sbatch` and `srun` work).
+    #[serde(default)]
+    pub login: Option<String>,
+    /// `backend: "slurm"`: seer's folder on the cluster's shared filesystem (binary, job
+    /// state, env cache); default `~/.cache/seer-remote`.
+    #[serde(default)]
+    pub shared_dir: Option<String>,
 }
 
 impl Default for SandboxConfig {
@@ -175,47 +208,7 @@ impl Default for SandboxConfig {
 impl SandboxConfig {
     /// Checks what serde cannot: value formats and features that do not exist yet.
     pub fn validate(&self) -> Result<(), String> {
-        match (self.backend, &self.host) {
-            (BackendKind::Ssh, None) => {
-                return Err("Sandbox config: field `host`: backend \"ssh\" needs the ssh destination to run on (e.g. `host: \"gpu-box\"`)".into());
-            }
-            (BackendKind::Ssh, Some(h))
-                if h.trim().is_empty() || h.starts_with('-') || h.contains(char::is_whitespace) =>
-            {
-                return Err(format!(
-                    "Sandbox config: field `host`: `{h}` is not an ssh destination"
-                ));
-            }
-            (BackendKind::Local, Some(_)) => {
-                return Err("Sandbox config: field `host` is for `backend: \"ssh\"`; add that, or remove `host` to run here".into());
-            }
-            _ => {}
-        }
-        if self.backend != BackendKind::Ssh
-            && (!self.ssh_options.is_empty() || self.remote_dir.is_some())
-        {
-            return Err(
-                "Sandbox config: fields `ssh_options` and `remote_dir` are for `backend: \"ssh\"`"
-                    .into(),
-            );
-        }
-        if let Some(d) = &self.remote_dir
-            && (d.is_empty() || d.contains(['\'', '\n', '\0']))
-        {
-            return Err(format!(
-                "Sandbox config: field `remote_dir`: `{}` is not a usable folder",
-                d.escape_debug()
-            ));
-        }
-        if !matches!(self.backend, BackendKind::Local | BackendKind::Ssh) {
-            let name = serde_json::to_value(self.backend)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
-            return Err(format!(
-                "not supported yet: backend `{name}` (`local` and `ssh` work today; see README)"
-            ));
-        }
+        self.validate_backend()?;
         let v = &self.python_version;
         let parts: Vec<&str> = v.split('.').collect();
         if !(2..=3).contains(&parts.len())
@@ -269,6 +262,170 @@ impl SandboxConfig {
         Ok(())
     }
 
+    /// The same sandbox as a local one (what seer on the remote machine starts): the
+    /// fields of the remote backends cleared.
+    pub fn into_local(self) -> Self {
+        Self {
+            backend: BackendKind::Local,
+            host: None,
+            ssh_options: vec![],
+            remote_dir: None,
+            partition: None,
+            account: None,
+            qos: None,
+            gpu_type_map: BTreeMap::new(),
+            gres: None,
+            cpus: None,
+            memory: None,
+            slurm_options: vec![],
+            login: None,
+            shared_dir: None,
+            ..self
+        }
+    }
+
+    /// The backend and its fields: each remote field only with its backend.
+    fn validate_backend(&self) -> Result<(), String> {
+        let is = |b: BackendKind| self.backend == b;
+        match (self.backend, &self.host) {
+            (BackendKind::Ssh, None) => {
+                return Err("Sandbox config: field `host`: backend \"ssh\" needs the ssh destination to run on (e.g. `host: \"gpu-box\"`)".into());
+            }
+            (BackendKind::Ssh, Some(h)) if !is_ssh_destination(h) => {
+                return Err(format!(
+                    "Sandbox config: field `host`: `{h}` is not an ssh destination"
+                ));
+            }
+            (BackendKind::Ssh, _) => {}
+            (_, Some(_)) => {
+                return Err("Sandbox config: field `host` is for `backend: \"ssh\"` (a Slurm login node is `login`); add that, or remove `host` to run here".into());
+            }
+            _ => {}
+        }
+        if !is(BackendKind::Ssh) && self.remote_dir.is_some() {
+            return Err("Sandbox config: field `remote_dir` is for `backend: \"ssh\"` (on Slurm: `shared_dir`)".into());
+        }
+        if !is(BackendKind::Ssh) && !is(BackendKind::Slurm) && !self.ssh_options.is_empty() {
+            return Err("Sandbox config: field `ssh_options` is for `backend: \"ssh\"` (or \"slurm\" with `login`)".into());
+        }
+        if is(BackendKind::Slurm) && self.login.is_none() && !self.ssh_options.is_empty() {
+            return Err("Sandbox config: field `ssh_options`: on `backend: \"slurm\"` it is for reaching `login`, which is not set".into());
+        }
+        for (field, dir) in [
+            ("remote_dir", &self.remote_dir),
+            ("shared_dir", &self.shared_dir),
+        ] {
+            if let Some(d) = dir
+                && (d.is_empty() || d.contains(['\'', '\n', '\0']))
+            {
+                return Err(format!(
+                    "Sandbox config: field `{field}`: `{}` is not a usable folder",
+                    d.escape_debug()
+                ));
+            }
+        }
+        if !is(BackendKind::Slurm) {
+            let set: Vec<&str> = [
+                ("partition", self.partition.is_some()),
+                ("account", self.account.is_some()),
+                ("qos", self.qos.is_some()),
+                ("gpu_type_map", !self.gpu_type_map.is_empty()),
+                ("gres", self.gres.is_some()),
+                ("cpus", self.cpus.is_some()),
+                ("memory", self.memory.is_some()),
+                ("slurm_options", !self.slurm_options.is_empty()),
+                ("login", self.login.is_some()),
+                ("shared_dir", self.shared_dir.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(f, on)| on.then_some(f))
+            .collect();
+            if let Some(f) = set.first() {
+                return Err(format!(
+                    "Sandbox config: field `{f}` is for `backend: \"slurm\"`"
+                ));
+            }
+        } else {
+            self.validate_slurm()?;
+        }
+        if is(BackendKind::Modal) {
+            return Err(
+                "not supported yet: backend `modal` (`local`, `ssh` and `slurm` work today; see README)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    fn validate_slurm(&self) -> Result<(), String> {
+        let word = |field: &str, v: &str, extra: &[char]| {
+            let ok = !v.is_empty()
+                && !v.starts_with('-')
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c) || extra.contains(&c));
+            if ok {
+                Ok(())
+            } else {
+                Err(format!(
+                    "Sandbox config: field `{field}`: `{}` is not a Slurm name",
+                    v.escape_debug()
+                ))
+            }
+        };
+        for (field, v) in [
+            ("partition", &self.partition),
+            ("account", &self.account),
+            ("qos", &self.qos),
+        ] {
+            if let Some(v) = v {
+                word(field, v, &[','])?;
+            }
+        }
+        if let Some(g) = &self.gres {
+            word("gres", g, &[':', ','])?;
+        }
+        for (k, v) in &self.gpu_type_map {
+            word(&format!("gpu_type_map.{k}"), v, &[])?;
+        }
+        if self.cpus == Some(0) {
+            return Err("Sandbox config: field `cpus`: must be at least 1".into());
+        }
+        if let Some(m) = &self.memory {
+            let digits = m.trim_end_matches(['K', 'M', 'G', 'T']);
+            if digits.is_empty()
+                || !digits.chars().all(|c| c.is_ascii_digit())
+                || m.len() > digits.len() + 1
+            {
+                return Err(format!(
+                    "Sandbox config: field `memory`: `{}` is not an amount like \"32G\" or \"4000M\"",
+                    m.escape_debug()
+                ));
+            }
+        }
+        if let Some(l) = &self.login
+            && !is_ssh_destination(l)
+        {
+            return Err(format!(
+                "Sandbox config: field `login`: `{l}` is not an ssh destination"
+            ));
+        }
+        for (i, o) in self.slurm_options.iter().enumerate() {
+            if !o.starts_with('-') || o.contains(['\n', '\0']) {
+                return Err(format!(
+                    "Sandbox config: field `slurm_options[{i}]`: `{}` is not an sbatch flag (like \"--constraint=a100\")",
+                    o.escape_debug()
+                ));
+            }
+            let name = o.split('=').next().unwrap_or(o);
+            if let Some((_, instead)) = SEER_SETS.iter().find(|(flags, _)| flags.contains(&name)) {
+                return Err(format!(
+                    "Sandbox config: field `slurm_options[{i}]`: seer sets `{name}` itself; {instead}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The packages of the Python env: configured ones, plus the kernel in notebook mode.
     pub fn env_packages(&self) -> Vec<String> {
         let mut pkgs = self.python_packages.clone();
@@ -278,6 +435,52 @@ impl SandboxConfig {
         }
         pkgs
     }
+}
+
+/// sbatch flags seer sets from other fields (or for itself), and what to use instead.
+const SEER_SETS: &[(&[&str], &str)] = &[
+    (&["--time", "-t"], "use `timeout`"),
+    (&["--partition", "-p"], "use `partition`"),
+    (&["--account", "-A"], "use `account`"),
+    (&["--qos", "-q"], "use `qos`"),
+    (
+        &[
+            "--gres",
+            "--gpus",
+            "-G",
+            "--gpus-per-node",
+            "--gpus-per-task",
+        ],
+        "use `gpu`/`gpu_count` or `gres`",
+    ),
+    (&["--cpus-per-task", "-c"], "use `cpus`"),
+    (&["--mem"], "use `memory`"),
+    (
+        &[
+            "--job-name",
+            "-J",
+            "--output",
+            "-o",
+            "--error",
+            "-e",
+            "--input",
+            "-i",
+            "--parsable",
+            "--wrap",
+            "--chdir",
+            "-D",
+            "--nodes",
+            "-N",
+            "--ntasks",
+            "-n",
+            "--export",
+        ],
+        "seer needs its own value",
+    ),
+];
+
+fn is_ssh_destination(h: &str) -> bool {
+    !(h.trim().is_empty() || h.starts_with('-') || h.contains(char::is_whitespace))
 }
 
 fn is_env_name(s: &str) -> bool {
@@ -345,6 +548,82 @@ mod tests {
             let c: SandboxConfig = from_json("c", input.clone()).unwrap();
             let e = c.validate().unwrap_err();
             assert!(e.contains(want), "{input}: {e}");
+        }
+    }
+
+    #[test]
+    fn slurm_fields_are_checked_with_their_names() {
+        let good: SandboxConfig = from_json(
+            "c",
+            json!({"backend": "slurm", "partition": "gpu", "account": "lab", "qos": "normal",
+                   "gpu": "A100", "gpu_count": 2, "gpu_type_map": {"A100": "a100_80g"},
+                   "cpus": 8, "memory": "64G", "slurm_options": ["--constraint=a100"],
+                   "login": "me@cluster", "ssh_options": ["-J", "bastion"],
+                   "shared_dir": "/scratch/me/seer"}),
+        )
+        .unwrap();
+        assert_eq!(good.validate(), Ok(()));
+        let bad = [
+            (
+                json!({"partition": "gpu"}),
+                "Sandbox config: field `partition` is for `backend: \"slurm\"`",
+            ),
+            (
+                json!({"backend": "ssh", "host": "h", "shared_dir": "/x"}),
+                "Sandbox config: field `shared_dir` is for `backend: \"slurm\"`",
+            ),
+            (
+                json!({"backend": "slurm", "host": "h"}),
+                "Sandbox config: field `host` is for `backend: \"ssh\"` (a Slurm login node is `login`); add that, or remove `host` to run here",
+            ),
+            (
+                json!({"backend": "slurm", "remote_dir": "/x"}),
+                "Sandbox config: field `remote_dir` is for `backend: \"ssh\"` (on Slurm: `shared_dir`)",
+            ),
+            (
+                json!({"backend": "slurm", "ssh_options": ["-v"]}),
+                "Sandbox config: field `ssh_options`: on `backend: \"slurm\"` it is for reaching `login`, which is not set",
+            ),
+            (
+                json!({"backend": "slurm", "partition": "gpu queue"}),
+                "Sandbox config: field `partition`: `gpu queue` is not a Slurm name",
+            ),
+            (
+                json!({"backend": "slurm", "gres": "--gpu"}),
+                "Sandbox config: field `gres`: `--gpu` is not a Slurm name",
+            ),
+            (
+                json!({"backend": "slurm", "gpu_type_map": {"A100": "a:1"}}),
+                "Sandbox config: field `gpu_type_map.A100`: `a:1` is not a Slurm name",
+            ),
+            (
+                json!({"backend": "slurm", "cpus": 0}),
+                "Sandbox config: field `cpus`: must be at least 1",
+            ),
+            (
+                json!({"backend": "slurm", "memory": "lots"}),
+                "Sandbox config: field `memory`: `lots` is not an amount like \"32G\" or \"4000M\"",
+            ),
+            (
+                json!({"backend": "slurm", "login": "-oProxyCommand=x"}),
+                "Sandbox config: field `login`: `-oProxyCommand=x` is not an ssh destination",
+            ),
+            (
+                json!({"backend": "slurm", "slurm_options": ["--exclusive", "constraint=a"]}),
+                "Sandbox config: field `slurm_options[1]`: `constraint=a` is not an sbatch flag (like \"--constraint=a100\")",
+            ),
+            (
+                json!({"backend": "slurm", "slurm_options": ["--time=10"]}),
+                "Sandbox config: field `slurm_options[0]`: seer sets `--time` itself; use `timeout`",
+            ),
+            (
+                json!({"backend": "slurm", "shared_dir": "it's"}),
+                "Sandbox config: field `shared_dir`: `it\\'s` is not a usable folder",
+            ),
+        ];
+        for (input, want) in bad {
+            let c: SandboxConfig = from_json("c", input.clone()).unwrap();
+            assert_eq!(c.validate(), Err(want.to_string()), "{input}");
         }
     }
 }

@@ -67,7 +67,9 @@ pub async fn start(
     cancel: &CancellationToken,
 ) -> Result<std::sync::Arc<dyn Sandbox>> {
     match req.config.backend {
-        config::BackendKind::Ssh => Ok(remote::RemoteSandbox::start(req, cancel).await?),
+        config::BackendKind::Ssh | config::BackendKind::Slurm => {
+            Ok(remote::RemoteSandbox::start(req, cancel).await?)
+        }
         _ => Ok(local::LocalSandbox::start(req, cancel).await?),
     }
 }
@@ -77,7 +79,7 @@ pub async fn attach(id: &str) -> Result<std::sync::Arc<dyn Sandbox>> {
     let dir = crate::paths::sandboxes_dir().join(id);
     let backend = registry::SandboxRecord::load(&dir).map(|r| r.backend);
     match backend.as_deref() {
-        Ok("ssh") => Ok(remote::RemoteSandbox::attach(id).await?),
+        Ok("ssh" | "slurm") => Ok(remote::RemoteSandbox::attach(id).await?),
         _ => Ok(local::LocalSandbox::attach(id)?),
     }
 }

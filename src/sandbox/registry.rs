@@ -38,6 +38,9 @@ pub struct SandboxRecord {
     /// machine's folder for it: record, logs, staging).
     #[serde(default)]
     pub host: Option<String>,
+    /// The Slurm job of a `slurm` sandbox.
+    #[serde(default)]
+    pub job_id: Option<String>,
     pub dir: PathBuf,
     pub workspace: PathBuf,
     pub status: Status,

@@ -27,6 +27,11 @@ impl Sshd {
     pub const HOST: &'static str = "seer-test-host";
 
     pub fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// [`Sshd::start`] with more lines of server config (e.g. `SetEnv` for the sessions).
+    pub fn start_with(extra_config: &str) -> Self {
         let sshd = Path::new("/usr/sbin/sshd");
         assert!(
             sshd.exists(),
@@ -48,7 +53,7 @@ impl Sshd {
              PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
              PermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\n\
              AllowTcpForwarding yes\nAllowStreamLocalForwarding yes\nMaxSessions 64\n\
-             MaxStartups 64:30:128\nClientAliveInterval 5\nClientAliveCountMax 3\n",
+             MaxStartups 64:30:128\nClientAliveInterval 5\nClientAliveCountMax 3\n{extra_config}",
             d = d.display()
         );
         std::fs::write(d.join("sshd_config"), cfg).unwrap();

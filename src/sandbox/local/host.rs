@@ -24,8 +24,16 @@ fn gpu_count() -> usize {
 
 /// Checks `gpu`/`gpu_count` against this machine; the `CUDA_VISIBLE_DEVICES` value the
 /// sandbox gets (`None` without `gpu`).
+///
+/// Inside a Slurm job (the slurm backend's agent runs in one) the GPUs are the ones Slurm
+/// allocated to it, named by the `CUDA_VISIBLE_DEVICES` Slurm set.
 pub(super) fn check_gpu(cfg: &SandboxConfig) -> Result<Option<String>> {
     let Some(gpu) = &cfg.gpu else { return Ok(None) };
+    if std::env::var_os("SLURM_JOB_ID").is_some()
+        && let Ok(given) = std::env::var("CUDA_VISIBLE_DEVICES")
+    {
+        return slurm_gpus(&given, cfg.gpu_count as usize).map(Some);
+    }
     let have = gpu_count();
     if have == 0 {
         bail!(
@@ -42,6 +50,18 @@ pub(super) fn check_gpu(cfg: &SandboxConfig) -> Result<Option<String>> {
             .collect::<Vec<_>>()
             .join(","),
     ))
+}
+
+/// The first `want` of the GPUs Slurm gave the job (`CUDA_VISIBLE_DEVICES`).
+fn slurm_gpus(given: &str, want: usize) -> Result<String> {
+    let ids: Vec<&str> = given.split(',').filter(|s| !s.trim().is_empty()).collect();
+    if ids.len() < want {
+        bail!(
+            "gpu_count: {want} GPUs requested but the Slurm job was given {} (CUDA_VISIBLE_DEVICES={given})",
+            ids.len()
+        );
+    }
+    Ok(ids[..want].join(","))
 }
 
 /// Fails naming every `system_packages` entry dpkg does not list as installed.
@@ -67,4 +87,19 @@ pub(super) fn check_system_packages(pkgs: &[String]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slurm_gpus_are_the_first_of_the_jobs() {
+        assert_eq!(slurm_gpus("2,3", 1).unwrap(), "2");
+        assert_eq!(slurm_gpus("0,1", 2).unwrap(), "0,1");
+        assert_eq!(
+            slurm_gpus("", 1).unwrap_err().to_string(),
+            "gpu_count: 1 GPUs requested but the Slurm job was given 0 (CUDA_VISIBLE_DEVICES=)"
+        );
+    }
 }

@@ -167,6 +167,7 @@ impl LocalSandbox {
             id: id.clone(),
             backend: "local".into(),
             host: None,
+            job_id: None,
             dir: dir.clone(),
             workspace: workspace.clone(),
             status: Status::Starting,

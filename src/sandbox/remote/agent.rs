@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_yamux::StreamHandle;
 
 use super::protocol::{self, Exited, READY, Reply, Request, Started, decode, encode, recv, send};
-use crate::sandbox::config::{BackendKind, SandboxConfig};
+use crate::sandbox::config::SandboxConfig;
 use crate::sandbox::local::LocalSandbox;
 use crate::sandbox::{Sandbox, SecretValues, StartRequest};
 
@@ -144,12 +144,8 @@ async fn serve(stream: StreamHandle, state: &State) -> Result<()> {
         } => {
             let cancel = state.gone.child_token();
             let res = async {
-                let mut config: SandboxConfig = serde_json::from_value(config)?;
                 // On this host it is a local sandbox.
-                config.backend = BackendKind::Local;
-                config.host = None;
-                config.ssh_options.clear();
-                config.remote_dir = None;
+                let config = serde_json::from_value::<SandboxConfig>(config)?.into_local();
                 let req = StartRequest {
                     config,
                     base_dir,

@@ -1,4 +1,5 @@
-//! The ssh backend: a sandbox on another machine, run there by seer itself.
+//! The ssh and slurm backends: a sandbox on another machine (an ssh host, or the node of a
+//! Slurm job: see [`slurm`]), run there by seer itself.
 //!
 //! `RemoteSandbox` implements [`Sandbox`] by calls to `seer __sandbox-agent` on the host
 //! ([`agent`]), which hosts the local backend there. The two talk over one `ssh` process's
@@ -10,6 +11,7 @@
 
 pub mod agent;
 pub mod protocol;
+pub mod slurm;
 pub mod ssh;
 
 use std::collections::{BTreeMap, HashSet};
@@ -63,11 +65,12 @@ struct Conn {
     control: tokio_yamux::Control,
     lost: Arc<AtomicBool>,
     host: String,
+    transport: ssh::Transport,
     stderr_tail: Arc<Mutex<Vec<String>>>,
 }
 
 impl Conn {
-    async fn open(target: &ssh::Target, log: &Path, redactor: Redactor) -> Result<Arc<Self>> {
+    async fn open(target: &ssh::Transport, log: &Path, redactor: Redactor) -> Result<Arc<Self>> {
         let runtime = BackgroundRuntime(Some(
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -116,12 +119,21 @@ impl Conn {
             control,
             lost,
             host: target.shown(),
+            transport: target.clone(),
             stderr_tail,
         }))
     }
 
     /// An error for a call that failed because the connection is gone.
     fn lost_error(&self, e: anyhow::Error) -> anyhow::Error {
+        if self.lost.load(Ordering::SeqCst)
+            && let ssh::Transport::Slurm(job) = &self.transport
+            && let Some(why) = job.why_ended_blocking()
+        {
+            return anyhow!(
+                "{why}; the sandbox's processes there have ended (its notebooks and transcripts here are intact)"
+            );
+        }
         if self.lost.load(Ordering::SeqCst) {
             let tail = self
                 .stderr_tail
@@ -417,7 +429,15 @@ impl RemoteSandbox {
                 "not supported yet: starting an ssh sandbox from a snapshot (snapshots stay on the host that made them)"
             );
         }
-        let target = ssh::Target::of(cfg)?;
+        let slurm = cfg.backend == super::config::BackendKind::Slurm;
+        let (backend, host, cluster, ssh_target) = if slurm {
+            let cluster = slurm::Cluster::of(cfg)?;
+            let host = cluster.login.as_ref().map(|t| t.shown());
+            ("slurm", host, Some(cluster), None)
+        } else {
+            let t = ssh::Target::of(cfg)?;
+            ("ssh", Some(t.shown()), None, Some(t))
+        };
         let id = super::local::new_id("sb");
         let local_dir = paths::sandboxes_dir().join(&id);
         paths::create_state_subdir(&local_dir)?;
@@ -428,8 +448,9 @@ impl RemoteSandbox {
         let me = std::process::id();
         let mut record = SandboxRecord {
             id: id.clone(),
-            backend: "ssh".into(),
-            host: Some(target.shown()),
+            backend: backend.into(),
+            host,
+            job_id: None,
             dir: local_dir.clone(),
             workspace: PathBuf::new(),
             status: Status::Starting,
@@ -447,9 +468,31 @@ impl RemoteSandbox {
             repos: vec![],
         };
         record.save()?;
-        tracing::info!(id, host = %target.shown(), "starting ssh sandbox");
-        let result = Self::provision(&req, &target, record.clone(), cancel).await;
+        let mut job = None;
+        let result = async {
+            let transport = match (&cluster, ssh_target) {
+                (Some(cluster), _) => {
+                    let j = cluster.submit(cfg, &id).await?;
+                    tracing::info!(id, job = j.id, "submitted the slurm sandbox's job");
+                    record.job_id = Some(j.id.clone());
+                    record.save()?;
+                    job = Some(j.clone());
+                    j.wait_running(cancel).await?;
+                    ssh::Transport::Slurm(j)
+                }
+                (None, Some(t)) => {
+                    tracing::info!(id, host = %t.shown(), "starting ssh sandbox");
+                    ssh::Transport::Ssh(t)
+                }
+                (None, None) => bail!("no place to start the sandbox"),
+            };
+            Self::provision(&req, &transport, record.clone(), cancel).await
+        }
+        .await;
         if let Err(e) = &result {
+            if let Some(j) = &job {
+                j.cancel().await;
+            }
             let reason = format!("start failed: {e:#}");
             if let Err(e2) = record.end(Status::Failed, &reason) {
                 tracing::warn!("could not record failed start of {id}: {e2:#}");
@@ -460,7 +503,7 @@ impl RemoteSandbox {
 
     async fn provision(
         req: &StartRequest,
-        target: &ssh::Target,
+        target: &ssh::Transport,
         mut record: SandboxRecord,
         cancel: &CancellationToken,
     ) -> Result<Arc<Self>> {
@@ -510,7 +553,7 @@ impl RemoteSandbox {
         redactor: Redactor,
     ) -> Arc<Self> {
         let mut info = started.info;
-        info.backend = "ssh".into();
+        info.backend = record.backend.clone();
         info.host = record.host.clone();
         info.config = record.config.clone();
         Arc::new(Self {
@@ -540,7 +583,19 @@ impl RemoteSandbox {
         }
         let cfg: SandboxConfig = serde_json::from_value(record.config.clone())
             .with_context(|| format!("reading the config of sandbox `{id}`"))?;
-        let target = ssh::Target::of(&cfg)?;
+        let target = match (&record.job_id, cfg.backend) {
+            (Some(job), super::config::BackendKind::Slurm) => {
+                let job = slurm::Job {
+                    id: job.clone(),
+                    cluster: slurm::Cluster::of(&cfg)?,
+                };
+                if let Some(why) = job.why_ended_blocking() {
+                    bail!("sandbox `{id}` is not running any more: {why}");
+                }
+                ssh::Transport::Slurm(job)
+            }
+            _ => ssh::Transport::Ssh(ssh::Target::of(&cfg)?),
+        };
         let secrets = secret_values(&cfg);
         let redactor = Redactor::new(secrets.values().cloned());
         let conn = Conn::open(&target, &dir.join("logs/ssh.log"), redactor.clone()).await?;
@@ -838,6 +893,9 @@ impl Sandbox for RemoteSandbox {
             *rec = disk;
         }
         rec.end(Status::Terminated, "terminated")?;
+        if let ssh::Transport::Slurm(job) = &self.conn.transport {
+            job.cancel_blocking();
+        }
         tracing::info!(id = self.info.id, "sandbox terminated");
         Ok(())
     }

@@ -6,6 +6,9 @@
 //! then streamed over the same connection into `<remote_dir>/bin/`), and `exec`s
 //! `seer __sandbox-agent` with the remote state and cache folders under `remote_dir`. The
 //! agent prints one ready line, and from then on the stream carries yamux frames only.
+//!
+//! The launcher is the same for the slurm backend: only the process that runs it differs
+//! ([`Transport`]): `srun` into the sandbox's job (see [`super::slurm`]) instead of `ssh`.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -42,23 +45,30 @@ impl Target {
             .host
             .clone()
             .ok_or_else(|| anyhow!("Sandbox config: field `host` is missing"))?;
+        Self::parse("host", &host, cfg, cfg.remote_dir.as_deref())
+    }
+
+    /// `host` (the config's field `field`) with the config's `ssh_options`.
+    pub fn parse(
+        field: &str,
+        host: &str,
+        cfg: &SandboxConfig,
+        remote_dir: Option<&str>,
+    ) -> Result<Self> {
         let (destination, port) = match host.rsplit_once(':') {
             Some((h, p)) if !h.is_empty() && !h.contains(':') && !p.is_empty() => {
                 let port: u16 = p.parse().map_err(|_| {
-                    anyhow!("Sandbox config: field `host`: `{p}` in `{host}` is not a port")
+                    anyhow!("Sandbox config: field `{field}`: `{p}` in `{host}` is not a port")
                 })?;
                 (h.to_string(), Some(port))
             }
-            _ => (host.clone(), None),
+            _ => (host.to_string(), None),
         };
         Ok(Self {
             destination,
             port,
             options: cfg.ssh_options.clone(),
-            remote_dir: cfg
-                .remote_dir
-                .clone()
-                .unwrap_or_else(|| DEFAULT_REMOTE_DIR.into()),
+            remote_dir: remote_dir.unwrap_or(DEFAULT_REMOTE_DIR).to_string(),
         })
     }
 
@@ -72,7 +82,7 @@ impl Target {
 
     /// `ssh … destination -- command`, with no tty (a tty would corrupt the byte stream)
     /// and keep-alives, so a dead network is noticed in about 15 s.
-    fn command(&self, remote_command: &str) -> tokio::process::Command {
+    pub(super) fn command(&self, remote_command: &str) -> tokio::process::Command {
         let mut c = tokio::process::Command::new("ssh");
         c.args(["-T", "-o", "BatchMode=yes", "-o", "ServerAliveInterval=5"])
             .args(["-o", "ServerAliveCountMax=3", "-o", "ConnectTimeout=20"]);
@@ -111,24 +121,81 @@ fn build_name(bin: &Path) -> Result<(String, u64)> {
     ))
 }
 
+/// How the byte stream to the agent is obtained: a process running the launcher.
+#[derive(Debug, Clone)]
+pub enum Transport {
+    /// `ssh HOST launcher`.
+    Ssh(Target),
+    /// `srun --jobid J --overlap … sh -c launcher` into the sandbox's Slurm job, here or
+    /// through `ssh` to the login node.
+    Slurm(super::slurm::Job),
+}
+
+impl Transport {
+    /// How the machine is named in messages.
+    pub fn shown(&self) -> String {
+        match self {
+            Transport::Ssh(t) => t.shown(),
+            Transport::Slurm(j) => j.shown(),
+        }
+    }
+
+    fn remote_dir(&self) -> &str {
+        match self {
+            Transport::Ssh(t) => &t.remote_dir,
+            Transport::Slurm(j) => &j.cluster.shared_dir,
+        }
+    }
+
+    fn command(&self, launcher: &str) -> tokio::process::Command {
+        match self {
+            Transport::Ssh(t) => t.command(launcher),
+            Transport::Slurm(j) => j.srun(launcher),
+        }
+    }
+
+    /// The error of a failed start: `why`, and how to check the way seer went.
+    fn start_failed(&self, why: &str) -> String {
+        match self {
+            Transport::Ssh(t) => format!(
+                "could not start seer on `{shown}` over ssh: {why}\n(check that `ssh {shown}` works without a password prompt: seer runs ssh with BatchMode=yes)",
+                shown = t.shown()
+            ),
+            Transport::Slurm(j) => j.start_failed(why),
+        }
+    }
+}
+
 /// A word for the host's `sh`: `~/x` stays expandable, everything else is quoted.
-fn sh_path(p: &str) -> String {
+pub(super) fn sh_path(p: &str) -> String {
     match p.strip_prefix("~/") {
         Some(rest) => format!("\"$HOME\"/'{rest}'"),
         None => format!("'{p}'"),
     }
 }
 
-/// The launcher run by the host's shell.
-fn launcher(remote_dir: &str, name: &str, size: u64) -> String {
+/// The launcher run by the host's shell. In a Slurm job (`job`) the state folder is the
+/// job's own (`jobs/$SLURM_JOB_ID/state`: pids are per node), the Hugging Face cache is
+/// under `remote_dir` unless `HF_HOME` is set, and the agent's pid and binary are written
+/// where the job's script watches them.
+fn launcher(remote_dir: &str, name: &str, size: u64, job: bool) -> String {
     let dir = sh_path(remote_dir);
+    let (state, before) = if job {
+        (
+            "$d/jobs/$SLURM_JOB_ID/state",
+            "j=\"$d/jobs/$SLURM_JOB_ID\"; echo \"$b\" > \"$j/binary\"; echo $$ > \"$j/agent.pid\"; \
+             export HF_HOME=\"${HF_HOME:-$d/huggingface}\"; ",
+        )
+    } else {
+        ("$d/state", "")
+    };
     format!(
         "umask 077; d={dir}; \
          command -v python3 >/dev/null 2>&1 || {{ echo '{MISSING} python3 is not installed on this host (seer needs python3 to make the sandbox env)'; exit 3; }}; \
-         mkdir -p \"$d/bin\" \"$d/state\" \"$d/cache\" || {{ echo \"{MISSING} cannot create $d\"; exit 3; }}; \
+         mkdir -p \"$d/bin\" \"{state}\" \"$d/cache\" || {{ echo \"{MISSING} cannot create $d\"; exit 3; }}; \
          b=\"$d/bin/{name}\"; \
          if [ ! -x \"$b\" ]; then echo {NEED_BINARY}; head -c {size} > \"$b.part.$$\" && chmod 700 \"$b.part.$$\" && mv \"$b.part.$$\" \"$b\" || exit 4; fi; \
-         SEER_HOME=\"$d/state\" SEER_CACHE_DIR=\"$d/cache\" exec \"$b\" __sandbox-agent"
+         {before}SEER_HOME=\"{state}\" SEER_CACHE_DIR=\"$d/cache\" exec \"$b\" __sandbox-agent"
     )
 }
 
@@ -143,11 +210,12 @@ pub struct Connected {
 
 /// Starts `ssh`, sends the binary if the host needs it, and waits for the agent's ready
 /// line. ssh's stderr (and the agent's log) goes to `log` through `redactor`.
-pub async fn connect(target: &Target, log: &Path, redactor: Redactor) -> Result<Connected> {
+pub async fn connect(target: &Transport, log: &Path, redactor: Redactor) -> Result<Connected> {
     let bin = local_binary()?;
     let (name, size) = build_name(&bin)?;
+    let job = matches!(target, Transport::Slurm(_));
     let mut child = target
-        .command(&launcher(&target.remote_dir, &name, size))
+        .command(&launcher(target.remote_dir(), &name, size, job))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -156,7 +224,10 @@ pub async fn connect(target: &Target, log: &Path, redactor: Redactor) -> Result<
         .process_group(0)
         .kill_on_drop(true)
         .spawn()
-        .context("starting `ssh` (is the OpenSSH client installed?)")?;
+        .with_context(|| match target {
+            Transport::Ssh(_) => "starting `ssh` (is the OpenSSH client installed?)",
+            Transport::Slurm(_) => "starting `srun` (or `ssh` to the login node)",
+        })?;
     let stderr_tail = Arc::new(Mutex::new(Vec::<String>::new()));
     if let Some(err) = child.stderr.take() {
         let tail = stderr_tail.clone();
@@ -196,14 +267,14 @@ pub async fn connect(target: &Target, log: &Path, redactor: Redactor) -> Result<
     let fail = |why: String, child: &mut Child, tail: &Arc<Mutex<Vec<String>>>| {
         let _ = child.start_kill();
         let tail = tail.lock().map(|t| t.join("\n")).unwrap_or_default();
-        anyhow!(
-            "could not start seer on `{shown}` over ssh: {why}{}\n(check that `ssh {shown}` works without a password prompt: seer runs ssh with BatchMode=yes)",
-            if tail.is_empty() {
-                String::new()
-            } else {
-                format!("; ssh said:\n{tail}")
-            }
-        )
+        let said = if tail.is_empty() {
+            String::new()
+        } else if job {
+            format!("; srun said:\n{tail}")
+        } else {
+            format!("; ssh said:\n{tail}")
+        };
+        anyhow!(target.start_failed(&format!("{why}{said}")))
     };
     match outcome {
         Ok(Ok(Some(()))) => Ok(Connected {
@@ -217,6 +288,7 @@ pub async fn connect(target: &Target, log: &Path, redactor: Redactor) -> Result<
             let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
             tokio::time::sleep(Duration::from_millis(50)).await;
             let why = match status {
+                Ok(Ok(s)) if job => format!("srun ended ({s})"),
                 Ok(Ok(s)) => format!("ssh ended ({s})"),
                 _ => "the connection closed".to_string(),
             };
