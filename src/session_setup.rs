@@ -47,27 +47,12 @@ pub fn prepare(
     let info = sandbox.info();
     let models: Vec<ModelSpec> = info.models.iter().cloned().map(ModelSpec::from).collect();
     workspace::check_conflicts(ws, &models)?;
-    let libraries = info.dir.join("libraries");
-    let installed = match sandbox.staging_dir() {
-        None => workspace::install(ws, &libraries, workspace_dir, base_dir)?,
-        Some(stage) => {
-            let rel = workspace_dir.strip_prefix(&info.dir).map_err(|_| {
-                anyhow::anyhow!(
-                    "not supported yet: a session folder outside the sandbox ({}) on a sandbox on another machine",
-                    workspace_dir.display()
-                )
-            })?;
-            let (stage_libs, stage_ws) = (stage.join("libraries"), stage.join(rel));
-            let mut installed = workspace::install(ws, &stage_libs, &stage_ws, base_dir)?;
-            sandbox.upload(&stage_libs, &libraries)?;
-            sandbox.upload(&stage_ws, workspace_dir)?;
-            installed.libraries_dir = libraries;
-            installed
-        }
-    };
+    // A ScopedSandbox's client modules reach its RPC server from wherever this sandbox is.
+    let ws = crate::scoped::rebase_clients(ws, sandbox)?;
+    let installed = workspace::install_into(sandbox, &ws, workspace_dir, base_dir)?;
     Ok(Prepared {
-        model_info_text: workspace::model_info_text(&models, ws),
-        library_docs: workspace::library_docs(ws),
+        model_info_text: workspace::model_info_text(&models, &ws),
+        library_docs: workspace::library_docs(&ws),
         installed,
         models,
     })

@@ -53,7 +53,7 @@ macro_rules! sandbox_fields {
         "(valid fields: `backend`, `gpu`, `gpu_count`, `execution_mode`, `models`, `repos`, \
          `python_packages`, `system_packages`, `python_version`, `secrets`, `env`, `timeout`, \
          `local_files`, `local_dirs`, `debug`, `docker_in_docker`, `encrypted_ports`, `jupyter_port`, \
-         `rpc_port`, `debug_port`, `rpc_timeout`, `wait_timeout`, `isolation`, `network`, `notebook_packages`)"
+         `rpc_port`, `debug_port`, `rpc_timeout`, `wait_timeout`, `isolation`, `network`, `notebook_packages`, `host`, `ssh_options`, `remote_dir`, `partition`, `account`, `qos`, `gpu_type_map`, `gres`, `cpus`, `memory`, `slurm_options`, `login`, `shared_dir`)"
     };
 }
 
@@ -128,7 +128,7 @@ fn cases() -> Vec<Case> {
             "backend not supported yet",
             "Sandbox(#{ backend: \"modal\" });",
             "main.rhai:1:1",
-            "not supported yet: backend `modal` (`local` and `ssh` work today; see README)",
+            "not supported yet: backend `modal` (`local`, `ssh` and `slurm` work today; see README)",
         ),
         case(
             "docker_in_docker not supported",

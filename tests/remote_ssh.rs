@@ -214,3 +214,45 @@ fn an_unreachable_host_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_scoped_sandbox_on_the_host_serves_a_local_kernel_another_hosts_kernel_and_rpc() {
+    let sshd = Sshd::start();
+    let env = Env::new();
+    env.write(
+        "iface.py",
+        "import os\n\n@expose\ndef where(x: int) -> str:\n    \"\"\"Says where it runs.\"\"\"\n    return f\"{x * 2} from {os.environ['SEER_SANDBOX_ID']}\"\n",
+    );
+    // A second "host": the same sshd with seer's folder elsewhere.
+    let other = on_ssh(&env, &sshd).replace("/remote\"", "/remote2\"");
+    std::fs::create_dir_all(env.path().join("remote2")).unwrap();
+    std::os::unix::fs::symlink(common::shared_cache(), env.path().join("remote2/cache")).unwrap();
+    let out = env.run(
+        &format!(
+            r#"
+let scoped = ScopedSandbox(#{{ {} }}).start();
+let lib = scoped.serve("iface.py", #{{ expose_as: "library", name: "tools" }});
+print(scoped.sandbox.id);
+print(scoped.rpc("where", #{{ x: 1 }}));
+let here = create_notebook_session(Sandbox(#{{ execution_mode: "notebook" }}).start(), Workspace(#{{ libraries: [lib] }}), #{{ name: "here" }});
+print(here.exec("tools.where(2)").text);
+let there = create_notebook_session(Sandbox(#{{ {other}, execution_mode: "notebook" }}).start(), Workspace(#{{ libraries: [lib] }}), #{{ name: "there" }});
+print(there.exec("tools.where(3)").text);
+"#,
+            on_ssh(&env, &sshd)
+        ),
+        &[],
+    );
+    let stdout = ok(&out);
+    let got = lines(&stdout);
+    let id = got[0];
+    assert_eq!(
+        got[1..],
+        [
+            format!("2 from {id}"),
+            format!("'4 from {id}'"),
+            format!("'6 from {id}'"),
+        ]
+    );
+    wait_gone(&remote_needle(&env), Duration::from_secs(10));
+}

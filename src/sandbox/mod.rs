@@ -206,6 +206,16 @@ pub trait Sandbox: Send + Sync {
     async fn reach_socket(&self, socket: &std::path::Path) -> Result<PathBuf>;
     /// Whether something accepts connections on `socket` in the sandbox.
     async fn socket_listening(&self, socket: &std::path::Path) -> bool;
+    /// A port on this machine's loopback that reaches `port` on the sandbox's loopback
+    /// (the same port for a sandbox on this machine).
+    fn reach_port(&self, port: u16) -> Result<u16> {
+        Ok(port)
+    }
+    /// A port on the sandbox's loopback that reaches `port` on this machine's loopback
+    /// (the same port for a sandbox on this machine).
+    fn expose_port(&self, port: u16) -> Result<u16> {
+        Ok(port)
+    }
     /// Saves the workspace; returns the snapshot id.
     fn snapshot(&self, description: &str) -> Result<String>;
     /// Ends every process of the sandbox. Idempotent.

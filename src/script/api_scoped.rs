@@ -130,11 +130,6 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         };
         let ws = workspace_of(&ws)?;
         let models = config.models.clone();
-        if config.backend != crate::sandbox::config::BackendKind::Local {
-            return Err(runtime_error(
-                "not supported yet: a ScopedSandbox on another machine (`backend: \"ssh\"`); its RPC servers are reached on this machine's loopback. Use a local ScopedSandbox, or a notebook session on the ssh sandbox",
-            ));
-        }
         let req = StartRequest {
             config: *config,
             base_dir: hs.script_dir.clone(),
@@ -198,7 +193,13 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
             }
             ExposeAs::Prompt => Ok(scoped::prompt_markdown(&name, &server, "").into()),
             ExposeAs::Skill => {
-                let parent = scoped.sandbox().info().dir.join("scoped-skills");
+                // Skill folders are made on this machine (in the staging folder of a
+                // sandbox on another one) and installed like any skill.
+                let sb = scoped.sandbox();
+                let parent = sb
+                    .staging_dir()
+                    .unwrap_or_else(|| sb.info().dir)
+                    .join("scoped-skills");
                 let dir = scoped::write_skill(&parent, &name, &module, &server).map_err(err)?;
                 let skill = Skill::from_dir(&hs.script_dir, &dir).map_err(err)?;
                 rhai::serde::to_dynamic(skill)

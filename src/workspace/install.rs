@@ -50,6 +50,34 @@ struct PlannedCopy {
     is_dir: bool,
 }
 
+/// [`install`] into a sandbox: libraries into its `libraries/`, skills and files into
+/// `workspace_dir` (a folder of the sandbox). A sandbox on another machine gets the
+/// workspace installed into a local staging folder first, then uploaded to the same places.
+pub fn install_into(
+    sandbox: &dyn crate::sandbox::Sandbox,
+    ws: &WorkspaceConfig,
+    workspace_dir: &Path,
+    base_dir: &Path,
+) -> Result<Installed> {
+    let info = sandbox.info();
+    let libraries = info.dir.join("libraries");
+    let Some(stage) = sandbox.staging_dir() else {
+        return install(ws, &libraries, workspace_dir, base_dir);
+    };
+    let rel = workspace_dir.strip_prefix(&info.dir).map_err(|_| {
+        anyhow::anyhow!(
+            "not supported yet: a session folder outside the sandbox ({}) on a sandbox on another machine",
+            workspace_dir.display()
+        )
+    })?;
+    let (stage_libs, stage_ws) = (stage.join("libraries"), stage.join(rel));
+    let mut installed = install(ws, &stage_libs, &stage_ws, base_dir)?;
+    sandbox.upload(&stage_libs, &libraries)?;
+    sandbox.upload(&stage_ws, workspace_dir)?;
+    installed.libraries_dir = libraries;
+    Ok(installed)
+}
+
 /// Writes the workspace to disk: libraries into `libraries_dir`, skills into
 /// `workspace_dir/.claude/skills/`, local files and folders into `workspace_dir`.
 /// Relative host paths are taken from `base_dir` (the script's folder). See the module

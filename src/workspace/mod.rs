@@ -50,7 +50,7 @@ use serde::{Deserialize, Serialize};
 use crate::sandbox::models::ModelHandle;
 
 pub use codegen::{init_code, reload_code};
-pub use install::{check_conflicts, install};
+pub use install::{check_conflicts, install, install_into};
 pub use prompt::{library_docs, model_info_text};
 pub use pydoc::extract_docstring;
 

@@ -23,7 +23,7 @@ impl Tmux {
         let socket = format!("seer-test-{}-{nanos}", std::process::id());
         let vars: String = vars.iter().map(|(k, v)| format!(" {k}={v}")).collect();
         let cmd = format!(
-            "env SEER_HOME={} SEER_CACHE_DIR={} HF_HUB_OFFLINE=1 RUST_LOG={vars} {} {args}",
+            "env SEER_HOME={} SEER_CACHE_DIR={} HF_HUB_OFFLINE=1 SEER_VIEW=off RUST_LOG={vars} {} {args}",
             env.home.display(),
             shared_cache().display(),
             env!("CARGO_BIN_EXE_seer"),

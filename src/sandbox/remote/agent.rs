@@ -26,6 +26,8 @@ struct State {
     /// Started on this connection (an attached sandbox belongs to no connection: it lives
     /// on when the connection ends, as locally).
     owned: std::sync::atomic::AtomicBool,
+    /// Opens streams back to the local seer (`ListenBack`).
+    control: Mutex<Option<tokio_yamux::Control>>,
     /// Cancels what runs when the connection ends.
     gone: CancellationToken,
 }
@@ -77,6 +79,9 @@ pub async fn run() -> Result<()> {
     let io = tokio::io::join(tokio::io::stdin(), out);
     let mut session = tokio_yamux::Session::new_server(io, super::yamux_config());
     let state = Arc::new(State::default());
+    if let Ok(mut c) = state.control.lock() {
+        *c = Some(session.control());
+    }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     loop {
@@ -294,6 +299,54 @@ async fn serve(stream: StreamHandle, state: &State) -> Result<()> {
                     }
                     Err(e) => Reply::Error(format!("connecting to {}: {e}", socket.display())),
                 }
+            }
+        }
+        Request::ConnectTcp { port } => match tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+        {
+            Ok(mut tcp) => {
+                send(&mut w, &Reply::Ok(serde_json::Value::Null)).await?;
+                let buffered = r.buffer().to_vec();
+                tcp.write_all(&buffered).await?;
+                let mut stream = tokio::io::join(r.into_inner(), w);
+                let _ = tokio::io::copy_bidirectional(&mut stream, &mut tcp).await;
+                return Ok(());
+            }
+            Err(e) => Reply::Error(format!("connecting to port {port} on the host: {e}")),
+        },
+        Request::ListenBack { port } => {
+            let control = state
+                .control
+                .lock()
+                .ok()
+                .and_then(|c| c.clone())
+                .ok_or_else(|| anyhow!("no connection"))?;
+            match tokio::net::TcpListener::bind(("127.0.0.1", 0)).await {
+                Ok(listener) => {
+                    let here = listener.local_addr()?.port();
+                    let gone = state.gone.clone();
+                    tokio::spawn(async move {
+                        loop {
+                            let accepted = tokio::select! {
+                                a = listener.accept() => a,
+                                _ = gone.cancelled() => return,
+                            };
+                            let Ok((mut tcp, _)) = accepted else { return };
+                            let mut control = control.clone();
+                            tokio::spawn(async move {
+                                let Ok(stream) = control.open_stream().await else { return };
+                                let (r, mut w) = protocol::pumped(stream);
+                                if send(&mut w, &protocol::Back { back: port }).await.is_err() {
+                                    return;
+                                }
+                                let mut stream = tokio::io::join(r.into_inner(), w);
+                                let _ = tokio::io::copy_bidirectional(&mut stream, &mut tcp).await;
+                            });
+                        }
+                    });
+                    Reply::Ok(here.into())
+                }
+                Err(e) => Reply::Error(format!("listening on the host's loopback: {e}")),
             }
         }
         Request::Listening { socket } => {

@@ -64,6 +64,8 @@ struct Conn {
     handle: tokio::runtime::Handle,
     control: tokio_yamux::Control,
     lost: Arc<AtomicBool>,
+    /// This machine's loopback ports the host may connect back to (`expose_port`).
+    backs: Arc<Mutex<HashSet<u16>>>,
     host: String,
     transport: ssh::Transport,
     stderr_tail: Arc<Mutex<Vec<String>>>,
@@ -90,6 +92,8 @@ impl Conn {
             .spawn(async move { ssh::connect(&target2, &log, redactor).await })
             .await??;
         let lost = Arc::new(AtomicBool::new(false));
+        let backs: Arc<Mutex<HashSet<u16>>> = Arc::default();
+        let backs2 = backs.clone();
         let stderr_tail = connected.stderr_tail.clone();
         let lost2 = lost.clone();
         let control = handle
@@ -104,8 +108,15 @@ impl Conn {
                 let mut session = tokio_yamux::Session::new_client(io, yamux_config());
                 let control = session.control();
                 tokio::spawn(async move {
-                    // The agent opens no streams: this only drives the session.
-                    while let Some(Ok(_)) = session.next().await {}
+                    // The agent opens streams only for connections to `expose_port`s.
+                    while let Some(Ok(stream)) = session.next().await {
+                        let backs = backs2.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = connect_back(stream, &backs).await {
+                                tracing::debug!("connection from the host: {e:#}");
+                            }
+                        });
+                    }
                     lost2.store(true, Ordering::SeqCst);
                     let _ = child.start_kill();
                     let _ = child.wait().await;
@@ -115,6 +126,7 @@ impl Conn {
             .await?;
         Ok(Arc::new(Self {
             _runtime: runtime,
+            backs,
             handle,
             control,
             lost,
@@ -247,6 +259,27 @@ impl Conn {
     }
 }
 
+/// A connection the host opened to one of this machine's `expose_port`s.
+async fn connect_back(
+    stream: tokio_yamux::StreamHandle,
+    allowed: &Mutex<HashSet<u16>>,
+) -> Result<()> {
+    let (mut r, w) = protocol::pumped(stream);
+    let Some(protocol::Back { back }) = recv::<_, protocol::Back>(&mut r).await? else {
+        return Ok(());
+    };
+    let ok = allowed.lock().map(|a| a.contains(&back)).unwrap_or(false);
+    if !ok {
+        bail!("the host asked for port {back}, which was not exposed to it");
+    }
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", back)).await?;
+    let buffered = r.buffer().to_vec();
+    tcp.write_all(&buffered).await?;
+    let mut stream = tokio::io::join(r.into_inner(), w);
+    tokio::io::copy_bidirectional(&mut stream, &mut tcp).await?;
+    Ok(())
+}
+
 /// Passes writes through, moving a progress bar.
 struct Counting<W> {
     inner: W,
@@ -289,6 +322,10 @@ pub struct RemoteSandbox {
     terminated: AtomicBool,
     /// Remote Unix sockets already forwarded to `stage/`.
     forwarded: Mutex<HashSet<PathBuf>>,
+    /// Host port → this machine's port forwarding to it (`reach_port`).
+    reached: Mutex<BTreeMap<u16, u16>>,
+    /// This machine's port → the host's port leading back to it (`expose_port`).
+    exposed: Mutex<BTreeMap<u16, u16>>,
 }
 
 /// The values of the config's `secrets` in this process's environment (or `.env`).
@@ -565,6 +602,8 @@ impl RemoteSandbox {
             record: Mutex::new(record),
             terminated: AtomicBool::new(false),
             forwarded: Mutex::new(HashSet::new()),
+            reached: Mutex::new(BTreeMap::new()),
+            exposed: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -861,6 +900,69 @@ impl Sandbox for RemoteSandbox {
             })
             .await
             .unwrap_or(false)
+    }
+
+    fn reach_port(&self, port: u16) -> Result<u16> {
+        self.check_live()?;
+        let mut reached = self
+            .reached
+            .lock()
+            .map_err(|_| anyhow!("forward table poisoned"))?;
+        if let Some(p) = reached.get(&port) {
+            return Ok(*p);
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let conn = self.conn.clone();
+        self.conn.handle.spawn(async move {
+            let listener = match tokio::net::TcpListener::bind(("127.0.0.1", 0)).await {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = tx.send(Err(anyhow!("listening on this machine's loopback: {e}")));
+                    return;
+                }
+            };
+            let _ = tx.send(listener.local_addr().map(|a| a.port()).map_err(Into::into));
+            while let Ok((mut client, _)) = listener.accept().await {
+                let conn = conn.clone();
+                tokio::spawn(async move {
+                    let res = async {
+                        let stream = conn.stream().await?;
+                        let (mut r, mut w) = protocol::pumped(stream);
+                        send(&mut w, &Request::ConnectTcp { port }).await?;
+                        reply::<_, serde_json::Value>(&mut r).await?;
+                        let mut stream = tokio::io::join(r.into_inner(), w);
+                        tokio::io::copy_bidirectional(&mut stream, &mut client).await?;
+                        Ok::<_, anyhow::Error>(())
+                    }
+                    .await;
+                    if let Err(e) = res {
+                        tracing::debug!("port forward: {e:#}");
+                    }
+                });
+            }
+        });
+        let here = rx
+            .recv()
+            .map_err(|_| anyhow!("the connection to `{}` was closed", self.conn.host))??;
+        reached.insert(port, here);
+        Ok(here)
+    }
+
+    fn expose_port(&self, port: u16) -> Result<u16> {
+        self.check_live()?;
+        let mut exposed = self
+            .exposed
+            .lock()
+            .map_err(|_| anyhow!("forward table poisoned"))?;
+        if let Some(p) = exposed.get(&port) {
+            return Ok(*p);
+        }
+        if let Ok(mut b) = self.conn.backs.lock() {
+            b.insert(port);
+        }
+        let there: u16 = self.conn.call_blocking(Request::ListenBack { port })?;
+        exposed.insert(port, there);
+        Ok(there)
     }
 
     fn snapshot(&self, description: &str) -> Result<String> {

@@ -85,6 +85,16 @@ pub enum Request {
     Connect {
         socket: PathBuf,
     },
+    /// Like `Connect`, to a TCP port on the host's loopback.
+    ConnectTcp {
+        port: u16,
+    },
+    /// Listen on a free port of the host's loopback; each connection to it comes back as
+    /// a stream opened by the agent, headed by a [`Back`] line, for this machine's loopback
+    /// port `port` (e.g. an RPC server of a ScopedSandbox elsewhere).
+    ListenBack {
+        port: u16,
+    },
     Listening {
         socket: PathBuf,
     },
@@ -110,6 +120,12 @@ pub enum Reply {
 pub struct Started {
     pub info: crate::sandbox::SandboxInfo,
     pub python: String,
+}
+
+/// The first line of a stream the agent opens: a connection to a `ListenBack` port.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Back {
+    pub back: u16,
 }
 
 /// Later news on a `spawn` stream.
