@@ -519,7 +519,7 @@ fn check_reports_unknown_names_of_known_types() {
 ws.get_libary_docs();
 let sb = Sandbox(#{}).start();
 let s = create_notebook_session(sb, ws);
-print(s.jupyter_url);
+print(sb.code_server_url);
 let scoped = ScopedSandbox();
 scoped.start().snapshot();
 let m = #{};
@@ -539,8 +539,8 @@ again.anything();
         "main.rhai:2:4: `Workspace` has no method `get_libary_docs`; did you mean \
          `get_library_docs`? (its methods and properties: get_library_docs, libraries, \
          library_docs; see `seer docs`)\n\
-         main.rhai:5:9: `NotebookSession` has no property `jupyter_url`: seer runs no Jupyter \
-         server yet: open `s.notebook_path` (rewritten after every cell) in JupyterLab or VS Code\n\
+         main.rhai:5:10: `Sandbox` has no property `code_server_url`: not supported yet: seer \
+         starts no VS Code server (`debug`)\n\
          main.rhai:7:16: `ScopedSandbox` has no method `snapshot`: the sandbox's own calls are on \
          `scoped.sandbox` (`scoped.sandbox.snapshot(...)`)\n\
          3 unknown name(s)\n"
