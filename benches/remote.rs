@@ -59,7 +59,9 @@ async fn measure(
     let mut cells = vec![];
     for i in 0..CELLS {
         let t = Instant::now();
-        session.execute(&format!("{i}+1"), false, None, cancel).await?;
+        session
+            .execute(&format!("{i}+1"), false, None, cancel)
+            .await?;
         cells.push(ms(t.elapsed()));
     }
     let client = connect_in_process(session.tools(), ServerOptions::default()).await?;
@@ -123,7 +125,9 @@ fn main() -> anyhow::Result<()> {
         anyhow::Ok((l, s))
     })?;
 
-    println!("| what | local median ms | local p99 ms | ssh median ms | ssh p99 ms | ssh − local (median) |");
+    println!(
+        "| what | local median ms | local p99 ms | ssh median ms | ssh p99 ms | ssh − local (median) |"
+    );
     println!("|---|---|---|---|---|---|");
     for (what, a, b) in [
         ("notebook cell `i+1` (200)", &l.cells, &s.cells),
@@ -131,7 +135,10 @@ fn main() -> anyhow::Result<()> {
     ] {
         let (am, ap) = median_p99(a);
         let (bm, bp) = median_p99(b);
-        println!("| {what} | {am:.2} | {ap:.2} | {bm:.2} | {bp:.2} | {:+.2} |", bm - am);
+        println!(
+            "| {what} | {am:.2} | {ap:.2} | {bm:.2} | {bp:.2} | {:+.2} |",
+            bm - am
+        );
     }
     let first = |v: &Vec<f64>| v[0];
     let warm = |v: &Vec<f64>| {

@@ -256,3 +256,105 @@ print(there.exec("tools.where(3)").text);
     );
     wait_gone(&remote_needle(&env), Duration::from_secs(10));
 }
+
+#[test]
+fn a_cut_connection_mid_cell_is_a_clear_error_and_the_notebook_stays() {
+    let sshd = Sshd::start();
+    let env = Env::new();
+    let mut run = env.spawn(&format!(
+        "let sb = Sandbox(#{{ {}, execution_mode: \"notebook\" }}).start();\nlet s = create_notebook_session(sb, (), #{{ name: \"cut\" }});\ns.exec(\"x = 41\");\nprint(\"ready\");\ns.exec(\"import time; time.sleep(120)\");\nprint(\"not reached\");",
+        on_ssh(&env, &sshd)
+    ));
+    run.expect("ready", 120);
+    std::thread::sleep(Duration::from_millis(500));
+    // The ssh client of this run (its command line names the host alias and the launcher).
+    let ssh = common::pids_matching(&format!("{} umask 077", Sshd::HOST));
+    assert_eq!(ssh.len(), 1, "{ssh:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(ssh[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = run.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "seer did not end; saw:\n{}",
+            run.transcript()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(1), "{}", run.transcript());
+    let stderr = run.all(common::Stream::Err).join("\n");
+    assert!(
+        stderr.contains("the connection to `seer-test-host` was lost"),
+        "{stderr}"
+    );
+    // The notebook written so far is on this machine.
+    let nb = common::read_json(
+        &env.path()
+            .join(format!("outputs/{}/cut.ipynb", env.the_run())),
+    );
+    assert_eq!(common::cell_sources(&nb)[0], "x = 41");
+    wait_gone(&remote_needle(&env), Duration::from_secs(30));
+}
+
+#[test]
+fn a_kernel_killed_on_the_host_is_restarted_as_locally() {
+    let sshd = Sshd::start();
+    let env = Env::new();
+    let mut run = env.spawn(&format!(
+        "let sb = Sandbox(#{{ {}, execution_mode: \"notebook\" }}).start();\nlet s = create_notebook_session(sb, (), #{{ name: \"k\" }});\ns.exec(\"x = 41\");\nprint(\"ready\");\nprint(s.exec(\"import time; time.sleep(120)\", #{{ raise: false }}).status);\nprint(s.exec(\"1 + 1\").text);",
+        on_ssh(&env, &sshd)
+    ));
+    run.expect("ready", 120);
+    std::thread::sleep(Duration::from_millis(500));
+    let kernels = common::pids_matching("ipykernel_launcher");
+    let ours: Vec<i32> = kernels
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                .unwrap_or_default()
+                .contains(&remote_needle(&env))
+        })
+        .collect();
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(ours[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert_eq!(run.next_line(60), "kernel_died");
+    assert_eq!(run.next_line(120), "2");
+}
+
+#[test]
+fn watch_reruns_reuse_the_sandbox_and_kernel_on_the_host() {
+    let sshd = Sshd::start();
+    let env = Env::new();
+    let script = format!(
+        "let sb = Sandbox(#{{ {}, execution_mode: \"notebook\" }}).start();\nlet s = create_notebook_session(sb, (), #{{ name: \"w\" }});\nlet n = s.exec(\"n = globals().get('n', 0) + 1\\nn\").text;\nprint(`run sandbox=${{sb.id}} n=${{n}}`);\n",
+        on_ssh(&env, &sshd)
+    );
+    env.write("main.rhai", &script);
+    let mut c = env.cmd();
+    c.args(["run", "--watch", "main.rhai"]);
+    let mut seer = common::Running::start(c);
+    let first = seer.expect("run sandbox=", 120);
+    seer.expect("[watch] run finished", 10);
+    env.write("main.rhai", &format!("{script}// edited\n"));
+    let second = seer.expect("run sandbox=", 60);
+    let id = first.split_whitespace().nth(1).unwrap();
+    assert_eq!(first, format!("run {id} n=1"));
+    assert_eq!(
+        second,
+        format!("run {id} n=2"),
+        "the warm sandbox and kernel are reused"
+    );
+    seer.expect("[watch] run finished", 10);
+    seer.ctrl_c();
+    wait_gone(&remote_needle(&env), Duration::from_secs(10));
+}

@@ -301,19 +301,19 @@ async fn serve(stream: StreamHandle, state: &State) -> Result<()> {
                 }
             }
         }
-        Request::ConnectTcp { port } => match tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-        {
-            Ok(mut tcp) => {
-                send(&mut w, &Reply::Ok(serde_json::Value::Null)).await?;
-                let buffered = r.buffer().to_vec();
-                tcp.write_all(&buffered).await?;
-                let mut stream = tokio::io::join(r.into_inner(), w);
-                let _ = tokio::io::copy_bidirectional(&mut stream, &mut tcp).await;
-                return Ok(());
+        Request::ConnectTcp { port } => {
+            match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+                Ok(mut tcp) => {
+                    send(&mut w, &Reply::Ok(serde_json::Value::Null)).await?;
+                    let buffered = r.buffer().to_vec();
+                    tcp.write_all(&buffered).await?;
+                    let mut stream = tokio::io::join(r.into_inner(), w);
+                    let _ = tokio::io::copy_bidirectional(&mut stream, &mut tcp).await;
+                    return Ok(());
+                }
+                Err(e) => Reply::Error(format!("connecting to port {port} on the host: {e}")),
             }
-            Err(e) => Reply::Error(format!("connecting to port {port} on the host: {e}")),
-        },
+        }
         Request::ListenBack { port } => {
             let control = state
                 .control
@@ -334,7 +334,9 @@ async fn serve(stream: StreamHandle, state: &State) -> Result<()> {
                             let Ok((mut tcp, _)) = accepted else { return };
                             let mut control = control.clone();
                             tokio::spawn(async move {
-                                let Ok(stream) = control.open_stream().await else { return };
+                                let Ok(stream) = control.open_stream().await else {
+                                    return;
+                                };
                                 let (r, mut w) = protocol::pumped(stream);
                                 if send(&mut w, &protocol::Back { back: port }).await.is_err() {
                                     return;
