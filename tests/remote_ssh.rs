@@ -122,7 +122,7 @@ fn an_agent_drives_a_notebook_on_the_host() {
             r#"
 let sb = Sandbox(#{{ {}, execution_mode: "notebook" }}).start();
 let s = create_notebook_session(sb, (), #{{ name: "agent" }});
-let r = run_agent(#{{ prompt: "What is 6 * 7?", mcp_config: s.mcp_config, base_url: ARGS[0], name: "solver", max_turns: 5 }});
+let r = run_agent(#{{ user_message: "What is 6 * 7?", mcp_config: s.mcp_config, base_url: ARGS[0], name: "solver", max_turns: 5 }});
 print(r.final_text);
 "#,
             on_ssh(&env, &sshd)

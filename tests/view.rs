@@ -58,7 +58,7 @@ for i in 0..5 {{ s.exec(`time.sleep(0.2); print('cell ${{i}}')`); }}
 s.exec("print('a hidden cell')", #{{ hidden: true }});
 s.exec({png:?});
 s.exec("from IPython.display import HTML; HTML('<b>bold</b> html')");
-s.exec("1 / 0");
+s.exec("1 / 0", #{{ raise: false }});
 s.add_markdown("the end");
 s.exec("while not os.path.exists('done'): time.sleep(0.02)", #{{ hidden: true }});
 "##,
@@ -136,7 +136,7 @@ fn a_transcript_page_shows_the_agents_tool_call_and_its_result() {
     let script = r##"
 let sb = Sandbox(#{ execution_mode: "notebook" }).start();
 let s = create_notebook_session(sb, (), #{ name: "agent" });
-let r = run_agent(#{ prompt: "What is 6 * 7?", mcp_config: s.mcp_config, base_url: ARGS[0], name: "solver", max_turns: 5, live_log: false });
+let r = run_agent(#{ user_message: "What is 6 * 7?", mcp_config: s.mcp_config, base_url: ARGS[0], name: "solver", max_turns: 5, live_log: false });
 print(sb.jupyter_url);
 print(s.workspace_path);
 s.exec("import os, time\nwhile not os.path.exists('done'): time.sleep(0.02)", #{ hidden: true });
