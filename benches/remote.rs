@@ -7,6 +7,7 @@
 
 mod common;
 #[path = "../tests/common/sshd.rs"]
+#[allow(dead_code)] // the tests' fixture, of which the bench uses a part
 mod sshd;
 
 use std::sync::Arc;
