@@ -267,8 +267,16 @@ fn a_cut_connection_mid_cell_is_a_clear_error_and_the_notebook_stays() {
     ));
     run.expect("ready", 120);
     std::thread::sleep(Duration::from_millis(500));
-    // The ssh client of this run (its command line names the host alias and the launcher).
-    let ssh = common::pids_matching(&format!("{} umask 077", Sshd::HOST));
+    // The ssh client of this run (its command line names the host alias, the launcher and
+    // this test's remote folder).
+    let ssh: Vec<i32> = common::pids_matching(&format!("{} umask 077", Sshd::HOST))
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                .unwrap_or_default()
+                .contains(&remote_needle(&env))
+        })
+        .collect();
     assert_eq!(ssh.len(), 1, "{ssh:?}");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(ssh[0]),

@@ -186,3 +186,72 @@ pub fn gc() -> Vec<String> {
     }
     ended
 }
+
+/// The record of a sandbox this process holds, kept in step with the file: the watchdog or
+/// `seer gc` may change it from outside, so every change starts from what is on disk.
+pub struct LiveRecord {
+    dir: PathBuf,
+    rec: std::sync::Mutex<SandboxRecord>,
+}
+
+impl LiveRecord {
+    pub fn new(rec: SandboxRecord) -> Self {
+        Self {
+            dir: rec.dir.clone(),
+            rec: std::sync::Mutex::new(rec),
+        }
+    }
+
+    /// Applies `f` to the record as on disk, and saves it.
+    pub fn update(&self, f: impl FnOnce(&mut SandboxRecord)) -> Result<()> {
+        let mut rec = self
+            .rec
+            .lock()
+            .map_err(|_| anyhow::anyhow!("sandbox record lock poisoned"))?;
+        if let Ok(disk) = SandboxRecord::load(&self.dir) {
+            *rec = disk;
+        }
+        f(&mut rec);
+        rec.save()
+    }
+
+    /// Ends the sandbox as on disk (its recorded processes too), with `status` and `reason`.
+    pub fn end(&self, status: Status, reason: &str) -> Result<()> {
+        let mut rec = self
+            .rec
+            .lock()
+            .map_err(|_| anyhow::anyhow!("sandbox record lock poisoned"))?;
+        if let Ok(disk) = SandboxRecord::load(&self.dir) {
+            *rec = disk;
+        }
+        rec.end(status, reason)
+    }
+
+    /// The config as recorded.
+    pub fn config(&self) -> serde_json::Value {
+        self.rec
+            .lock()
+            .map(|r| r.config.clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether it has ended (by this process, the watchdog or `seer gc`), or its record is
+    /// gone.
+    pub fn ended(&self) -> bool {
+        SandboxRecord::load(&self.dir).map_or(true, |r| !r.status.is_live())
+    }
+
+    /// No owner any more: it outlives this process (until its `timeout`).
+    pub fn detach(&self) -> Result<()> {
+        self.update(|r| {
+            r.owner_pid = None;
+            r.owner_start = None;
+        })
+    }
+
+    pub fn detached(&self) -> bool {
+        SandboxRecord::load(&self.dir)
+            .map(|r| r.owner_pid.is_none())
+            .unwrap_or(false)
+    }
+}

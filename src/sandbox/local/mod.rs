@@ -18,7 +18,7 @@ use super::config::{FileMapping, SandboxConfig};
 use super::fsutil::{self, copy_dest, resolve_host, resolve_inside};
 use super::models::{self, ModelHandle};
 use super::pyenv::{self, PythonEnv};
-use super::registry::{SandboxRecord, Status, now};
+use super::registry::{LiveRecord, SandboxRecord, Status, now};
 use super::repos::{self, Install, RepoHandle};
 use super::sync::{copy_tree, copy_workspace};
 use super::{Command, ExecOptions, ExecOutput, GpuRequest, Sandbox, SandboxInfo};
@@ -57,7 +57,7 @@ pub struct LocalSandbox {
     gpu: Option<GpuRequest>,
     /// The bubblewrap mounts its processes run under (`None`: not isolated).
     jail: Option<Jail>,
-    record: Mutex<SandboxRecord>,
+    record: LiveRecord,
     terminated: AtomicBool,
 }
 
@@ -295,7 +295,7 @@ impl LocalSandbox {
             repos,
             gpu: GpuRequest::of(cfg),
             jail,
-            record: Mutex::new(record),
+            record: LiveRecord::new(record),
             terminated: AtomicBool::new(false),
         });
         sb.install_repos(cancel).await?;
@@ -384,7 +384,7 @@ impl LocalSandbox {
             repos: record.repos.clone(),
             gpu: GpuRequest::of(&cfg),
             jail,
-            record: Mutex::new(record),
+            record: LiveRecord::new(record),
             terminated: AtomicBool::new(false),
         }))
     }
@@ -394,16 +394,7 @@ impl LocalSandbox {
     }
 
     fn update_record(&self, f: impl FnOnce(&mut SandboxRecord)) -> Result<()> {
-        let mut rec = self
-            .record
-            .lock()
-            .map_err(|_| anyhow!("sandbox record lock poisoned"))?;
-        // Another process (the watchdog, `seer gc`) may have ended it: start from disk.
-        if let Ok(disk) = SandboxRecord::load(&self.dir) {
-            *rec = disk;
-        }
-        f(&mut rec);
-        rec.save()
+        self.record.update(f)
     }
 
     fn private_venv(&self) -> PathBuf {
@@ -766,11 +757,7 @@ impl Sandbox for LocalSandbox {
             gpu: self.gpu.clone(),
             network: self.jail.as_ref().is_none_or(|j| j.network),
             env: Some(self.env.clone()),
-            config: self
-                .record
-                .lock()
-                .map(|r| r.config.clone())
-                .unwrap_or_default(),
+            config: self.record.config(),
         }
     }
 
@@ -902,11 +889,7 @@ impl Sandbox for LocalSandbox {
         let dir = paths::snapshots_dir().join(&id);
         paths::create_state_subdir(&dir)?;
         copy_workspace(&self.workspace, &dir.join("workspace")).context("saving the snapshot")?;
-        let config = self
-            .record
-            .lock()
-            .map(|r| r.config.clone())
-            .unwrap_or_default();
+        let config = self.record.config();
         // Repo paths are stored relative to the workspace; a restore re-roots them.
         let repos: Vec<RepoHandle> = self
             .repos
@@ -932,14 +915,7 @@ impl Sandbox for LocalSandbox {
         if self.terminated.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        let mut rec = self
-            .record
-            .lock()
-            .map_err(|_| anyhow!("sandbox record lock poisoned"))?;
-        if let Ok(disk) = SandboxRecord::load(&self.dir) {
-            *rec = disk;
-        }
-        rec.end(Status::Terminated, "terminated")?;
+        self.record.end(Status::Terminated, "terminated")?;
         tracing::info!(id = self.id, "sandbox terminated");
         Ok(())
     }
@@ -949,23 +925,15 @@ impl Sandbox for LocalSandbox {
             return true;
         }
         // The watchdog or `seer gc` may have ended it from outside.
-        match SandboxRecord::load(&self.dir) {
-            Ok(r) => !r.status.is_live(),
-            Err(_) => true,
-        }
+        self.record.ended()
     }
 
     fn detach(&self) -> Result<()> {
-        self.update_record(|r| {
-            r.owner_pid = None;
-            r.owner_start = None;
-        })
+        self.record.detach()
     }
 
     fn is_detached(&self) -> bool {
-        SandboxRecord::load(&self.dir)
-            .map(|r| r.owner_pid.is_none())
-            .unwrap_or(false)
+        self.record.detached()
     }
 
     fn redact(&self, text: &str) -> String {

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use self::protocol::{Exited, Request, Started, decode, encode, recv, reply, send};
 use super::config::SandboxConfig;
 use super::fsutil::resolve_host;
-use super::registry::{SandboxRecord, Status, now};
+use super::registry::{LiveRecord, SandboxRecord, Status, now};
 use super::{Command, ExecOptions, ExecOutput, Sandbox, SandboxInfo, Spawned, StartRequest};
 use crate::paths;
 use crate::secrets::Redactor;
@@ -207,6 +207,11 @@ impl Conn {
             .map_err(|_| anyhow!("the connection to `{}` was closed", self.host))?
     }
 
+    /// [`Conn::call_blocking`] of a call that answers nothing.
+    fn call_unit(self: &Arc<Self>, req: Request) -> Result<()> {
+        self.call_blocking::<serde_json::Value>(req).map(|_| ())
+    }
+
     /// Sends a tar archive of `entries` (local path, name in the archive) to be unpacked
     /// into `dest` on the host.
     async fn upload(
@@ -318,7 +323,7 @@ pub struct RemoteSandbox {
     local_dir: PathBuf,
     conn: Arc<Conn>,
     redactor: Redactor,
-    record: Mutex<SandboxRecord>,
+    record: LiveRecord,
     terminated: AtomicBool,
     /// Remote Unix sockets already forwarded to `stage/`.
     forwarded: Mutex<HashSet<PathBuf>>,
@@ -599,7 +604,7 @@ impl RemoteSandbox {
             local_dir: record.dir.clone(),
             conn,
             redactor,
-            record: Mutex::new(record),
+            record: LiveRecord::new(record),
             terminated: AtomicBool::new(false),
             forwarded: Mutex::new(HashSet::new()),
             reached: Mutex::new(BTreeMap::new()),
@@ -646,18 +651,6 @@ impl RemoteSandbox {
             .await
             .with_context(|| format!("attaching to sandbox `{id}` on {}", target.shown()))?;
         Ok(Self::assemble(record, conn, started, redactor))
-    }
-
-    fn update_record(&self, f: impl FnOnce(&mut SandboxRecord)) -> Result<()> {
-        let mut rec = self
-            .record
-            .lock()
-            .map_err(|_| anyhow!("sandbox record lock poisoned"))?;
-        if let Ok(disk) = SandboxRecord::load(&self.local_dir) {
-            *rec = disk;
-        }
-        f(&mut rec);
-        rec.save()
     }
 
     fn check_live(&self) -> Result<()> {
@@ -828,12 +821,10 @@ impl Sandbox for RemoteSandbox {
 
     fn write_file(&self, path: &str, contents: &[u8]) -> Result<()> {
         self.check_live()?;
-        self.conn
-            .call_blocking::<serde_json::Value>(Request::WriteFile {
-                path: path.into(),
-                data: encode(contents),
-            })?;
-        Ok(())
+        self.conn.call_unit(Request::WriteFile {
+            path: path.into(),
+            data: encode(contents),
+        })
     }
 
     fn read_file(&self, path: &str) -> Result<Vec<u8>> {
@@ -847,18 +838,15 @@ impl Sandbox for RemoteSandbox {
     fn ensure_dir(&self, path: &str) -> Result<()> {
         self.check_live()?;
         self.conn
-            .call_blocking::<serde_json::Value>(Request::EnsureDir { path: path.into() })?;
-        Ok(())
+            .call_unit(Request::EnsureDir { path: path.into() })
     }
 
     fn write_private(&self, rel: &str, contents: &[u8]) -> Result<()> {
         self.check_live()?;
-        self.conn
-            .call_blocking::<serde_json::Value>(Request::WritePrivate {
-                rel: rel.into(),
-                data: encode(contents),
-            })?;
-        Ok(())
+        self.conn.call_unit(Request::WritePrivate {
+            rel: rel.into(),
+            data: encode(contents),
+        })
     }
 
     fn read_private(&self, rel: &str) -> Result<Vec<u8>> {
@@ -987,14 +975,7 @@ impl Sandbox for RemoteSandbox {
                 self.conn.host
             );
         }
-        let mut rec = self
-            .record
-            .lock()
-            .map_err(|_| anyhow!("sandbox record lock poisoned"))?;
-        if let Ok(disk) = SandboxRecord::load(&self.local_dir) {
-            *rec = disk;
-        }
-        rec.end(Status::Terminated, "terminated")?;
+        self.record.end(Status::Terminated, "terminated")?;
         if let ssh::Transport::Slurm(job) = &self.conn.transport {
             job.cancel_blocking();
         }
@@ -1006,25 +987,16 @@ impl Sandbox for RemoteSandbox {
         if self.terminated.load(Ordering::SeqCst) || self.conn.lost.load(Ordering::SeqCst) {
             return true;
         }
-        match SandboxRecord::load(&self.local_dir) {
-            Ok(r) => !r.status.is_live(),
-            Err(_) => true,
-        }
+        self.record.ended()
     }
 
     fn detach(&self) -> Result<()> {
-        self.conn
-            .call_blocking::<serde_json::Value>(Request::Detach)?;
-        self.update_record(|r| {
-            r.owner_pid = None;
-            r.owner_start = None;
-        })
+        self.conn.call_unit(Request::Detach)?;
+        self.record.detach()
     }
 
     fn is_detached(&self) -> bool {
-        SandboxRecord::load(&self.local_dir)
-            .map(|r| r.owner_pid.is_none())
-            .unwrap_or(false)
+        self.record.detached()
     }
 
     fn redact(&self, text: &str) -> String {
