@@ -193,6 +193,20 @@ fn killing_seer_ends_the_sandbox_on_the_host() {
     assert!(!common::pids_matching(&needle).is_empty());
     run.signal(nix::sys::signal::Signal::SIGKILL);
     wait_gone(&needle, Duration::from_secs(10));
+    // Its record here still says running, with a dead owner: `seer gc` ends it.
+    let gc = env.cmd().arg("gc").output().unwrap();
+    let ended = ok(&gc);
+    let ps = env.cmd().args(["ps", "--all", "--json"]).output().unwrap();
+    let records: serde_json::Value = serde_json::from_str(&ok(&ps)).unwrap();
+    let rec = &records[0];
+    assert_eq!(
+        ended.trim(),
+        format!("ended {}", rec["id"].as_str().unwrap())
+    );
+    assert_eq!(
+        (rec["backend"].as_str(), rec["status"].as_str()),
+        (Some("ssh"), Some("orphaned"))
+    );
 }
 
 #[test]
