@@ -53,6 +53,11 @@ sb.write_file("sub/n.txt", "3\n1\n2\n");
 print(sb.read_file("sub/n.txt").split("\n").len());
 print(sb.exec_python("from tabulate import tabulate; print(tabulate([[1, 2]]))"));
 try {{ sb.exec("ls /no/such/dir"); }} catch (e) {{ print(e.split("\n")[0]); }}
+let cli = create_cli_session(sb, Workspace(#{{ libraries: [Library::from_code("consts", "ANSWER = 42")] }}));
+let c = cli.exec("python -c 'import consts; print(consts.ANSWER)'");
+c.trim();
+print(c);
+print(sb.snapshot("on the host").starts_with("snap-"));
 "#,
             on_ssh(&env, &sshd),
             env.path().join("remote/state").display()
@@ -70,6 +75,8 @@ try {{ sb.exec("ls /no/such/dir"); }} catch (e) {{ print(e.split("\n")[0]); }}
             "1  2",
             "-  -",
             "command `ls /no/such/dir` failed with exit code 2",
+            "42",
+            "true",
         ]
     );
     // The run ended: no process of the sandbox is left on the host.
