@@ -99,6 +99,10 @@ enum Cmd {
     /// Internal: host a sandbox for a seer on another machine, over stdin/stdout.
     #[command(name = "__sandbox-agent", hide = true)]
     SandboxAgent,
+    /// Internal: print what a `backend: "modal"` sandbox config (a JSON file) would ask
+    /// Modal for, built with the real SDK offline.
+    #[command(name = "__modal-describe", hide = true)]
+    ModalDescribe { config: PathBuf },
 }
 
 #[derive(Subcommand, Debug)]
@@ -336,6 +340,16 @@ pub fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Cmd::ModalDescribe { config } => match modal_describe(&config) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Cmd::SandboxAgent => {
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -365,4 +379,20 @@ pub fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// `seer __modal-describe CONFIG`.
+fn modal_describe(config: &std::path::Path) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(config)
+        .with_context(|| format!("reading {}", config.display()))?;
+    let cfg: crate::sandbox::config::SandboxConfig = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a sandbox config", config.display()))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(crate::sandbox::remote::modal::describe(
+        &cfg,
+        &tokio_util::sync::CancellationToken::new(),
+    ))
 }

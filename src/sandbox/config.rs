@@ -348,11 +348,14 @@ impl SandboxConfig {
         } else {
             self.validate_slurm()?;
         }
-        if is(BackendKind::Modal) {
-            return Err(
-                "not supported yet: backend `modal` (`local`, `ssh` and `slurm` work today; see README)"
-                    .into(),
-            );
+        if is(BackendKind::Modal)
+            && let Some(g) = &self.gpu
+            && (g.is_empty() || !g.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        {
+            return Err(format!(
+                "Sandbox config: field `gpu`: `{}` is not a Modal GPU type (like \"A100\" or \"H100\"; the count is `gpu_count`)",
+                g.escape_debug()
+            ));
         }
         Ok(())
     }
@@ -530,8 +533,12 @@ mod tests {
     fn validation_rejects_bad_values() {
         let bad = [
             (
-                json!({"backend": "modal"}),
-                "not supported yet: backend `modal`",
+                json!({"backend": "modal", "gpu": "A100:2"}),
+                "Sandbox config: field `gpu`: `A100:2` is not a Modal GPU type (like \"A100\" or \"H100\"; the count is `gpu_count`)",
+            ),
+            (
+                json!({"backend": "modal", "partition": "gpu"}),
+                "Sandbox config: field `partition` is for `backend: \"slurm\"`",
             ),
             (
                 json!({"python_version": "three"}),

@@ -67,7 +67,7 @@ pub async fn start(
     cancel: &CancellationToken,
 ) -> Result<std::sync::Arc<dyn Sandbox>> {
     match req.config.backend {
-        config::BackendKind::Ssh | config::BackendKind::Slurm => {
+        config::BackendKind::Ssh | config::BackendKind::Slurm | config::BackendKind::Modal => {
             Ok(remote::RemoteSandbox::start(req, cancel).await?)
         }
         _ => Ok(local::LocalSandbox::start(req, cancel).await?),
@@ -79,6 +79,9 @@ pub async fn attach(id: &str) -> Result<std::sync::Arc<dyn Sandbox>> {
     let dir = crate::paths::sandboxes_dir().join(id);
     let backend = registry::SandboxRecord::load(&dir).map(|r| r.backend);
     match backend.as_deref() {
+        Ok("modal") => anyhow::bail!(
+            "not supported yet: reattaching to a modal sandbox (it ends with the seer that started it)"
+        ),
         Ok("ssh" | "slurm") => Ok(remote::RemoteSandbox::attach(id).await?),
         _ => Ok(local::LocalSandbox::attach(id)?),
     }

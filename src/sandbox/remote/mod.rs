@@ -10,6 +10,7 @@
 //! their own, so the synchronous parts of the trait can wait on them from anywhere.
 
 pub mod agent;
+pub mod modal;
 pub mod protocol;
 pub mod slurm;
 pub mod ssh;
@@ -472,10 +473,16 @@ impl RemoteSandbox {
             );
         }
         let slurm = cfg.backend == super::config::BackendKind::Slurm;
+        let mut modal = None;
         let (backend, host, cluster, ssh_target) = if slurm {
             let cluster = slurm::Cluster::of(cfg)?;
             let host = cluster.login.as_ref().map(|t| t.shown());
             ("slurm", host, Some(cluster), None)
+        } else if cfg.backend == super::config::BackendKind::Modal {
+            let m = modal::Modal::prepare(cfg, cancel).await?;
+            let host = Some(m.shown());
+            modal = Some(m);
+            ("modal", host, None, None)
         } else {
             let t = ssh::Target::of(cfg)?;
             ("ssh", Some(t.shown()), None, Some(t))
@@ -526,7 +533,13 @@ impl RemoteSandbox {
                     tracing::info!(id, host = %t.shown(), "starting ssh sandbox");
                     ssh::Transport::Ssh(t)
                 }
-                (None, None) => bail!("no place to start the sandbox"),
+                (None, None) => match modal {
+                    Some(m) => {
+                        tracing::info!(id, "starting modal sandbox");
+                        ssh::Transport::Modal(m)
+                    }
+                    None => bail!("no place to start the sandbox"),
+                },
             };
             Self::provision(&req, &transport, record.clone(), cancel).await
         }
@@ -991,6 +1004,11 @@ impl Sandbox for RemoteSandbox {
     }
 
     fn detach(&self) -> Result<()> {
+        if let ssh::Transport::Modal(_) = &self.conn.transport {
+            bail!(
+                "not supported yet: detaching a modal sandbox (it ends with the seer that started it)"
+            );
+        }
         self.conn.call_unit(Request::Detach)?;
         self.record.detach()
     }

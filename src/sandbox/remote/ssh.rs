@@ -129,6 +129,8 @@ pub enum Transport {
     /// `srun --jobid J --overlap … sh -c launcher` into the sandbox's Slurm job, here or
     /// through `ssh` to the login node.
     Slurm(super::slurm::Job),
+    /// `python modal_helper.py`: the launcher in a Modal sandbox (see [`super::modal`]).
+    Modal(super::modal::Modal),
 }
 
 impl Transport {
@@ -137,6 +139,7 @@ impl Transport {
         match self {
             Transport::Ssh(t) => t.shown(),
             Transport::Slurm(j) => j.shown(),
+            Transport::Modal(m) => m.shown(),
         }
     }
 
@@ -144,6 +147,7 @@ impl Transport {
         match self {
             Transport::Ssh(t) => &t.remote_dir,
             Transport::Slurm(j) => &j.cluster.shared_dir,
+            Transport::Modal(_) => DEFAULT_REMOTE_DIR,
         }
     }
 
@@ -151,6 +155,7 @@ impl Transport {
         match self {
             Transport::Ssh(t) => t.command(launcher),
             Transport::Slurm(j) => j.srun(launcher),
+            Transport::Modal(m) => m.command(),
         }
     }
 
@@ -162,6 +167,7 @@ impl Transport {
                 shown = t.shown()
             ),
             Transport::Slurm(j) => j.start_failed(why),
+            Transport::Modal(m) => m.start_failed(why),
         }
     }
 }
@@ -214,8 +220,9 @@ pub async fn connect(target: &Transport, log: &Path, redactor: Redactor) -> Resu
     let bin = local_binary()?;
     let (name, size) = build_name(&bin)?;
     let job = matches!(target, Transport::Slurm(_));
+    let launcher = launcher(target.remote_dir(), &name, size, job);
     let mut child = target
-        .command(&launcher(target.remote_dir(), &name, size, job))
+        .command(&launcher)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -227,6 +234,7 @@ pub async fn connect(target: &Transport, log: &Path, redactor: Redactor) -> Resu
         .with_context(|| match target {
             Transport::Ssh(_) => "starting `ssh` (is the OpenSSH client installed?)",
             Transport::Slurm(_) => "starting `srun` (or `ssh` to the login node)",
+            Transport::Modal(_) => "starting seer's Modal helper",
         })?;
     let stderr_tail = Arc::new(Mutex::new(Vec::<String>::new()));
     if let Some(err) = child.stderr.take() {
@@ -241,6 +249,12 @@ pub async fn connect(target: &Transport, log: &Path, redactor: Redactor) -> Resu
     let (Some(stdout), Some(mut writer)) = (child.stdout.take(), child.stdin.take()) else {
         bail!("ssh started without pipes");
     };
+    if let Transport::Modal(m) = target {
+        writer
+            .write_all(&m.spec_line(&launcher)?)
+            .await
+            .context("sending the sandbox's spec to seer's Modal helper")?;
+    }
     let mut reader = BufReader::new(stdout);
     let shown = target.shown();
     let handshake = async {
@@ -271,6 +285,8 @@ pub async fn connect(target: &Transport, log: &Path, redactor: Redactor) -> Resu
             String::new()
         } else if job {
             format!("; srun said:\n{tail}")
+        } else if let Transport::Modal(_) = target {
+            format!("; the helper said:\n{tail}")
         } else {
             format!("; ssh said:\n{tail}")
         };
@@ -289,6 +305,9 @@ pub async fn connect(target: &Transport, log: &Path, redactor: Redactor) -> Resu
             tokio::time::sleep(Duration::from_millis(50)).await;
             let why = match status {
                 Ok(Ok(s)) if job => format!("srun ended ({s})"),
+                Ok(Ok(s)) if matches!(target, Transport::Modal(_)) => {
+                    format!("the helper ended ({s})")
+                }
                 Ok(Ok(s)) => format!("ssh ended ({s})"),
                 _ => "the connection closed".to_string(),
             };
