@@ -187,3 +187,25 @@ try { sb.detach(); } catch (e) { print(e); }
     );
     common::assert_no_file_contains(env.path(), &["s3cr3t-value"]);
 }
+
+#[test]
+fn with_credentials_but_no_way_to_modal_the_sdks_error_is_shown() {
+    let env = Env::new();
+    env.write("main.rhai", "let sb = Sandbox(#{ backend: \"modal\" }).start();");
+    let mut c = without_credentials(&env, env.cmd());
+    // Credentials of the right shape, and a Modal server address that refuses connections:
+    // the real SDK tries, and gives up.
+    c.args(["run", "main.rhai"])
+        .env("MODAL_TOKEN_ID", "ak-not-a-real-token")
+        .env("MODAL_TOKEN_SECRET", "as-not-a-real-secret")
+        .env("MODAL_SERVER_URL", "http://127.0.0.1:1");
+    let out = c.output().unwrap();
+    let stderr = failed(&out);
+    assert!(
+        stderr.starts_with(
+            "error: main.rhai:1:41: could not start the sandbox on Modal: the helper ended (exit status: 1); the helper said:\nmodal: ConnectionError: Could not connect to the Modal server.\n(seer reaches Modal through the `modal` SDK of "
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("as-not-a-real-secret"), "{stderr}");
+}

@@ -149,8 +149,9 @@ impl Modal {
     /// The error of a failed start.
     pub fn start_failed(&self, why: &str) -> String {
         format!(
-            "could not start the sandbox on Modal: {why}\n(seer talks to Modal through the `modal` SDK in {}; check `modal token info` there, and that this machine reaches Modal's service)",
-            self.python.display()
+            "could not start the sandbox on Modal: {why}\n(seer reaches Modal through the `modal` SDK of {}: `{}/modal token info` checks the login; check too that this machine reaches Modal's service)",
+            self.python.display(),
+            self.python.parent().unwrap_or(Path::new(".")).display()
         )
     }
 }
