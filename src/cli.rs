@@ -384,8 +384,8 @@ pub fn main() -> ExitCode {
 /// `seer __modal-describe CONFIG`.
 fn modal_describe(config: &std::path::Path) -> anyhow::Result<String> {
     use anyhow::Context;
-    let text = std::fs::read_to_string(config)
-        .with_context(|| format!("reading {}", config.display()))?;
+    let text =
+        std::fs::read_to_string(config).with_context(|| format!("reading {}", config.display()))?;
     let cfg: crate::sandbox::config::SandboxConfig = serde_json::from_str(&text)
         .with_context(|| format!("{}: not a sandbox config", config.display()))?;
     let rt = tokio::runtime::Builder::new_current_thread()

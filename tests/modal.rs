@@ -101,7 +101,12 @@ fn the_helper_builds_the_sdk_objects_offline_and_describes_them() {
 
     // A GPU name with a count in it is refused by seer, naming the field.
     let bad = env.write("bad.json", r#"{"backend": "modal", "gpu": "A100:2"}"#);
-    let out = env.cmd().arg("__modal-describe").arg(&bad).output().unwrap();
+    let out = env
+        .cmd()
+        .arg("__modal-describe")
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(
         failed(&out),
         "error: Sandbox config: field `gpu`: `A100:2` is not a Modal GPU type (like \"A100\" or \"H100\"; the count is `gpu_count`)\n"
@@ -191,7 +196,10 @@ try { sb.detach(); } catch (e) { print(e); }
 #[test]
 fn with_credentials_but_no_way_to_modal_the_sdks_error_is_shown() {
     let env = Env::new();
-    env.write("main.rhai", "let sb = Sandbox(#{ backend: \"modal\" }).start();");
+    env.write(
+        "main.rhai",
+        "let sb = Sandbox(#{ backend: \"modal\" }).start();",
+    );
     let mut c = without_credentials(&env, env.cmd());
     // Credentials of the right shape, and a Modal server address that refuses connections:
     // the real SDK tries, and gives up.

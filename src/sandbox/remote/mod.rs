@@ -536,7 +536,7 @@ impl RemoteSandbox {
                 (None, None) => match modal {
                     Some(m) => {
                         tracing::info!(id, "starting modal sandbox");
-                        ssh::Transport::Modal(m)
+                        ssh::Transport::Modal(Box::new(m))
                     }
                     None => bail!("no place to start the sandbox"),
                 },

@@ -227,8 +227,10 @@ mod tests {
             Some("H100")
         );
         assert_eq!(
-            gpu_string(&cfg(json!({"backend": "modal", "gpu": "A100", "gpu_count": 2})))
-                .as_deref(),
+            gpu_string(&cfg(
+                json!({"backend": "modal", "gpu": "A100", "gpu_count": 2})
+            ))
+            .as_deref(),
             Some("A100:2")
         );
     }

@@ -130,7 +130,7 @@ pub enum Transport {
     /// through `ssh` to the login node.
     Slurm(super::slurm::Job),
     /// `python modal_helper.py`: the launcher in a Modal sandbox (see [`super::modal`]).
-    Modal(super::modal::Modal),
+    Modal(Box<super::modal::Modal>),
 }
 
 impl Transport {
