@@ -157,6 +157,7 @@ print(s.exec("6 * 7").text);
 print(s.exec("import os; len(os.environ['PROBE_SECRET'])").text);
 print(s.exec("bytes(range(256)).hex()[-8:]").text);
 try { sb.detach(); } catch (e) { print(e); }
+try { Sandbox::from_id(sb.id); } catch (e) { print(e); }
 "#,
     );
     let mut c = without_credentials(&env, env.cmd());
@@ -173,6 +174,7 @@ try { sb.detach(); } catch (e) { print(e); }
             "12",
             "'fcfdfeff'",
             "detach: not supported yet: detaching a modal sandbox (it ends with the seer that started it)",
+            "Sandbox::from_id: not supported yet: reattaching to a modal sandbox (it ends with the seer that started it)",
         ]
     );
     // The agent and its sandbox ran under the test transport's HOME and ended with the run.

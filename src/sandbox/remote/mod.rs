@@ -1,5 +1,6 @@
-//! The ssh and slurm backends: a sandbox on another machine (an ssh host, or the node of a
-//! Slurm job: see [`slurm`]), run there by seer itself.
+//! The ssh, slurm and modal backends: a sandbox on another machine (an ssh host, the node
+//! of a Slurm job: see [`slurm`], or a Modal container: see [`modal`]), run there by seer
+//! itself.
 //!
 //! `RemoteSandbox` implements [`Sandbox`] by calls to `seer __sandbox-agent` on the host
 //! ([`agent`]), which hosts the local backend there. The two talk over one `ssh` process's
