@@ -348,6 +348,12 @@ impl SandboxConfig {
         } else {
             self.validate_slurm()?;
         }
+        if is(BackendKind::Modal) && !(1..=86_400).contains(&self.timeout) {
+            return Err(format!(
+                "Sandbox config: field `timeout`: {} s is not a Modal sandbox lifetime (1 to 86400 s: Modal ends sandboxes after 24 h at most)",
+                self.timeout
+            ));
+        }
         if is(BackendKind::Modal)
             && let Some(g) = &self.gpu
             && (g.is_empty() || !g.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
@@ -535,6 +541,10 @@ mod tests {
             (
                 json!({"backend": "modal", "gpu": "A100:2"}),
                 "Sandbox config: field `gpu`: `A100:2` is not a Modal GPU type (like \"A100\" or \"H100\"; the count is `gpu_count`)",
+            ),
+            (
+                json!({"backend": "modal", "timeout": 0}),
+                "Sandbox config: field `timeout`: 0 s is not a Modal sandbox lifetime (1 to 86400 s: Modal ends sandboxes after 24 h at most)",
             ),
             (
                 json!({"backend": "modal", "partition": "gpu"}),

@@ -85,6 +85,7 @@ class ModalProcess:
         proc = self.sandbox.exec("sh", "-c", spec["launcher"], text=False)
         self.stdin = proc.stdin
         self.chunks = iter(proc.stdout)
+        self.errors = iter(proc.stderr)
 
     def end(self):
         self.sandbox.terminate()
@@ -100,10 +101,12 @@ class TestLocalProcess:
             ["sh", "-c", spec["launcher"]],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             env=env,
         )
         self.stdin = self
         self.chunks = iter(lambda: self.proc.stdout.read1(CHUNK), b"")
+        self.errors = iter(lambda: self.proc.stderr.read1(CHUNK), b"")
 
     def write(self, data):
         self.proc.stdin.write(data)
@@ -123,8 +126,13 @@ class TestLocalProcess:
 
 
 def relay(proc, inp, out):
-    """Bytes from `inp` to the process and from the process to `out`; the process is
-    ended when `inp` closes or its output ends."""
+    """Bytes from `inp` to the process and from the process to `out` (its stderr to
+    ours); the process is ended when `inp` closes or its output ends."""
+
+    def pump_errors():
+        for chunk in proc.errors:
+            sys.stderr.buffer.write(chunk)
+            sys.stderr.buffer.flush()
 
     def pump_in():
         try:
@@ -141,6 +149,7 @@ def relay(proc, inp, out):
         finally:
             proc.end()
 
+    threading.Thread(target=pump_errors, daemon=True).start()
     threading.Thread(target=pump_in, daemon=True).start()
     for chunk in proc.chunks:
         out.write(chunk)
