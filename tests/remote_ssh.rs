@@ -29,6 +29,19 @@ fn on_ssh(env: &Env, sshd: &Sshd) -> String {
     )
 }
 
+/// Processes whose command line contains `pattern` and this test's remote folder (tests
+/// run in parallel, each with its own).
+fn ours(env: &Env, pattern: &str) -> Vec<i32> {
+    common::pids_matching(pattern)
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                .unwrap_or_default()
+                .contains(&remote_needle(env))
+        })
+        .collect()
+}
+
 /// What the command lines of the sandbox's processes on the host contain (the agent,
 /// kernels and the watchdog all run from or in the test's remote folder).
 fn remote_needle(env: &Env) -> String {
@@ -290,14 +303,7 @@ fn a_cut_connection_mid_cell_is_a_clear_error_and_the_notebook_stays() {
     std::thread::sleep(Duration::from_millis(500));
     // The ssh client of this run (its command line names the host alias, the launcher and
     // this test's remote folder).
-    let ssh: Vec<i32> = common::pids_matching(&format!("{} umask 077", Sshd::HOST))
-        .into_iter()
-        .filter(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/cmdline"))
-                .unwrap_or_default()
-                .contains(&remote_needle(&env))
-        })
-        .collect();
+    let ssh = ours(&env, &format!("{} umask 077", Sshd::HOST));
     assert_eq!(ssh.len(), 1, "{ssh:?}");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(ssh[0]),
@@ -341,15 +347,7 @@ fn a_kernel_killed_on_the_host_is_restarted_as_locally() {
     ));
     run.expect("ready", 120);
     std::thread::sleep(Duration::from_millis(500));
-    let kernels = common::pids_matching("ipykernel_launcher");
-    let ours: Vec<i32> = kernels
-        .into_iter()
-        .filter(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/cmdline"))
-                .unwrap_or_default()
-                .contains(&remote_needle(&env))
-        })
-        .collect();
+    let ours = ours(&env, "ipykernel_launcher");
     assert_eq!(ours.len(), 1, "{ours:?}");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(ours[0]),
