@@ -125,10 +125,10 @@ fn cases() -> Vec<Case> {
             "Sandbox config: unknown value `notbook` in `execution_mode`; did you mean `notebook`? (valid values: `cli`, `notebook`)",
         ),
         case(
-            "backend not supported yet",
-            "Sandbox(#{ backend: \"modal\" });",
+            "a backend's own field check",
+            "Sandbox(#{ backend: \"modal\", gpu: \"A100:2\" });",
             "main.rhai:1:1",
-            "not supported yet: backend `modal` (`local`, `ssh` and `slurm` work today; see README)",
+            "Sandbox config: field `gpu`: `A100:2` is not a Modal GPU type (like \"A100\" or \"H100\"; the count is `gpu_count`)",
         ),
         case(
             "docker_in_docker not supported",
