@@ -187,6 +187,30 @@ fn main() -> anyhow::Result<()> {
         srun_true.push(ms(t.elapsed()));
     }
 
+    let watcher = Watcher::start(slurm.conf());
+    // A bare batch job: submit → RUNNING, seen by the same poller.
+    let mut sbatch_running = vec![];
+    for _ in 0..5 {
+        wait_idle(&slurm);
+        let t = Instant::now();
+        let out = slurm
+            .cmd("sbatch")
+            .args(["--parsable", "--output=/dev/null", "--wrap", "sleep 60"])
+            .output()?;
+        anyhow::ensure!(out.status.success(), "sbatch failed: {out:?}");
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let seen = loop {
+            if let Some((_, at)) = watcher.started_after(t).into_iter().find(|j| j.0 == id) {
+                break at;
+            }
+            anyhow::ensure!(t.elapsed() < Duration::from_secs(30), "job {id} never ran");
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        sbatch_running.push(ms(seen - t));
+        let out = slurm.cmd("scancel").arg(&id).output()?;
+        anyhow::ensure!(out.status.success(), "scancel failed: {out:?}");
+    }
+
     let local = SandboxConfig {
         execution_mode: ExecutionMode::Notebook,
         ..SandboxConfig::default()
@@ -196,7 +220,6 @@ fn main() -> anyhow::Result<()> {
         shared_dir: Some(shared.to_string_lossy().to_string()),
         ..local.clone()
     };
-    let watcher = Watcher::start(slurm.conf());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -245,6 +268,11 @@ fn main() -> anyhow::Result<()> {
     println!();
     let (rm, _) = median_p99(&srun_true);
     println!("`srun true` on the same cluster (median of 5): {rm:.0} ms");
+    println!(
+        "bare `sbatch --wrap` → RUNNING, same poller (median of 5): {:.0} ms (all: {:?})",
+        median(&sbatch_running),
+        sbatch_running.iter().map(|v| v.round()).collect::<Vec<_>>()
+    );
     println!();
     println!("| notebook cell `i+1` ({CELLS}) | median ms | p99 ms |");
     println!("|---|---|---|");
