@@ -2,7 +2,7 @@
 //! that keeps a bench's sandboxes in a temp dir with the real `seer` as watchdog.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub fn ms(d: Duration) -> f64 {
@@ -35,9 +35,14 @@ pub fn isolate(dir: &Path) {
     unsafe {
         std::env::set_var("SEER_HOME", dir.join("state"));
         std::env::set_var("SEER_BIN", env!("CARGO_BIN_EXE_seer"));
-        std::env::set_var(
-            "SEER_CACHE_DIR",
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-cache"),
-        );
+        std::env::set_var("SEER_CACHE_DIR", bench_cache());
     }
+}
+
+/// The benches' env cache, as a real path: the target's `tmp` may be a symlink, which
+/// bubblewrap cannot mount a sandbox's cache under.
+pub fn bench_cache() -> PathBuf {
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-cache");
+    std::fs::create_dir_all(&cache).expect("creating the benches' env cache");
+    cache.canonicalize().unwrap_or(cache)
 }
