@@ -291,10 +291,7 @@ async fn serve(stream: StreamHandle, state: &State) -> Result<()> {
                 match tokio::net::UnixStream::connect(&socket).await {
                     Ok(mut unix) => {
                         send(&mut w, &Reply::Ok(serde_json::Value::Null)).await?;
-                        let buffered = r.buffer().to_vec();
-                        unix.write_all(&buffered).await?;
-                        let mut stream = tokio::io::join(r.into_inner(), w);
-                        let _ = tokio::io::copy_bidirectional(&mut stream, &mut unix).await;
+                        let _ = protocol::splice(r, w, &mut unix).await;
                         return Ok(());
                     }
                     Err(e) => Reply::Error(format!("connecting to {}: {e}", socket.display())),
@@ -305,10 +302,7 @@ async fn serve(stream: StreamHandle, state: &State) -> Result<()> {
             match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
                 Ok(mut tcp) => {
                     send(&mut w, &Reply::Ok(serde_json::Value::Null)).await?;
-                    let buffered = r.buffer().to_vec();
-                    tcp.write_all(&buffered).await?;
-                    let mut stream = tokio::io::join(r.into_inner(), w);
-                    let _ = tokio::io::copy_bidirectional(&mut stream, &mut tcp).await;
+                    let _ = protocol::splice(r, w, &mut tcp).await;
                     return Ok(());
                 }
                 Err(e) => Reply::Error(format!("connecting to port {port} on the host: {e}")),

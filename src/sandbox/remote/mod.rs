@@ -209,6 +209,25 @@ impl Conn {
             .map_err(|_| anyhow!("the connection to `{}` was closed", self.host))?
     }
 
+    /// Serves one local connection of a forward: a `Connect`/`ConnectTcp` call, then the
+    /// stream and `client` piped both ways until either side closes.
+    async fn pipe<S>(self: Arc<Self>, req: Request, mut client: S)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let res = async {
+            let stream = self.stream().await?;
+            let (mut r, mut w) = protocol::pumped(stream);
+            send(&mut w, &req).await?;
+            reply::<_, serde_json::Value>(&mut r).await?;
+            protocol::splice(r, w, &mut client).await
+        }
+        .await;
+        if let Err(e) = res {
+            tracing::debug!("forward to `{}`: {e:#}", self.host);
+        }
+    }
+
     /// [`Conn::call_blocking`] of a call that answers nothing.
     fn call_unit(self: &Arc<Self>, req: Request) -> Result<()> {
         self.call_blocking::<serde_json::Value>(req).map(|_| ())
@@ -280,11 +299,7 @@ async fn connect_back(
         bail!("the host asked for port {back}, which was not exposed to it");
     }
     let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", back)).await?;
-    let buffered = r.buffer().to_vec();
-    tcp.write_all(&buffered).await?;
-    let mut stream = tokio::io::join(r.into_inner(), w);
-    tokio::io::copy_bidirectional(&mut stream, &mut tcp).await?;
-    Ok(())
+    protocol::splice(r, w, &mut tcp).await
 }
 
 /// Passes writes through, moving a progress bar.
@@ -706,24 +721,11 @@ impl RemoteSandbox {
                 let listener = tokio::net::UnixListener::bind(&local2)
                     .with_context(|| format!("listening on {}", local2.display()))?;
                 tokio::spawn(async move {
-                    while let Ok((mut client, _)) = listener.accept().await {
-                        let conn = conn.clone();
-                        let remote = remote.clone();
-                        tokio::spawn(async move {
-                            let res = async {
-                                let stream = conn.stream().await?;
-                                let (mut r, mut w) = protocol::pumped(stream);
-                                send(&mut w, &Request::Connect { socket: remote }).await?;
-                                reply::<_, serde_json::Value>(&mut r).await?;
-                                let mut stream = tokio::io::join(r.into_inner(), w);
-                                tokio::io::copy_bidirectional(&mut stream, &mut client).await?;
-                                Ok::<_, anyhow::Error>(())
-                            }
-                            .await;
-                            if let Err(e) = res {
-                                tracing::debug!("socket forward: {e:#}");
-                            }
-                        });
+                    while let Ok((client, _)) = listener.accept().await {
+                        let req = Request::Connect {
+                            socket: remote.clone(),
+                        };
+                        tokio::spawn(conn.clone().pipe(req, client));
                     }
                 });
                 Ok::<_, anyhow::Error>(())
@@ -924,23 +926,8 @@ impl Sandbox for RemoteSandbox {
                 }
             };
             let _ = tx.send(listener.local_addr().map(|a| a.port()).map_err(Into::into));
-            while let Ok((mut client, _)) = listener.accept().await {
-                let conn = conn.clone();
-                tokio::spawn(async move {
-                    let res = async {
-                        let stream = conn.stream().await?;
-                        let (mut r, mut w) = protocol::pumped(stream);
-                        send(&mut w, &Request::ConnectTcp { port }).await?;
-                        reply::<_, serde_json::Value>(&mut r).await?;
-                        let mut stream = tokio::io::join(r.into_inner(), w);
-                        tokio::io::copy_bidirectional(&mut stream, &mut client).await?;
-                        Ok::<_, anyhow::Error>(())
-                    }
-                    .await;
-                    if let Err(e) = res {
-                        tracing::debug!("port forward: {e:#}");
-                    }
-                });
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(conn.clone().pipe(Request::ConnectTcp { port }, client));
             }
         });
         let here = rx

@@ -153,6 +153,22 @@ pub fn pumped(
     (tokio::io::BufReader::new(out), w)
 }
 
+/// After a call's lines: pipes the rest of the stream (`r` may hold bytes already read)
+/// and `io` both ways until either side closes.
+pub async fn splice<S>(
+    r: tokio::io::BufReader<tokio::io::DuplexStream>,
+    w: tokio::io::WriteHalf<tokio_yamux::StreamHandle>,
+    io: &mut S,
+) -> Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    io.write_all(r.buffer()).await?;
+    let mut stream = tokio::io::join(r.into_inner(), w);
+    tokio::io::copy_bidirectional(&mut stream, io).await?;
+    Ok(())
+}
+
 /// Writes `value` as one JSON line.
 pub async fn send<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, value: &T) -> Result<()> {
     let mut line = serde_json::to_vec(value)?;
