@@ -113,7 +113,24 @@ fn to_dyn<T: serde::Serialize>(v: &T) -> RhaiResult<Dynamic> {
     rhai::serde::to_dynamic(v)
 }
 
-pub(crate) fn config_from(m: Map) -> RhaiResult<SandboxConfig> {
+/// A script's sandbox config, over the defaults of `$SEER_SANDBOX_DEFAULTS` (a JSON map of
+/// config fields, e.g. `{"backend": "ssh", "host": "gpu-box"}` to run every sandbox of a
+/// script elsewhere; the script's own fields win).
+pub(crate) fn config_from(mut m: Map) -> RhaiResult<SandboxConfig> {
+    if let Some(raw) = std::env::var_os("SEER_SANDBOX_DEFAULTS").filter(|v| !v.is_empty()) {
+        let defaults: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&raw.to_string_lossy()).map_err(|e| {
+                runtime_error(format!(
+                    "SEER_SANDBOX_DEFAULTS is not a JSON map of config fields: {e}"
+                ))
+            })?;
+        for (k, v) in defaults {
+            if !m.contains_key(k.as_str()) {
+                let v = rhai::serde::to_dynamic(v)?;
+                m.insert(k.into(), v);
+            }
+        }
+    }
     let cfg: SandboxConfig =
         from_dynamic("Sandbox config", &Dynamic::from_map(m)).map_err(|e| runtime_error(e.0))?;
     cfg.validate().map_err(runtime_error)?;
@@ -194,7 +211,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         "Sandbox",
         "",
         SANDBOX,
-        || -> RhaiResult<SandboxHandle> { Ok(pending(SandboxConfig::default(), None)) },
+        || -> RhaiResult<SandboxHandle> { Ok(pending(config_from(Map::new())?, None)) },
     );
     func(
         engine,

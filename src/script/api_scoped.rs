@@ -102,9 +102,17 @@ fn workspace_of(ws: &Dynamic) -> RhaiResult<Option<WorkspaceConfig>> {
 pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     engine.register_type_with_name::<ScopedHandle>("ScopedSandbox");
     const SCOPED: &str = "A sandbox whose functions the agent reaches only through `serve()` (Seer's ScopedSandbox; same config as `Sandbox`). Call `.start()` or `.start(workspace)` on it.";
-    func(engine, "ScopedSandbox", "", SCOPED, || {
-        ScopedHandle(Arc::new(Mutex::new(State::Pending(Box::default()))))
-    });
+    func(
+        engine,
+        "ScopedSandbox",
+        "",
+        SCOPED,
+        || -> RhaiResult<ScopedHandle> {
+            Ok(ScopedHandle(Arc::new(Mutex::new(State::Pending(
+                Box::new(config_from(Map::new())?),
+            )))))
+        },
+    );
     func(
         engine,
         "ScopedSandbox",

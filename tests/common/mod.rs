@@ -30,6 +30,9 @@ pub const TORCH_ENV: &str =
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub home: PathBuf,
+    /// With `SEER_TEST_BACKEND=ssh`: the test's own sshd, and the sandbox defaults that put
+    /// every sandbox of its scripts on it (`SEER_SANDBOX_DEFAULTS`).
+    remote: Option<(sshd::Sshd, String)>,
 }
 
 /// The cache (uv, Python envs) shared by every test, so envs are built once per machine.
@@ -42,7 +45,25 @@ impl Env {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let home = dir.path().join("state");
-        Self { dir, home }
+        let remote = match std::env::var("SEER_TEST_BACKEND").as_deref() {
+            Err(_) | Ok("") | Ok("local") => None,
+            Ok("ssh") => {
+                let sshd = sshd::Sshd::start();
+                let remote = dir.path().join("remote");
+                std::fs::create_dir_all(&remote).expect("mkdir remote");
+                std::os::unix::fs::symlink(shared_cache(), remote.join("cache"))
+                    .expect("link the remote cache");
+                let defaults = serde_json::json!({
+                    "backend": "ssh",
+                    "host": sshd::Sshd::HOST,
+                    "ssh_options": ["-F", sshd.config()],
+                    "remote_dir": remote,
+                });
+                Some((sshd, defaults.to_string()))
+            }
+            Ok(other) => panic!("SEER_TEST_BACKEND={other}: the backends are `local` and `ssh`"),
+        };
+        Self { dir, home, remote }
     }
 
     /// The test's folder (the scripts' folder and seer's working dir).
@@ -71,6 +92,9 @@ impl Env {
             .env("HF_HUB_OFFLINE", "1")
             // The live view prints its URL on stderr; its own tests turn it on.
             .env("SEER_VIEW", "off");
+        if let Some((_, defaults)) = &self.remote {
+            c.env("SEER_SANDBOX_DEFAULTS", defaults);
+        }
         c
     }
 

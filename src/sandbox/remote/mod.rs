@@ -302,6 +302,23 @@ async fn connect_back(
     protocol::splice(r, w, &mut tcp).await
 }
 
+/// Models as the script named them: the host saw local model folders under their upload
+/// paths, which the agent's prompt must not show. `config` is the recorded (masked) config,
+/// so a hidden model keeps its alias.
+fn configured_names(models: &mut [super::models::ModelHandle], config: &serde_json::Value) {
+    for (i, m) in models.iter_mut().enumerate() {
+        let given = &config["models"][i];
+        if let Some(name) = given["name"].as_str() {
+            m.name = name.to_string();
+        }
+        if m.base_model.is_some()
+            && let Some(base) = given["base_model"].as_str()
+        {
+            m.base_model = Some(base.to_string());
+        }
+    }
+}
+
 /// Passes writes through, moving a progress bar.
 struct Counting<W> {
     inner: W,
@@ -608,7 +625,8 @@ impl RemoteSandbox {
             _ = cancel.cancelled() => Err(anyhow!("cancelled")),
         };
         spinner.finish_and_clear();
-        let (conn, started) = outcome?;
+        let (conn, mut started) = outcome?;
+        configured_names(&mut started.info.models, &record.config);
         record.workspace = started.info.workspace.clone();
         record.models = started.info.models.clone();
         record.repos = started.info.repos.clone();
@@ -624,6 +642,7 @@ impl RemoteSandbox {
         redactor: Redactor,
     ) -> Arc<Self> {
         let mut info = started.info;
+        configured_names(&mut info.models, &record.config);
         info.backend = record.backend.clone();
         info.host = record.host.clone();
         info.config = record.config.clone();
