@@ -217,7 +217,12 @@ s.exec("import time; time.sleep(300)");
         ),
     );
     let stderr = failed(&out);
-    let job = slurm.jobs()[0].clone();
+    // seer reports the end as soon as Slurm kills the step; the job itself may still be
+    // COMPLETING then, and shows TIMEOUT once the node has cleaned up.
+    let jobs = slurm.wait_jobs("the job to finish completing", 30, |jobs| {
+        jobs.len() == 1 && !matches!(jobs[0].state.as_str(), "RUNNING" | "COMPLETING")
+    });
+    let job = jobs[0].clone();
     assert_eq!(job.state, "TIMEOUT");
     assert!(
         stderr.contains(&format!(
