@@ -98,7 +98,11 @@ enum Cmd {
     Watchdog { dir: PathBuf },
     /// Internal: host a sandbox for a seer on another machine, over stdin/stdout.
     #[command(name = "__sandbox-agent", hide = true)]
-    SandboxAgent,
+    SandboxAgent {
+        /// Frame stdin and stdout and acknowledge each message (`remote::link`).
+        #[arg(long)]
+        acknowledged: bool,
+    },
     /// Internal: print what a `backend: "modal"` sandbox config (a JSON file) would ask
     /// Modal for, built with the real SDK offline.
     #[command(name = "__modal-describe", hide = true)]
@@ -350,7 +354,7 @@ pub fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Cmd::SandboxAgent => {
+        Cmd::SandboxAgent { acknowledged } => {
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -361,7 +365,7 @@ pub fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let code = match rt.block_on(crate::sandbox::remote::agent::run()) {
+            let code = match rt.block_on(crate::sandbox::remote::agent::run(acknowledged)) {
                 Ok(()) => 0,
                 Err(e) => {
                     eprintln!("sandbox agent: {e:#}");

@@ -70,13 +70,22 @@ impl State {
     }
 }
 
-/// Runs the agent on this process's stdin/stdout until the connection ends.
-pub async fn run() -> Result<()> {
+/// Runs the agent on this process's stdin/stdout until the connection ends; with
+/// `acknowledged`, both are framed and acknowledged ([`super::link`]).
+pub async fn run(acknowledged: bool) -> Result<()> {
     let mut out = tokio::io::stdout();
     out.write_all(format!("{READY} {}\n", env!("CARGO_PKG_VERSION")).as_bytes())
         .await?;
     out.flush().await?;
-    let io = tokio::io::join(tokio::io::stdin(), out);
+    type Read = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+    type Write = Box<dyn tokio::io::AsyncWrite + Send + Unpin>;
+    let (input, output): (Read, Write) = if acknowledged {
+        let (r, w) = super::link::acknowledged(tokio::io::stdin(), out);
+        (Box::new(r), Box::new(w))
+    } else {
+        (Box::new(tokio::io::stdin()), Box::new(out))
+    };
+    let io = tokio::io::join(input, output);
     let mut session = tokio_yamux::Session::new_server(io, super::yamux_config());
     let state = Arc::new(State::default());
     if let Ok(mut c) = state.control.lock() {

@@ -11,6 +11,7 @@
 //! their own, so the synchronous parts of the trait can wait on them from anywhere.
 
 pub mod agent;
+pub mod link;
 pub mod modal;
 pub mod protocol;
 pub mod slurm;
@@ -98,6 +99,7 @@ impl Conn {
         let backs2 = backs.clone();
         let stderr_tail = connected.stderr_tail.clone();
         let lost2 = lost.clone();
+        let acknowledged = matches!(target, ssh::Transport::Slurm(_));
         let control = handle
             .spawn(async move {
                 let ssh::Connected {
@@ -106,6 +108,14 @@ impl Conn {
                     writer,
                     ..
                 } = connected;
+                type Read = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+                type Write = Box<dyn tokio::io::AsyncWrite + Send + Unpin>;
+                let (reader, writer): (Read, Write) = if acknowledged {
+                    let (r, w) = link::acknowledged(reader, writer);
+                    (Box::new(r), Box::new(w))
+                } else {
+                    (Box::new(reader), Box::new(writer))
+                };
                 let io = tokio::io::join(reader, writer);
                 let mut session = tokio_yamux::Session::new_client(io, yamux_config());
                 let control = session.control();

@@ -195,13 +195,15 @@ fn launcher(remote_dir: &str, name: &str, size: u64, job: bool) -> String {
     } else {
         ("$d/state", "")
     };
+    // srun holds the agent's small writes back (Nagle) until seer's side acknowledges them.
+    let flag = if job { " --acknowledged" } else { "" };
     format!(
         "umask 077; d={dir}; \
          command -v python3 >/dev/null 2>&1 || {{ echo '{MISSING} python3 is not installed on this host (seer needs python3 to make the sandbox env)'; exit 3; }}; \
          mkdir -p \"$d/bin\" \"{state}\" \"$d/cache\" || {{ echo \"{MISSING} cannot create $d\"; exit 3; }}; \
          b=\"$d/bin/{name}\"; \
          if [ ! -x \"$b\" ]; then echo {NEED_BINARY}; head -c {size} > \"$b.part.$$\" && chmod 700 \"$b.part.$$\" && mv \"$b.part.$$\" \"$b\" || exit 4; fi; \
-         {before}SEER_HOME=\"{state}\" SEER_CACHE_DIR=\"$d/cache\" exec \"$b\" __sandbox-agent"
+         {before}SEER_HOME=\"{state}\" SEER_CACHE_DIR=\"$d/cache\" exec \"$b\" __sandbox-agent{flag}"
     )
 }
 
