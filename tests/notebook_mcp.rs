@@ -128,10 +128,13 @@ fn agent_mcp_client_reaches_http_and_stdio_servers() {
     );
     let http: Value = serde_json::from_str(&seer.next_line(120)).unwrap();
     let id = seer.next_line(10);
+    let mut vars = json!({"SEER_HOME": env.home.to_string_lossy(), "SEER_CACHE_DIR": shared_cache().to_string_lossy()});
+    for (k, v) in env.cluster_vars() {
+        vars[k] = json!(v);
+    }
     let config = json!({
         "nb": http["notebooks"],
-        "cli": {"type": "stdio", "command": env!("CARGO_BIN_EXE_seer"), "args": ["mcp", "notebook", id],
-                "env": {"SEER_HOME": env.home.to_string_lossy(), "SEER_CACHE_DIR": shared_cache().to_string_lossy()}},
+        "cli": {"type": "stdio", "command": env!("CARGO_BIN_EXE_seer"), "args": ["mcp", "notebook", id], "env": vars},
     });
     let rt = tokio::runtime::Runtime::new().unwrap();
     let result = rt.block_on(async {

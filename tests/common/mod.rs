@@ -30,9 +30,16 @@ pub const TORCH_ENV: &str =
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub home: PathBuf,
-    /// With `SEER_TEST_BACKEND=ssh`: the test's own sshd, and the sandbox defaults that put
-    /// every sandbox of its scripts on it (`SEER_SANDBOX_DEFAULTS`).
-    remote: Option<(sshd::Sshd, String)>,
+    /// With `SEER_TEST_BACKEND=ssh` or `slurm`: the test's own sshd or Slurm cluster, and
+    /// the sandbox defaults that put every sandbox of its scripts there
+    /// (`SEER_SANDBOX_DEFAULTS`).
+    remote: Option<(Remote, String)>,
+}
+
+/// Where `SEER_TEST_BACKEND` puts a test's sandboxes (its daemons end on drop).
+pub enum Remote {
+    Ssh(sshd::Sshd),
+    Slurm(slurm::Slurm),
 }
 
 /// The cache (uv, Python envs) shared by every test, so envs are built once per machine.
@@ -59,9 +66,22 @@ impl Env {
                     "ssh_options": ["-F", sshd.config()],
                     "remote_dir": remote,
                 });
-                Some((sshd, defaults.to_string()))
+                Some((Remote::Ssh(sshd), defaults.to_string()))
             }
-            Ok(other) => panic!("SEER_TEST_BACKEND={other}: the backends are `local` and `ssh`"),
+            Ok("slurm") => {
+                let cluster = slurm::Slurm::start();
+                // As `Slurm::fields` lays it out: seer's shared folder in the test's folder,
+                // its env cache linked to the tests' shared one.
+                let shared = dir.path().join("shared");
+                std::fs::create_dir_all(&shared).expect("mkdir shared");
+                std::os::unix::fs::symlink(shared_cache(), shared.join("cache"))
+                    .expect("link the cluster's cache");
+                let defaults = serde_json::json!({ "backend": "slurm", "shared_dir": shared });
+                Some((Remote::Slurm(cluster), defaults.to_string()))
+            }
+            Ok(other) => {
+                panic!("SEER_TEST_BACKEND={other}: the backends are `local`, `ssh` and `slurm`")
+            }
         };
         Self { dir, home, remote }
     }
@@ -95,7 +115,23 @@ impl Env {
         if let Some((_, defaults)) = &self.remote {
             c.env("SEER_SANDBOX_DEFAULTS", defaults);
         }
+        self.cluster_env(&mut c);
         c
+    }
+
+    /// With `SEER_TEST_BACKEND=slurm`, the variables by which Slurm's commands find the
+    /// test's cluster (`SLURM_CONF`); none otherwise.
+    pub fn cluster_vars(&self) -> Vec<(&'static str, String)> {
+        match &self.remote {
+            Some((Remote::Slurm(cluster), _)) => {
+                vec![("SLURM_CONF", cluster.conf().display().to_string())]
+            }
+            _ => vec![],
+        }
+    }
+
+    fn cluster_env(&self, c: &mut Command) {
+        c.envs(self.cluster_vars());
     }
 
     /// [`Env::cmd`] with an Anthropic key ([`TEST_KEY`]).
@@ -154,6 +190,7 @@ impl Env {
             .env("SEER_CACHE_DIR", shared_cache())
             .env("HF_HUB_OFFLINE", "1")
             .current_dir(self.path());
+        self.cluster_env(&mut c);
         let out = c.output().expect("the test Python");
         let stdout = ok(&out);
         serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
