@@ -214,6 +214,27 @@ fn timeout_watchdog_ends_a_detached_sandbox() {
 }
 
 #[test]
+fn the_watchdog_ends_the_processes_of_a_sandbox_whose_folder_was_removed() {
+    let env = Env::new();
+    let out = env.run(
+        "let sb = Sandbox(#{ timeout: 300 }).start();\nsb.exec(\"sleep 41034 > /dev/null 2>&1 &\");\nsb.detach();\nprint(sb.id);\n",
+        &[],
+    );
+    let id = ok(&out).trim().to_string();
+    assert_eq!(pids_matching("sleep 41034").len(), 1);
+    let dir = env.home.join("sandboxes").join(&id);
+    // Removed under it (a test's temp dir, a cleaned state dir): nothing could find the
+    // sandbox's processes any more, so the watchdog ends them and itself.
+    std::fs::remove_dir_all(&dir).unwrap();
+    wait_gone("sleep 41034", Duration::from_secs(5));
+    wait_gone(
+        &format!("__watchdog {}", dir.display()),
+        Duration::from_secs(2),
+    );
+    assert!(!dir.exists(), "the folder was made again");
+}
+
+#[test]
 fn version_and_verbose_logging() {
     let env = Env::new();
     let out = env.cmd().arg("--version").output().unwrap();

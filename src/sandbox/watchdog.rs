@@ -2,7 +2,9 @@
 //! It lives in its own process group, so it outlives a killed seer, and ends the sandbox
 //! at its deadline, or as soon as the seer process that owns it is gone without ending it
 //! (killed with SIGKILL, or its terminal closed): a detached sandbox has no owner and lives
-//! to its deadline. It exits early once the sandbox has ended some other way.
+//! to its deadline. It exits early once the sandbox has ended some other way. If the
+//! sandbox's folder is removed under it (a deleted state dir), it ends the process groups
+//! it last read there, since nothing else could find them any more.
 
 use std::path::Path;
 use std::time::Duration;
@@ -12,9 +14,23 @@ use anyhow::Result;
 use super::registry::{SandboxRecord, Status, now};
 
 pub fn run(dir: &Path) -> Result<()> {
+    // The sandbox's process groups as last read, for when its folder is gone (checked
+    // every second at most, so a recorded group cannot have been reused meanwhile).
+    let mut groups: Vec<i32> = vec![];
     loop {
-        let Ok(mut rec) = SandboxRecord::load(dir) else {
-            return Ok(());
+        let mut rec = match SandboxRecord::load(dir) {
+            Ok(rec) => rec,
+            Err(_) if !dir.exists() => {
+                if !groups.is_empty() {
+                    eprintln!(
+                        "sandbox folder {} was removed; ending its processes",
+                        dir.display()
+                    );
+                    crate::process::kill_groups(&groups, Duration::from_secs(1));
+                }
+                return Ok(());
+            }
+            Err(_) => return Ok(()),
         };
         if !rec.status.is_live() {
             return Ok(());
@@ -34,6 +50,7 @@ pub fn run(dir: &Path) -> Result<()> {
             eprintln!("sandbox {} reached its timeout; ending it", rec.id);
             return rec.end(Status::TimedOut, "timeout reached");
         }
+        groups = rec.procs().list().into_iter().map(|(g, _)| g).collect();
         std::thread::sleep(Duration::from_secs_f64(left.clamp(0.05, 1.0)));
     }
 }
