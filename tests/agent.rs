@@ -488,3 +488,11 @@ fn run_agent_survives_429_500_529_and_a_cut_stream_then_times_out_on_a_silent_se
                 timed out after 500ms (per-request timeout)"})
     );
 }
+
+// The same tests with every sandbox on ssh and on Slurm.
+on_remote_backends!(
+    run_agent_drives_a_notebook_through_mcp_against_an_anthropic_wire_fake,
+    replay_reruns_a_transcripts_tool_calls_for_real_without_the_provider,
+    two_agents_run_in_parallel_each_against_its_own_kernel,
+    a_repeated_identical_failing_call_is_reported_to_the_model,
+);

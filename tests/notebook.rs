@@ -306,3 +306,11 @@ fn local_notebook_session_needs_no_sandbox_config() {
     );
     assert_eq!(ok(&out), "42\n\n");
 }
+
+// The same tests with every sandbox on ssh and on Slurm.
+on_remote_backends!(
+    outputs_errors_and_notebook_file,
+    hidden_timeouts_death_restart_edit_and_markdown,
+    resume_and_continue_from_a_notebook,
+    bad_notebook_and_bad_options_are_clear_errors,
+);

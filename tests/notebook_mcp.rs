@@ -190,3 +190,10 @@ fn agent_mcp_client_reaches_http_and_stdio_servers() {
         )
     );
 }
+
+// The same tests with every sandbox on ssh and on Slurm.
+on_remote_backends!(
+    python_mcp_client_drives_a_real_session,
+    seer_mcp_notebook_serves_a_live_sandbox_over_stdio,
+    agent_mcp_client_reaches_http_and_stdio_servers,
+);

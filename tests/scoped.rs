@@ -588,3 +588,12 @@ print(`functions=${scoped.functions.len()}`);
     );
     assert!(pids_matching("iface_agent.py").is_empty());
 }
+
+// The same tests with every sandbox on ssh and on Slurm.
+on_remote_backends!(
+    remote_errors_surface_in_rhai_with_type_message_and_traceback,
+    an_interface_that_fails_to_load_is_an_error_with_its_traceback,
+    requests_without_the_token_are_rejected_and_ctrl_c_ends_the_server,
+    terminate_and_script_errors_end_the_rpc_server,
+    each_expose_as_form_reaches_an_agent,
+);

@@ -120,3 +120,6 @@ print(s.workspace_path);
         "data\n"
     );
 }
+
+// The same tests with every sandbox on ssh and on Slurm.
+on_remote_backends!(an_agent_works_in_a_cli_session_inside_the_sandbox,);

@@ -42,6 +42,39 @@ pub enum Remote {
     Slurm(slurm::Slurm),
 }
 
+thread_local! {
+    /// The backend [`on_remote_backends!`] chose for this thread's test (before
+    /// `SEER_TEST_BACKEND`).
+    static BACKEND: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `test` with every [`Env`] it makes on `backend` (`ssh` or `slurm`).
+pub fn on_backend(backend: &'static str, test: fn()) {
+    BACKEND.with(|b| b.set(Some(backend)));
+    test();
+}
+
+/// Runs the named tests (`#[test]` functions of the calling file, which run locally) again
+/// with every sandbox on a loopback sshd (`on_ssh::NAME`) and as a job of a single-node
+/// Slurm cluster (`on_slurm::NAME`), each test with its own: one suite, every backend.
+#[macro_export]
+macro_rules! on_remote_backends {
+    ($($name:ident),* $(,)?) => {
+        mod on_ssh {
+            $(#[test]
+            fn $name() {
+                $crate::common::on_backend("ssh", super::$name);
+            })*
+        }
+        mod on_slurm {
+            $(#[test]
+            fn $name() {
+                $crate::common::on_backend("slurm", super::$name);
+            })*
+        }
+    };
+}
+
 /// The cache (uv, Python envs) shared by every test, so envs are built once per machine.
 pub fn shared_cache() -> PathBuf {
     seer::testenv::shared_cache()
@@ -52,7 +85,12 @@ impl Env {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let home = dir.path().join("state");
-        let remote = match std::env::var("SEER_TEST_BACKEND").as_deref() {
+        let chosen = BACKEND.with(|b| b.get());
+        let from_env = std::env::var("SEER_TEST_BACKEND");
+        let backend = chosen
+            .map(Ok)
+            .unwrap_or(from_env.as_deref().map_err(|_| ()));
+        let remote = match backend {
             Err(_) | Ok("") | Ok("local") => None,
             Ok("ssh") => {
                 let sshd = sshd::Sshd::start();
