@@ -1,7 +1,7 @@
 //! The slurm backend on an idle cluster: submit → first notebook cell, split into the
-//! scheduler's part (submit → the job RUNNING, seen by polling `squeue`) and seer's part
-//! (the rest: the `srun --overlap` step, the agent, the sandbox and kernel start, the
-//! session and the cell), with a bare `srun true` on the same cluster as a reference; then
+//! scheduler's part (submit → the job's script started, by the stamp it writes) and seer's
+//! part (the rest: noticing the job runs, the `srun --overlap` step, the agent, the sandbox
+//! and kernel start, the session and the cell), with a bare `srun true` on the same cluster as a reference; then
 //! 200 notebook cell round trips `i+1` through the job vs a local sandbox in the same run.
 //! The cluster is the tests' private single-node Slurm (`tests/common/slurm.rs`), started
 //! by this bench. Run with `cargo bench --bench slurm`.
@@ -13,10 +13,8 @@ mod common;
 #[path = "../tests/common/mod.rs"]
 mod fixtures;
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{median, median_p99, ms};
@@ -30,60 +28,29 @@ const CELLS: usize = 200;
 /// Submit → first cell, this many times (the first also copies seer to the shared dir).
 const STARTS: usize = 4;
 
-/// When each job was first seen RUNNING, by a thread polling `squeue` as fast as it
-/// answers.
-struct Watcher {
-    running: Arc<Mutex<HashMap<String, Instant>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+/// Seconds since the epoch, as the job scripts' `date +%s.%N` writes them.
+fn epoch_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
 }
 
-impl Watcher {
-    fn start(conf: PathBuf) -> Self {
-        let running = Arc::new(Mutex::new(HashMap::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (r, s) = (running.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                let out = std::process::Command::new("squeue")
-                    .env("SLURM_CONF", &conf)
-                    .args(["--noheader", "--states=RUNNING", "--format=%i"])
-                    .output()
-                    .unwrap();
-                let seen = Instant::now();
-                let mut map = r.lock().unwrap();
-                for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    map.entry(id.to_string()).or_insert(seen);
-                }
-                drop(map);
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        });
-        Self {
-            running,
-            stop,
-            thread: Some(thread),
+/// Waits for a job script's start stamp (`date +%s.%N`) in `file` and returns it.
+fn stamp(file: &Path) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(file)
+            && let Ok(v) = text.trim().parse::<f64>()
+        {
+            return Ok(v);
         }
-    }
-
-    /// The jobs first seen RUNNING after `since`.
-    fn started_after(&self, since: Instant) -> Vec<(String, Instant)> {
-        self.running
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, t)| **t > since)
-            .map(|(id, t)| (id.clone(), *t))
-            .collect()
-    }
-}
-
-impl Drop for Watcher {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        anyhow::ensure!(
+            t.elapsed() < Duration::from_secs(30),
+            "no start stamp in {}",
+            file.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -103,7 +70,7 @@ fn wait_idle(slurm: &Slurm) {
 async fn first_cell(
     config: &SandboxConfig,
     dir: &Path,
-    watcher: &Watcher,
+    shared: &Path,
     cancel: &CancellationToken,
 ) -> anyhow::Result<(f64, f64)> {
     let req = StartRequest {
@@ -111,6 +78,7 @@ async fn first_cell(
         base_dir: dir.to_path_buf(),
         ..Default::default()
     };
+    let submitted = epoch_now();
     let t = Instant::now();
     let sb = seer::sandbox::start(req, cancel).await?;
     let session = NotebookSession::start(sb.clone(), session_opts(dir), cancel).await?;
@@ -121,12 +89,15 @@ async fn first_cell(
         out.status == seer::notebook::RunStatus::Ok && text.contains(r#""text/plain":["2"]"#),
         "first cell gave {out:?}"
     );
-    let jobs = watcher.started_after(t);
-    anyhow::ensure!(jobs.len() == 1, "expected one new running job: {jobs:?}");
-    let scheduler = jobs[0].1 - t;
+    // The newest job's folder is this sandbox's.
+    let job = std::fs::read_dir(shared.join("jobs"))?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+        .max()
+        .ok_or_else(|| anyhow::anyhow!("no job folder"))?;
+    let started = stamp(&shared.join(format!("jobs/{job}/started")))?;
     session.shutdown().await?;
     sb.terminate()?;
-    Ok((ms(total), ms(scheduler)))
+    Ok((ms(total), (started - submitted) * 1000.0))
 }
 
 fn session_opts(dir: &Path) -> SessionOptions {
@@ -187,26 +158,24 @@ fn main() -> anyhow::Result<()> {
         srun_true.push(ms(t.elapsed()));
     }
 
-    let watcher = Watcher::start(slurm.conf());
-    // A bare batch job: submit → RUNNING, seen by the same poller.
-    let mut sbatch_running = vec![];
-    for _ in 0..5 {
+    // A bare batch job: submit → its script started, by the same kind of stamp.
+    let mut sbatch_started = vec![];
+    for i in 0..5 {
         wait_idle(&slurm);
-        let t = Instant::now();
+        let file = dir.path().join(format!("bare-{i}"));
+        let submitted = epoch_now();
         let out = slurm
             .cmd("sbatch")
-            .args(["--parsable", "--output=/dev/null", "--wrap", "sleep 60"])
+            .args([
+                "--parsable",
+                "--output=/dev/null",
+                "--wrap",
+                &format!("date +%s.%N > {}; sleep 60", file.display()),
+            ])
             .output()?;
         anyhow::ensure!(out.status.success(), "sbatch failed: {out:?}");
         let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let seen = loop {
-            if let Some((_, at)) = watcher.started_after(t).into_iter().find(|j| j.0 == id) {
-                break at;
-            }
-            anyhow::ensure!(t.elapsed() < Duration::from_secs(30), "job {id} never ran");
-            std::thread::sleep(Duration::from_millis(2));
-        };
-        sbatch_running.push(ms(seen - t));
+        sbatch_started.push((stamp(&file)? - submitted) * 1000.0);
         let out = slurm.cmd("scancel").arg(&id).output()?;
         anyhow::ensure!(out.status.success(), "scancel failed: {out:?}");
     }
@@ -232,7 +201,7 @@ fn main() -> anyhow::Result<()> {
     let mut starts = vec![];
     for _ in 0..STARTS {
         wait_idle(&slurm);
-        starts.push(rt.block_on(first_cell(&on_slurm, dir.path(), &watcher, &cancel))?);
+        starts.push(rt.block_on(first_cell(&on_slurm, dir.path(), &shared, &cancel))?);
     }
     wait_idle(&slurm);
     let (l, s) = rt.block_on(async {
@@ -240,7 +209,6 @@ fn main() -> anyhow::Result<()> {
         let s = cells(&on_slurm, dir.path(), &cancel).await?;
         anyhow::Ok((l, s))
     })?;
-    drop(watcher);
     drop(rt);
 
     println!("| submit → first cell `1+1` | total ms | scheduler ms | seer ms |");
@@ -269,9 +237,9 @@ fn main() -> anyhow::Result<()> {
     let (rm, _) = median_p99(&srun_true);
     println!("`srun true` on the same cluster (median of 5): {rm:.0} ms");
     println!(
-        "bare `sbatch --wrap` → RUNNING, same poller (median of 5): {:.0} ms (all: {:?})",
-        median(&sbatch_running),
-        sbatch_running.iter().map(|v| v.round()).collect::<Vec<_>>()
+        "bare `sbatch --wrap` → its script started (median of 5): {:.0} ms (all: {:?})",
+        median(&sbatch_started),
+        sbatch_started.iter().map(|v| v.round()).collect::<Vec<_>>()
     );
     println!();
     println!("| notebook cell `i+1` ({CELLS}) | median ms | p99 ms |");

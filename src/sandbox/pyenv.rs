@@ -18,7 +18,10 @@ use crate::paths;
 
 const MARKER: &str = ".seer-env.json";
 /// Bumped when the layout of a cached env changes, so old entries are not reused.
-const FORMAT: u32 = 1;
+/// 2: bytecode is compiled at install. Under isolation a sandbox sees its env read-only,
+/// so Python could never write its `.pyc` files and compiled every module it imported at
+/// each kernel start (about 0.7 s of a 1 s start).
+const FORMAT: u32 = 2;
 
 /// A ready Python environment.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -97,7 +100,14 @@ pub async fn ensure_env(
     .with_context(|| format!("creating a Python {python_version} venv (is that Python version installed? uv looks for it on PATH)"))?;
     let python = dir.join("bin/python").to_string_lossy().to_string();
     if !pkgs.is_empty() {
-        let mut args = vec!["pip", "install", "--quiet", "--python", &python];
+        let mut args = vec![
+            "pip",
+            "install",
+            "--quiet",
+            "--compile-bytecode",
+            "--python",
+            &python,
+        ];
         args.extend(pkgs.iter().map(String::as_str));
         let mut offline = args.clone();
         offline.insert(2, "--offline");

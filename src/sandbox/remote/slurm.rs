@@ -227,6 +227,8 @@ pub fn job_script(shared_dir: &str) -> String {
 # A seer sandbox: holds this allocation while seer's agent runs in it (srun --overlap).
 d={dir}; j="$d/jobs/$SLURM_JOB_ID"
 mkdir -p "$j" || exit 1
+# When Slurm started the job (seconds since the epoch): the scheduler's part of a start.
+date +%s.%N > "$j/started"
 exec >>"$j/job.log" 2>&1
 n=0
 while [ ! -s "$j/agent.pid" ]; do
