@@ -69,17 +69,11 @@ fn the_helper_builds_the_sdk_objects_offline_and_describes_them() {
     assert!(!stdout.contains("never_shown"));
 
     // The venv holds the pinned SDK, and the helper in the cache imports it.
-    let venvs: Vec<_> = std::fs::read_dir(common::shared_cache().join("envs"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.join("bin/python").exists())
-        .filter(|p| {
-            std::fs::read_to_string(p.join(".seer-env.json"))
-                .is_ok_and(|m| m.contains("\"modal==1.6.4\""))
-        })
-        .collect();
-    assert_eq!(venvs.len(), 1, "{venvs:?}");
+    let (key, _) = seer::sandbox::pyenv::env_key(">=3.10", &["modal==1.6.4".to_string()]);
+    let venv = common::shared_cache().join("envs").join(key);
+    let marker = std::fs::read_to_string(venv.join(".seer-env.json")).unwrap();
+    assert!(marker.contains("\"modal==1.6.4\""), "{marker}");
+    assert!(venv.join("bin/python").exists());
     let helpers: Vec<_> = std::fs::read_dir(common::shared_cache().join("modal"))
         .unwrap()
         .flatten()
@@ -88,7 +82,7 @@ fn the_helper_builds_the_sdk_objects_offline_and_describes_them() {
         .collect();
     assert!(!helpers.is_empty());
     for helper in helpers {
-        let out = Command::new(venvs[0].join("bin/python"))
+        let out = Command::new(venv.join("bin/python"))
             .arg("-c")
             .arg(format!(
                 "import runpy, modal; runpy.run_path({:?}); print(modal.__version__)",
