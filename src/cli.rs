@@ -172,9 +172,11 @@ fn init_tracing(verbose: u8) {
     use tracing_subscriber::EnvFilter;
     let filter = match std::env::var("RUST_LOG") {
         Ok(v) if !v.is_empty() => EnvFilter::new(v),
+        // zeromq warns about each failed reconnect to a kernel socket; a kernel that is
+        // ending (its forwarded socket on another host already gone) is expected to fail.
         _ => EnvFilter::new(match verbose {
-            0 => "warn",
-            1 => "warn,seer=info",
+            0 => "warn,zeromq=error",
+            1 => "warn,zeromq=error,seer=info",
             _ => "info,seer=debug",
         }),
     };
