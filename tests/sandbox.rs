@@ -388,3 +388,6 @@ print(sb2.id != sb.id);
     // Nor in anything of the sandbox's own directory (its record sits beside the workspace).
     assert_no_file_contains(&env.home.join("sandboxes"), &["secret-model"]);
 }
+
+// The same tests with every sandbox on ssh and on Slurm.
+on_remote_backends!(second_start_with_same_packages_installs_nothing);

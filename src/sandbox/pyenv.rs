@@ -32,7 +32,9 @@ pub struct PythonEnv {
     pub packages: Vec<String>,
     /// `pip freeze` of the env when it was made: what a run really used.
     pub installed: Vec<String>,
-    #[serde(skip)]
+    /// Whether this start found the env made (not stored in the env's marker; carried by a
+    /// remote agent's reply, where skipping it read every remote start as a miss).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cache_hit: bool,
 }
 
