@@ -116,6 +116,35 @@ pub fn owner_alive(pid: u32, start: Option<u64>) -> bool {
     }
 }
 
+/// The process groups of running processes whose environment holds `var=value` (as they
+/// were started: `/proc/PID/environ`), this process's own group excepted.
+pub fn groups_with_env(var: &str, value: &str) -> Vec<i32> {
+    let want = format!("{var}={value}").into_bytes();
+    let own = nix::unistd::getpgrp().as_raw();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    let mut groups: Vec<i32> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name();
+            let pid = name
+                .to_str()
+                .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))?
+                .to_string();
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+            if !environ.split(|b| *b == 0).any(|kv| kv == want.as_slice()) {
+                return None;
+            }
+            let (state, pgrp) = stat_fields(&pid)?;
+            (state != 'Z' && state != 'X' && pgrp != own).then_some(pgrp)
+        })
+        .collect();
+    groups.sort();
+    groups.dedup();
+    groups
+}
+
 /// SIGTERM to every group, wait up to `grace` for them to go, SIGKILL what is left.
 pub fn kill_groups(groups: &[i32], grace: Duration) {
     let groups: Vec<i32> = groups.iter().copied().filter(|g| *g > 1).collect();

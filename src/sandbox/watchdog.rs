@@ -4,7 +4,8 @@
 //! (killed with SIGKILL, or its terminal closed): a detached sandbox has no owner and lives
 //! to its deadline. It exits early once the sandbox has ended some other way. If the
 //! sandbox's folder is removed under it (a deleted state dir), it ends the process groups
-//! it last read there, since nothing else could find them any more.
+//! it last read there and those whose processes carry the sandbox's id in their
+//! environment, since nothing else could find them any more.
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,18 +15,22 @@ use anyhow::Result;
 use super::registry::{SandboxRecord, Status, now};
 
 pub fn run(dir: &Path) -> Result<()> {
-    // The sandbox's process groups as last read, for when its folder is gone (checked
-    // every second at most, so a recorded group cannot have been reused meanwhile).
-    let mut groups: Vec<i32> = vec![];
+    // The sandbox's id and process groups as last read, for when its folder is gone
+    // (read every second at most, so a recorded group cannot have been reused meanwhile).
+    let mut last: Option<(String, Vec<i32>)> = None;
     loop {
         let mut rec = match SandboxRecord::load(dir) {
             Ok(rec) => rec,
             Err(_) if !dir.exists() => {
-                if !groups.is_empty() {
+                if let Some((id, mut groups)) = last {
                     eprintln!(
-                        "sandbox folder {} was removed; ending its processes",
+                        "sandbox {id}: its folder {} was removed; ending its processes",
                         dir.display()
                     );
+                    // Groups started since the last read carry the sandbox's id.
+                    groups.extend(crate::process::groups_with_env("SEER_SANDBOX_ID", &id));
+                    groups.sort();
+                    groups.dedup();
                     crate::process::kill_groups(&groups, Duration::from_secs(1));
                 }
                 return Ok(());
@@ -50,7 +55,8 @@ pub fn run(dir: &Path) -> Result<()> {
             eprintln!("sandbox {} reached its timeout; ending it", rec.id);
             return rec.end(Status::TimedOut, "timeout reached");
         }
-        groups = rec.procs().list().into_iter().map(|(g, _)| g).collect();
+        let groups = rec.procs().list().into_iter().map(|(g, _)| g).collect();
+        last = Some((rec.id.clone(), groups));
         std::thread::sleep(Duration::from_secs_f64(left.clamp(0.05, 1.0)));
     }
 }
