@@ -60,16 +60,20 @@ pub fn on_backend(backend: &'static str, test: fn()) {
 #[macro_export]
 macro_rules! on_remote_backends {
     ($($name:ident),* $(,)?) => {
-        mod on_ssh {
+        $crate::on_backend!(on_ssh, "ssh", $($name),*);
+        $crate::on_backend!(on_slurm, "slurm", $($name),*);
+    };
+}
+
+/// `mod $module` of tests that run the named ones on `$backend` (see
+/// [`on_remote_backends!`]).
+#[macro_export]
+macro_rules! on_backend {
+    ($module:ident, $backend:literal, $($name:ident),*) => {
+        mod $module {
             $(#[test]
             fn $name() {
-                $crate::common::on_backend("ssh", super::$name);
-            })*
-        }
-        mod on_slurm {
-            $(#[test]
-            fn $name() {
-                $crate::common::on_backend("slurm", super::$name);
+                $crate::common::on_backend($backend, super::$name);
             })*
         }
     };
