@@ -57,14 +57,7 @@ async fn measure(
         ..Default::default()
     };
     let session = NotebookSession::start(sb.clone(), opts, cancel).await?;
-    let mut cells = vec![];
-    for i in 0..CELLS {
-        let t = Instant::now();
-        session
-            .execute(&format!("{i}+1"), false, None, cancel)
-            .await?;
-        cells.push(ms(t.elapsed()));
-    }
+    let cells = common::cell_round_trips(&session, CELLS, cancel).await?;
     let client = connect_in_process(session.tools(), ServerOptions::default()).await?;
     let mut mcp = vec![];
     for i in 0..CELLS {

@@ -121,14 +121,7 @@ async fn cells(
     };
     let sb: Arc<dyn Sandbox> = seer::sandbox::start(req, cancel).await?;
     let session = NotebookSession::start(sb.clone(), session_opts(dir), cancel).await?;
-    let mut v = vec![];
-    for i in 0..CELLS {
-        let t = Instant::now();
-        session
-            .execute(&format!("{i}+1"), false, None, cancel)
-            .await?;
-        v.push(ms(t.elapsed()));
-    }
+    let v = common::cell_round_trips(&session, CELLS, cancel).await?;
     session.shutdown().await?;
     sb.terminate()?;
     Ok(v)

@@ -46,3 +46,20 @@ pub fn bench_cache() -> PathBuf {
     std::fs::create_dir_all(&cache).expect("creating the benches' env cache");
     cache.canonicalize().unwrap_or(cache)
 }
+
+/// Round trips of `n` notebook cells `i+1` on `session` (ms each).
+pub async fn cell_round_trips(
+    session: &seer::notebook::session::NotebookSession,
+    n: usize,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<Vec<f64>> {
+    let mut v = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = std::time::Instant::now();
+        session
+            .execute(&format!("{i}+1"), false, None, cancel)
+            .await?;
+        v.push(ms(t.elapsed()));
+    }
+    Ok(v)
+}
