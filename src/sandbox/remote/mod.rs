@@ -652,7 +652,8 @@ impl RemoteSandbox {
         redactor: Redactor,
     ) -> Arc<Self> {
         let mut info = started.info;
-        configured_names(&mut info.models, &record.config);
+        // As recorded at start, under the names the script gave (`configured_names`).
+        info.models = record.models.clone();
         info.backend = record.backend.clone();
         info.host = record.host.clone();
         info.config = record.config.clone();
