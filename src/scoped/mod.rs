@@ -395,6 +395,9 @@ impl ScopedSandbox {
         let log_path = sb.info().dir.join("logs").join(format!("{log_name}.log"));
         let started = Instant::now();
         let port = loop {
+            // Whether it had exited, taken before reading the ready file: a server that
+            // wrote its load error and exited is seen with its error, whatever the timing.
+            let ended = exited.borrow().clone();
             if let Ok(bytes) = sb.read_file(&ready)
                 && let Ok(v) = serde_json::from_slice::<Value>(&bytes)
             {
@@ -412,7 +415,6 @@ impl ScopedSandbox {
                     break p;
                 }
             }
-            let ended = exited.borrow().clone();
             if let Some(status) = ended {
                 sb.kill_group(pgid);
                 let log = String::from_utf8_lossy(
