@@ -130,14 +130,30 @@ pub fn bundle_text(v: &Value) -> String {
 /// Applies `redact` to the text of outputs: streams, every non-image entry of result and
 /// display bundles (JSON included) and their metadata, error names, values and
 /// tracebacks. Images hold no text we can scan and are left as they are.
-pub fn redact_outputs(outputs: &mut [Output], redact: &dyn Fn(&str) -> String) {
+///
+/// The streams are redacted together by `joined` (in output order: stdout and stderr as
+/// printed), so a secret split between them is masked too.
+pub fn redact_outputs(
+    outputs: &mut [Output],
+    redact: &dyn Fn(&str) -> String,
+    joined: &dyn Fn(&mut [String]),
+) {
     use crate::secrets::redact_json_with;
+    let mut streams: Vec<String> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Stream { text, .. } => Some(text.text()),
+            _ => None,
+        })
+        .collect();
+    joined(&mut streams);
+    let mut redacted = streams.into_iter();
     for o in outputs {
         match o {
             Output::Stream { text, .. } => {
-                let t = text.text();
-                let r = redact(&t);
-                if r != t {
+                if let Some(r) = redacted.next()
+                    && r != text.text()
+                {
                     *text = MultiLine::Text(r);
                 }
             }
@@ -635,7 +651,9 @@ impl Kernel {
     ) -> Result<ExecResult> {
         let sandbox = self.sandbox.clone();
         let mut r = self.execute_raw(code, hidden, timeout, cancel).await?;
-        redact_outputs(&mut r.outputs, &|t| sandbox.redact(t));
+        redact_outputs(&mut r.outputs, &|t| sandbox.redact(t), &|parts| {
+            sandbox.redact_joined(parts)
+        });
         Ok(r)
     }
 
@@ -785,7 +803,7 @@ mod tests {
     #[test]
     fn outputs_are_redacted_except_images() {
         use serde_json::json;
-        let redact = |t: &str| t.replace("s3cret", "***");
+        let r = crate::secrets::Redactor::new(["s3cret".to_string()]);
         let bundle = |v: Value| -> BTreeMap<String, Value> { serde_json::from_value(v).unwrap() };
         let mut outputs = vec![
             Output::Stream {
@@ -805,11 +823,30 @@ mod tests {
                 evalue: "'s3cret'".into(),
                 traceback: vec!["x = 's3cret'".into()],
             },
+            // Half to stdout, half to stderr.
+            Output::Stream {
+                name: "stdout".into(),
+                text: MultiLine::from_text("half s3"),
+            },
+            Output::Stream {
+                name: "stderr".into(),
+                text: MultiLine::from_text("cret y"),
+            },
         ];
-        redact_outputs(&mut outputs, &redact);
+        redact_outputs(&mut outputs, &|t| r.redact(t), &|p| r.redact_joined(p));
         let text = serde_json::to_string(&outputs).unwrap();
         assert_eq!(text.matches("s3cret").count(), 1, "{text}");
         assert!(text.contains("\"image/png\":\"s3cret\""), "{text}");
-        assert_eq!(text.matches("***").count(), 5, "{text}");
+        assert_eq!(text.matches("***").count(), 7, "{text}");
+        assert_eq!(
+            outputs[3..]
+                .iter()
+                .map(|o| match o {
+                    Output::Stream { text, .. } => text.text(),
+                    _ => String::new(),
+                })
+                .collect::<Vec<_>>(),
+            ["half ***", "*** y"]
+        );
     }
 }

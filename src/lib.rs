@@ -17,6 +17,7 @@ pub mod paths;
 pub mod process;
 pub mod progress;
 pub mod python_syntax;
+pub mod refusals;
 pub mod repl;
 pub mod sandbox;
 pub mod scoped;

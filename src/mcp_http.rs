@@ -100,9 +100,12 @@ where
     let url = format!("http://{addr}/mcp");
     tracing::info!(%url, "{what} MCP server listening");
     let join = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(cancel.cancelled_owned())
-            .await;
+        let served = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(cancel.cancelled_owned())
+        .await;
         match served {
             Ok(()) => tracing::debug!(%addr, "{what} MCP HTTP server stopped"),
             Err(e) => tracing::error!(%addr, error = %e, "{what} MCP HTTP server failed"),
@@ -133,12 +136,7 @@ async fn require_bearer(State(guard): State<Guard>, req: Request, next: Next) ->
     if authorized {
         return next.run(req).await;
     }
-    tracing::warn!(
-        method = %req.method(),
-        uri = %req.uri(),
-        "{} MCP request without a valid bearer token",
-        guard.what
-    );
+    crate::refusals::REFUSALS.note(guard.what, crate::refusals::peer(&req));
     (
         StatusCode::UNAUTHORIZED,
         [(header::WWW_AUTHENTICATE, "Bearer")],

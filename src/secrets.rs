@@ -81,12 +81,70 @@ impl Redactor {
         Self { values }
     }
 
-    pub fn redact(&self, text: &str) -> String {
+    /// Every value this redactor masks, longest first (so a secret containing another is
+    /// replaced whole).
+    fn all_values(&self) -> Vec<String> {
         let mut values: Vec<String> = self.values.clone();
         values.extend(global_values());
-        // Longest first, so a secret containing another is replaced whole.
         values.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         values.dedup();
+        values
+    }
+
+    /// Redacts texts a reader sees one after another (a cell's stdout and stderr, in the
+    /// order they were printed): each on its own, then every secret that only appears
+    /// when they are joined, masked in each part it spans. A secret printed half to
+    /// stdout and half to stderr is caught this way.
+    pub fn redact_joined(&self, parts: &mut [String]) {
+        for p in parts.iter_mut() {
+            let r = self.redact(p);
+            if r != *p {
+                *p = r;
+            }
+        }
+        let joined: String = parts.concat();
+        let mut hits: Vec<(usize, usize)> = vec![];
+        for v in self.all_values() {
+            hits.extend(
+                joined
+                    .match_indices(v.as_str())
+                    .map(|(i, _)| (i, i + v.len())),
+            );
+        }
+        if hits.is_empty() {
+            return;
+        }
+        let mut start = 0;
+        for p in parts.iter_mut() {
+            let end = start + p.len();
+            // The ranges of this part that a hit covers, in the part's own offsets.
+            let mut cut: Vec<(usize, usize)> = hits
+                .iter()
+                .filter(|(a, b)| *a < end && *b > start)
+                .map(|(a, b)| ((*a).max(start) - start, (*b).min(end) - start))
+                .collect();
+            cut.sort();
+            if !cut.is_empty() {
+                let mut out = String::with_capacity(p.len());
+                let mut at = 0;
+                for (a, b) in cut {
+                    if b <= at {
+                        continue;
+                    }
+                    let a = a.max(at);
+                    out.push_str(&p[at..a]);
+                    out.push_str(MASK);
+                    at = b;
+                }
+                out.push_str(&p[at..]);
+                *p = out;
+            }
+            start = end;
+        }
+    }
+
+    pub fn redact(&self, text: &str) -> String {
+        let values = self.all_values();
         let mut out = text.to_string();
         for v in &values {
             if out.contains(v.as_str()) {
@@ -156,6 +214,22 @@ mod tests {
         assert_eq!(redact(&format!("x {value} ab")), "x *** ab");
         let own = Redactor::new(["own-secret-9d3e".to_string()]);
         assert_eq!(own.redact(&format!("{value} own-secret-9d3e")), "*** ***");
+    }
+
+    #[test]
+    fn a_secret_split_between_parts_is_masked_in_each() {
+        let r = Redactor::new(["split-secret-4c1d".to_string(), "whole-1234".to_string()]);
+        let mut parts = vec![
+            "out: split-".to_string(),
+            "secret".to_string(),
+            "-4c1d and whole-1234 é".to_string(),
+            "nothing here".to_string(),
+        ];
+        r.redact_joined(&mut parts);
+        assert_eq!(parts, ["out: ***", "***", "*** and *** é", "nothing here"]);
+        let mut clean = vec!["a".to_string(), "b".to_string()];
+        r.redact_joined(&mut clean);
+        assert_eq!(clean, ["a", "b"]);
     }
 
     #[test]

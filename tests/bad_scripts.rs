@@ -53,7 +53,7 @@ macro_rules! sandbox_fields {
         "(valid fields: `backend`, `gpu`, `gpu_count`, `execution_mode`, `models`, `repos`, \
          `python_packages`, `system_packages`, `python_version`, `secrets`, `env`, `timeout`, \
          `local_files`, `local_dirs`, `debug`, `docker_in_docker`, `encrypted_ports`, `jupyter_port`, \
-         `rpc_port`, `debug_port`, `rpc_timeout`, `wait_timeout`, `isolation`, `network`, `notebook_packages`, `host`, `ssh_options`, `remote_dir`, `partition`, `account`, `qos`, `gpu_type_map`, `gres`, `cpus`, `memory`, `slurm_options`, `login`, `shared_dir`)"
+         `rpc_port`, `debug_port`, `rpc_timeout`, `wait_timeout`, `isolation`, `network`, `notebook_packages`, `provision_env`, `host`, `ssh_options`, `remote_dir`, `partition`, `account`, `qos`, `gpu_type_map`, `gres`, `cpus`, `memory`, `pids`, `max_file_size`, `slurm_options`, `login`, `shared_dir`)"
     };
 }
 
@@ -141,6 +141,12 @@ fn cases() -> Vec<Case> {
             "Sandbox(#{ secrets: [\"MY KEY\"] });",
             "main.rhai:1:1",
             "Sandbox config: field `secrets[0]`: `MY KEY` is not an environment variable name",
+        ),
+        case(
+            "provision_env entry invalid",
+            "Sandbox(#{ provision_env: [\"HTTPS_PROXY\", \"MY PROXY=http://p:3128\"] });",
+            "main.rhai:1:1",
+            "Sandbox config: field `provision_env[1]`: `MY PROXY=http://p:3128` is not `NAME` or `NAME=value` (NAME an environment variable name)",
         ),
         case(
             "local_files entry wrong type",

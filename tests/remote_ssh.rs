@@ -96,6 +96,113 @@ print(sb.snapshot("on the host").starts_with("snap-"));
     wait_gone(&remote_needle(&env), Duration::from_secs(10));
 }
 
+/// Provisioning on a host whose caches are cold, as on a new machine: the host's seer makes
+/// the env, downloading its package with the host's own network settings. The ssh session
+/// carries none of this machine's TLS settings (the tests' sshd starts with an empty
+/// environment), so behind a TLS-inspecting proxy this passes only when uv trusts the
+/// system's certificates (issue #22: `invalid peer certificate: UnknownIssuer`, hidden
+/// while a warm uv cache held the package). `provision_env` reaches uv (`UV_CACHE_DIR`,
+/// passed from seer's environment, is a new empty folder, which the download fills) and
+/// neither the sandbox's processes nor any record or log.
+#[test]
+fn a_cold_host_downloads_the_env_with_its_system_certificates_and_provision_env() {
+    let sshd = Sshd::start();
+    let login = String::from_utf8_lossy(&sshd.ssh(&["env"]).stdout).to_string();
+    for var in [
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "UV_SYSTEM_CERTS",
+        "UV_NATIVE_TLS",
+    ] {
+        assert!(
+            !login.lines().any(|l| l.starts_with(&format!("{var}="))),
+            "a login on the test host sets {var}: this test cannot tell whether seer makes uv \
+             use the system's certificates\n{login}"
+        );
+    }
+    let env = Env::new();
+    // seer's folder on the host with an env cache of its own (no env made yet); uv itself
+    // is linked from the tests' cache (seer installing uv is not what this is about).
+    let remote = env.path().join("remote");
+    std::fs::create_dir_all(remote.join("cache")).unwrap();
+    std::os::unix::fs::symlink(common::shared_cache().join("uv"), remote.join("cache/uv")).unwrap();
+    let uv_cache = env.path().join("host-uv-cache");
+    let passed = uv_cache.to_string_lossy().to_string();
+    env.write(
+        "main.rhai",
+        &format!(
+            r#"
+let sb = Sandbox(#{{ backend: "ssh", host: "{}", ssh_options: {}, remote_dir: "{}",
+                    python_packages: ["six"], timeout: 600,
+                    provision_env: ["UV_CACHE_DIR", "UV_HTTP_TIMEOUT=120"] }}).start();
+print(sb.env_info.cache_hit);
+print(sb.exec_python("import six; print(six.__name__)"));
+print(sb.exec("echo \"[${{UV_CACHE_DIR}}${{UV_HTTP_TIMEOUT}}${{UV_SYSTEM_CERTS}}${{UV_NATIVE_TLS}}${{PIP_CERT}}]\""));
+"#,
+            Sshd::HOST,
+            sshd.options(),
+            remote.display()
+        ),
+    );
+    let out = env
+        .cmd()
+        .env("UV_CACHE_DIR", &uv_cache)
+        .args(["run", "main.rhai"])
+        .output()
+        .unwrap();
+    let stdout = ok(&out);
+    assert_eq!(lines(&stdout), ["false", "six", "[]"]);
+    // uv used the folder passed in and downloaded the package into it.
+    let cached: Vec<String> = walk(&uv_cache)
+        .into_iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
+        .filter(|n| n.starts_with("six"))
+        .collect();
+    assert!(
+        !cached.is_empty(),
+        "nothing of six in the host's uv cache {passed}"
+    );
+    // The value taken from seer's environment is redacted: in no output, record or log.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stdout.contains(&passed) && !stderr.contains(&passed),
+        "{stderr}"
+    );
+    for dir in [
+        env.home.clone(),
+        remote.join("state"),
+        env.path().join("outputs"),
+    ] {
+        for file in walk(&dir) {
+            let text =
+                String::from_utf8_lossy(&std::fs::read(&file).unwrap_or_default()).to_string();
+            assert!(
+                !text.contains(&passed),
+                "{} holds the provision_env value",
+                file.display()
+            );
+        }
+    }
+    wait_gone(&remote_needle(&env), Duration::from_secs(10));
+}
+
+/// Every file under `dir` (links not followed).
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = vec![];
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => todo.push(p),
+                Ok(t) if t.is_file() => files.push(p),
+                _ => {}
+            }
+        }
+    }
+    files
+}
+
 #[test]
 fn a_notebook_session_with_a_library_and_a_local_tiny_model_runs_on_the_host() {
     let sshd = Sshd::start();

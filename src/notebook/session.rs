@@ -115,7 +115,12 @@ pub fn kernel_record(sandbox_dir: &Path, session: &str) -> PathBuf {
 pub fn load_notebook(path: &Path) -> Result<Notebook> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read notebook {}", path.display()))?;
-    let nb: Notebook = serde_json::from_str(&text)
+    parse_notebook(path, &text)
+}
+
+/// The notebook `text` read from `path`, checked like [`load_notebook`].
+pub fn parse_notebook(path: &Path, text: &str) -> Result<Notebook> {
+    let nb: Notebook = serde_json::from_str(text)
         .map_err(|e| anyhow!("{} is not a valid nbformat 4 notebook: {e}", path.display()))?;
     if nb.nbformat != 4 {
         bail!(
@@ -350,13 +355,18 @@ impl NotebookSession {
             self.new_kernel(&mut guard, cancel).await?;
             note = Some("The kernel had died and was restarted before this cell: all earlier variables, imports and loaded models are gone (the workspace setup ran again).".to_string());
         }
+        let ooms_before = self.sandbox.oom_kills().await;
         let kernel = guard.as_mut().ok_or_else(|| anyhow!("no kernel"))?;
         let result = kernel
             .execute(code, hidden, timeout.or(self.opts.timeout), cancel)
             .await?;
         if result.status == RunStatus::KernelDied {
             self.new_kernel(&mut guard, cancel).await?;
-            note = Some("The kernel died while running this cell (it crashed, ran out of memory, or ignored an interrupt after a timeout). It was restarted: all earlier variables, imports and loaded models are gone (the workspace setup ran again).".to_string());
+            if self.sandbox.oom_kills().await > ooms_before {
+                note = Some("The kernel was killed while running this cell because the sandbox reached its memory bound (`memory` in the sandbox config). It was restarted: all earlier variables, imports and loaded models are gone (the workspace setup ran again). Use less memory, or raise the bound.".to_string());
+            } else {
+                note = Some("The kernel died while running this cell (it crashed, ran out of memory, or ignored an interrupt after a timeout). It was restarted: all earlier variables, imports and loaded models are gone (the workspace setup ran again).".to_string());
+            }
         }
         Ok((result, note))
     }

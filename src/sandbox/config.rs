@@ -152,6 +152,12 @@ pub struct SandboxConfig {
     /// Extra packages for notebook mode; `ipykernel` is always added.
     #[serde(default)]
     pub notebook_packages: Vec<String>,
+    /// Variables for provisioning on the sandbox's machine only (uv, pip, git, model
+    /// downloads), never for the sandbox's processes: `"NAME=value"`, or `"NAME"` taken
+    /// from seer's environment (or `.env`) and redacted like `secrets`. See
+    /// `sandbox::provision`.
+    #[serde(default)]
+    pub provision_env: Vec<String>,
     /// `backend: "ssh"`: the ssh destination (an alias of `~/.ssh/config`, `host`,
     /// `user@host`, `host:port`).
     #[serde(default)]
@@ -182,9 +188,18 @@ pub struct SandboxConfig {
     /// `backend: "slurm"`: CPUs of the job (`--cpus-per-task`).
     #[serde(default)]
     pub cpus: Option<u32>,
-    /// `backend: "slurm"`: memory of the job (`--mem`, e.g. `"32G"`).
+    /// Memory of the whole sandbox (e.g. `"32G"`; a bare number is megabytes): its cgroup's
+    /// bound (default 80% of the host's memory), and on `backend: "slurm"` also the job's
+    /// `--mem`.
     #[serde(default)]
     pub memory: Option<String>,
+    /// Processes and threads the sandbox may have at once (default 4096).
+    #[serde(default)]
+    pub pids: Option<u64>,
+    /// The size one file of the sandbox may grow to (e.g. `"10G"`; default: no bound); a
+    /// write past it fails with "File too large".
+    #[serde(default)]
+    pub max_file_size: Option<String>,
     /// `backend: "slurm"`: extra `sbatch` flags (`["--constraint=a100", "--exclusive"]`).
     #[serde(default)]
     pub slurm_options: Vec<String>,
@@ -220,6 +235,22 @@ impl SandboxConfig {
                 "Sandbox config: field `python_version`: `{v}` is not a version like \"3.11\""
             ));
         }
+        for (field, v) in [
+            ("memory", &self.memory),
+            ("max_file_size", &self.max_file_size),
+        ] {
+            if let Some(m) = v
+                && crate::sandbox::bounds::parse_amount(m).is_none()
+            {
+                return Err(format!(
+                    "Sandbox config: field `{field}`: `{}` is not an amount like \"32G\" or \"4000M\"",
+                    m.escape_debug()
+                ));
+            }
+        }
+        if self.pids == Some(0) {
+            return Err("Sandbox config: field `pids`: must be at least 1".into());
+        }
         if self.gpu_count == 0 {
             return Err("Sandbox config: field `gpu_count`: must be at least 1".into());
         }
@@ -243,6 +274,7 @@ impl SandboxConfig {
                 ));
             }
         }
+        super::provision::check_entries(&self.provision_env)?;
         for (k, v) in &self.env {
             if !is_env_name(k) {
                 return Err(format!(
@@ -276,7 +308,6 @@ impl SandboxConfig {
             gpu_type_map: BTreeMap::new(),
             gres: None,
             cpus: None,
-            memory: None,
             slurm_options: vec![],
             login: None,
             shared_dir: None,
@@ -332,7 +363,6 @@ impl SandboxConfig {
                 ("gpu_type_map", !self.gpu_type_map.is_empty()),
                 ("gres", self.gres.is_some()),
                 ("cpus", self.cpus.is_some()),
-                ("memory", self.memory.is_some()),
                 ("slurm_options", !self.slurm_options.is_empty()),
                 ("login", self.login.is_some()),
                 ("shared_dir", self.shared_dir.is_some()),
@@ -398,18 +428,6 @@ impl SandboxConfig {
         }
         if self.cpus == Some(0) {
             return Err("Sandbox config: field `cpus`: must be at least 1".into());
-        }
-        if let Some(m) = &self.memory {
-            let digits = m.trim_end_matches(['K', 'M', 'G', 'T']);
-            if digits.is_empty()
-                || !digits.chars().all(|c| c.is_ascii_digit())
-                || m.len() > digits.len() + 1
-            {
-                return Err(format!(
-                    "Sandbox config: field `memory`: `{}` is not an amount like \"32G\" or \"4000M\"",
-                    m.escape_debug()
-                ));
-            }
         }
         if let Some(l) = &self.login
             && !is_ssh_destination(l)

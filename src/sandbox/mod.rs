@@ -1,10 +1,12 @@
 //! Sandboxes: the config types, the backend trait, the local backend, and what keeps track
 //! of live sandboxes and their processes.
 
+pub mod bounds;
 pub mod config;
 pub mod fsutil;
 pub mod local;
 pub mod models;
+pub mod provision;
 pub mod pyenv;
 pub mod registry;
 pub mod remote;
@@ -70,7 +72,10 @@ pub async fn start(
         config::BackendKind::Ssh | config::BackendKind::Slurm | config::BackendKind::Modal => {
             Ok(remote::RemoteSandbox::start(req, cancel).await?)
         }
-        _ => Ok(local::LocalSandbox::start(req, cancel).await?),
+        _ => {
+            let env = provision::ProvisionEnv::resolve(&req.config.provision_env);
+            Ok(provision::scope(env, local::LocalSandbox::start(req, cancel)).await?)
+        }
     }
 }
 
@@ -231,4 +236,17 @@ pub trait Sandbox: Send + Sync {
     /// Removes secret values (this sandbox's and the process-wide ones, see
     /// [`crate::secrets`]) from a text before it is shown or written anywhere.
     fn redact(&self, text: &str) -> String;
+
+    /// Redacts texts read one after another (see [`crate::secrets::Redactor::redact_joined`]).
+    fn redact_joined(&self, parts: &mut [String]) {
+        for p in parts.iter_mut() {
+            *p = self.redact(p);
+        }
+    }
+
+    /// How many processes of the sandbox its memory bound has killed so far (0 where no
+    /// memory cgroup could be made, or not known).
+    async fn oom_kills(&self) -> u64 {
+        0
+    }
 }

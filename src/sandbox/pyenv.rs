@@ -184,7 +184,9 @@ async fn lock_file(path: &Path, cancel: &CancellationToken) -> Result<std::fs::F
     }
 }
 
-/// Runs a command to completion; its stdout on success, an error with its stderr otherwise.
+/// Runs a provisioning command (uv, pip) to completion, with the provisioning environment
+/// (the system's certificates, the sandbox's `provision_env`: see
+/// [`super::provision`]); its stdout on success, an error with its stderr otherwise.
 pub async fn run(
     program: &Path,
     args: &[&str],
@@ -193,6 +195,7 @@ pub async fn run(
 ) -> Result<String> {
     let child = tokio::process::Command::new(program)
         .args(args)
+        .envs(super::provision::command_env())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -138,6 +138,7 @@ impl SandboxRecord {
             process::kill_pid(w as i32);
         }
         self.procs().kill_all(Duration::from_secs(1));
+        crate::sandbox::bounds::end(&self.dir);
         if self.status.is_live() {
             self.status = status;
             self.ended_at = Some(now());

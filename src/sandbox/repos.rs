@@ -431,6 +431,7 @@ async fn run_git(args: &[OsString], cancel: &CancellationToken, hint: &str) -> R
     tracing::debug!(command = %shown, "running git");
     let child = Command::new("git")
         .args(args)
+        .envs(super::provision::command_env())
         .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

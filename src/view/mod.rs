@@ -84,7 +84,12 @@ fn spawn(
                 return;
             }
         };
-        if let Err(e) = axum::serve(listener, server::router(app)).await {
+        if let Err(e) = axum::serve(
+            listener,
+            server::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        {
             tracing::error!("the view server failed: {e}");
         }
     });

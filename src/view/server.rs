@@ -55,6 +55,7 @@ async fn require_token(State(app): State<Arc<App>>, req: Request, next: Next) ->
     if ok {
         return next.run(req).await;
     }
+    crate::refusals::REFUSALS.note("seer view", crate::refusals::peer(&req));
     (
         StatusCode::UNAUTHORIZED,
         "seer view: this page needs the token printed with its URL\n",

@@ -52,7 +52,11 @@ fn daemon(program: &str, args: &[&str], log: &Path) -> Child {
         "{program} is missing: run tests/setup.sh (it installs slurm-wlm and munge)"
     );
     let log = std::fs::File::create(log).unwrap();
+    // As a service manager starts them: a job's environment is what its submitter passes
+    // and the node gives, never this process's (its `SSL_CERT_FILE`, proxies, keys).
     Command::new(program)
+        .env_clear()
+        .env("PATH", super::sshd::SERVICE_PATH)
         .args(args)
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())

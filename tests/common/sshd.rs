@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The `PATH` the tests' daemons (sshd, the Slurm cluster) start with, as from a service
+/// manager: their environment is otherwise empty.
+pub const SERVICE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 pub struct Sshd {
     pub dir: tempfile::TempDir,
     pub port: u16,
@@ -68,7 +72,12 @@ impl Sshd {
         std::fs::write(d.join("ssh_config"), client).unwrap();
         std::fs::create_dir_all("/run/sshd").unwrap();
         let log = std::fs::File::create(d.join("sshd.log")).unwrap();
+        // As a host's service manager starts it: none of this process's environment (its
+        // `SSL_CERT_FILE`, proxies, keys) may reach the sessions, which get what a login
+        // on the host gives.
         let child = Command::new(sshd)
+            .env_clear()
+            .env("PATH", SERVICE_PATH)
             .args(["-D", "-e", "-f"])
             .arg(d.join("sshd_config"))
             .args(["-p", &port.to_string()])

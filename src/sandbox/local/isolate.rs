@@ -2,8 +2,19 @@
 //!
 //! Every process the sandbox runs for its user or agent (commands, kernels, RPC and MCP
 //! servers) starts as `bwrap <mounts> -- program args`:
-//! - the system is bound read-only (`/`), with a fresh `/dev`, a `/proc` of its own pid
-//!   namespace (no host process is visible) and a private `/tmp`;
+//! - with no capabilities (`--cap-drop ALL`, bounding set included), in a user namespace
+//!   of its own that maps only the invoking uid and allows no nested user namespace
+//!   (`--unshare-user --disable-userns`) where this host allows one; where it does not,
+//!   `--cap-drop ALL` alone (bwrap then runs it with `no_new_privs` and no root
+//!   privileges); a bwrap that can do neither is refused (see [`probe`]). So even as root
+//!   a cell cannot `mount`, remount the system writable or `unshare` its way out;
+//! - in a session of its own with no controlling terminal (seer calls `setsid` before
+//!   bwrap: see [`crate::sandbox::bounds::Enter`]), so `TIOCSTI` cannot push input into
+//!   the user's terminal; the session's process group is the one seer ends;
+//! - the system is bound read-only (`/`), with a fresh `/dev` (its own `devpts`: no host
+//!   terminal is reachable), a `/proc` of its own pid namespace (no host process is
+//!   visible) and `/tmp` bound to the sandbox's own `tmp/` folder, which every process of
+//!   the sandbox shares (kernel, commands, RPC servers) and no other sandbox sees;
 //! - the host home, seer's state dir and cache dir, and the Hugging Face hub cache are
 //!   covered by empty tmpfs mounts, so other sandboxes, credentials (`~/.ssh`, `~/.env`,
 //!   `~/.npmrc`) and the cache folders of hidden models are out of reach;
@@ -15,12 +26,10 @@
 //! - `network: false` adds a network namespace of its own (loopback only);
 //! - with `gpu` set, the `/dev/nvidia*` devices are bound in.
 //!
-//! The process group stays the one seer made for `bwrap` (no `--new-session`), so ending
-//! the group ends everything inside, as without isolation.
-//!
 //! What it does not promise: the system (`/usr`, `/etc`, …) stays readable, the network is
-//! open unless `network: false`, and a process can still use up the machine's CPU, memory
-//! and disk (no cgroup limits).
+//! open unless `network: false`, and `/proc/self/mountinfo` names the host paths of what
+//! is mounted (the covered folders show as covered, not their contents). Memory, process
+//! and file-size bounds are [`crate::sandbox::bounds`]'s.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -38,6 +47,12 @@ pub(super) struct Jail {
     args: Vec<OsString>,
     /// Whether the processes share the host's network (`network` of the config).
     pub network: bool,
+    /// Host folders a process of the sandbox cannot see, for [`Jail::hint`]: the script's
+    /// folder and the host's `/tmp` (the sandbox's `/tmp` is its own `tmp/`).
+    unseen: Vec<PathBuf>,
+    own_tmp: PathBuf,
+    /// Host folders bound into the sandbox at their own paths (seen inside as outside).
+    visible: Vec<PathBuf>,
 }
 
 /// What a sandbox consists of on the host, for [`Jail::plan`].
@@ -52,11 +67,11 @@ pub(super) struct Layout<'a> {
 
 /// Whether `cfg` asks for isolation and it can be had: `Ok(None)` means "run unisolated"
 /// (asked for, or bubblewrap is missing under the default, which warns once per process).
-pub(super) fn bwrap_for(cfg: &SandboxConfig) -> Result<Option<PathBuf>> {
+pub(super) fn bwrap_for(cfg: &SandboxConfig) -> Result<Option<Bwrap>> {
     let found = crate::sandbox::pyenv::which("bwrap");
     match (cfg.isolation, found) {
         (Some(Isolation::None), _) => Ok(None),
-        (_, Some(b)) => Ok(Some(b)),
+        (_, Some(b)) => probe(&b).map(Some),
         (Some(Isolation::Bwrap), None) => bail!(
             "isolation: \"bwrap\" needs bubblewrap, which is not installed: install it (`apt-get install bubblewrap`) or set `isolation: \"none\"`"
         ),
@@ -65,6 +80,82 @@ pub(super) fn bwrap_for(cfg: &SandboxConfig) -> Result<Option<PathBuf>> {
             Ok(None)
         }
     }
+}
+
+/// A bubblewrap binary and how it drops privileges on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Bwrap {
+    pub path: PathBuf,
+    /// Whether a user namespace of its own works here (else `--cap-drop ALL` alone).
+    pub userns: bool,
+}
+
+/// The flags that drop every privilege, with or without a user namespace.
+fn privilege_flags(userns: bool) -> &'static [&'static str] {
+    if userns {
+        &["--unshare-user", "--disable-userns", "--cap-drop", "ALL"]
+    } else {
+        &["--cap-drop", "ALL"]
+    }
+}
+
+/// Finds out, once per seer process and bwrap binary, whether `bwrap` here can run a
+/// process with no capabilities in a user namespace, or at least with no capabilities;
+/// an error (refusing the isolated sandbox) when it can do neither.
+pub(super) fn probe(bwrap: &Path) -> Result<Bwrap> {
+    static SEEN: std::sync::Mutex<Vec<(PathBuf, Result<bool, String>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut seen = SEEN
+        .lock()
+        .map_err(|_| anyhow::anyhow!("bwrap probe lock poisoned"))?;
+    let result = match seen.iter().find(|(p, _)| p == bwrap) {
+        Some((_, r)) => r.clone(),
+        None => {
+            let r = run_probe(bwrap);
+            seen.push((bwrap.to_path_buf(), r.clone()));
+            r
+        }
+    };
+    match result {
+        Ok(userns) => Ok(Bwrap {
+            path: bwrap.to_path_buf(),
+            userns,
+        }),
+        Err(e) => bail!(
+            "isolation: bubblewrap ({}) cannot drop the capabilities of the sandbox's processes here, so it would not isolate them: {e}. Use a bubblewrap that supports `--cap-drop` (0.4 or later), or set `isolation: \"none\"` knowing its processes can do what you can",
+            bwrap.display()
+        ),
+    }
+}
+
+/// Runs `bwrap … cat /proc/self/status` with each set of privilege flags and checks that
+/// the process has no effective capability.
+fn run_probe(bwrap: &Path) -> Result<bool, String> {
+    let mut last = String::new();
+    for userns in [true, false] {
+        let mut cmd = std::process::Command::new(bwrap);
+        cmd.args(privilege_flags(userns))
+            .args(["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"])
+            .args(["--unshare-pid", "--", "cat", "/proc/self/status"])
+            .env_clear()
+            .stdin(std::process::Stdio::null());
+        match cmd.output() {
+            Ok(out) if out.status.success() => {
+                let status = String::from_utf8_lossy(&out.stdout);
+                let eff = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("CapEff:"))
+                    .map(str::trim);
+                if eff.is_some_and(|e| e.bytes().all(|b| b == b'0')) {
+                    return Ok(userns);
+                }
+                last = format!("its processes kept capabilities (CapEff {eff:?})");
+            }
+            Ok(out) => last = String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(last)
 }
 
 /// The one-line warning of an unisolated default sandbox, once per seer process.
@@ -141,12 +232,17 @@ fn model_mounts(path: &Path, hub: Option<&Path>) -> Vec<PathBuf> {
 
 impl Jail {
     /// The mounts for a sandbox laid out as `l`, under the config `cfg`.
-    pub(super) fn plan(bwrap: PathBuf, cfg: &SandboxConfig, l: &Layout) -> Self {
-        let mut a: Vec<OsString> = Vec::new();
+    pub(super) fn plan(bwrap: Bwrap, cfg: &SandboxConfig, l: &Layout) -> Self {
+        let mut a: Vec<OsString> = privilege_flags(bwrap.userns)
+            .iter()
+            .map(OsString::from)
+            .collect();
         push(&mut a, "--ro-bind", &[Path::new("/"), Path::new("/")]);
         push(&mut a, "--dev", &[Path::new("/dev")]);
         push(&mut a, "--proc", &[Path::new("/proc")]);
-        push(&mut a, "--tmpfs", &[Path::new("/tmp")]);
+        // One /tmp for every process of the sandbox: its own `tmp/` folder.
+        let tmp = l.dir.join("tmp");
+        push(&mut a, "--bind", &[&tmp, Path::new("/tmp")]);
         for flag in ["--unshare-pid", "--unshare-ipc", "--unshare-uts"] {
             a.push(flag.into());
         }
@@ -203,11 +299,52 @@ impl Jail {
                 }
             }
         }
+        let visible = a
+            .windows(3)
+            .filter(|w| w[0] == "--bind" || w[0] == "--ro-bind" || w[0] == "--dev-bind")
+            .filter(|w| w[1] == w[2] && w[2] != "/")
+            .map(|w| PathBuf::from(&w[2]))
+            .collect();
+        let mut unseen = vec![PathBuf::from("/tmp")];
+        unseen.extend(l.script_dir.map(Path::to_path_buf));
         Self {
-            bwrap,
+            bwrap: bwrap.path,
             args: a,
             network: cfg.network,
+            unseen,
+            own_tmp: tmp,
+            visible,
         }
+    }
+
+    /// A hint for an error `text` (a failed command's stderr) that names a host file the
+    /// sandbox cannot see: one in the script's folder, or in the host's `/tmp` but not in
+    /// the sandbox's own. `None` when it names none.
+    pub(super) fn hint(&self, text: &str) -> Option<String> {
+        let mut named: Vec<PathBuf> = vec![];
+        for word in text.split(|c: char| c.is_whitespace() || "'\"`:,()[]".contains(c)) {
+            if !word.starts_with('/') || word.len() < 2 {
+                continue;
+            }
+            let p = PathBuf::from(word);
+            if named.contains(&p) || !p.exists() {
+                continue;
+            }
+            let hidden = self.unseen.iter().any(|u| {
+                p.strip_prefix(u).is_ok_and(|rest| {
+                    // Under /tmp: hidden unless the sandbox's own /tmp has it too.
+                    *u != Path::new("/tmp") || !self.own_tmp.join(rest).exists()
+                })
+            });
+            if hidden && !self.visible.iter().any(|v| p.starts_with(v)) {
+                named.push(p);
+            }
+        }
+        let first = named.first()?;
+        Some(format!(
+            "\nseer: `{}` is a file of the host that this sandbox cannot see (its /tmp is its own, and the script's folder is not in it); copy it in with `local_files` or `local_dirs` in the sandbox config, or `sb.write_file`\n",
+            first.display()
+        ))
     }
 
     /// `program args` run inside the jail, in `cwd`; `extra_rw` (a local session's host

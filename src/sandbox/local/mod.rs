@@ -14,6 +14,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
+use super::bounds::{self, Applied, Bounds, Enter};
 use super::config::{FileMapping, SandboxConfig};
 use super::fsutil::{self, copy_dest, resolve_host, resolve_inside};
 use super::models::{self, ModelHandle};
@@ -39,7 +40,9 @@ struct Checked {
     /// `CUDA_VISIBLE_DEVICES` for a `gpu` sandbox.
     cuda: Option<String>,
     /// bubblewrap, for an isolated sandbox.
-    bwrap: Option<PathBuf>,
+    bwrap: Option<isolate::Bwrap>,
+    /// The resource bounds of its config.
+    bounds: Bounds,
 }
 
 pub use super::StartRequest;
@@ -57,6 +60,10 @@ pub struct LocalSandbox {
     gpu: Option<GpuRequest>,
     /// The bubblewrap mounts its processes run under (`None`: not isolated).
     jail: Option<Jail>,
+    /// How its resource bounds are applied (its cgroups), and what each new process does
+    /// before it starts (a session of its own, the cgroups, rlimits).
+    applied: Applied,
+    enter: Enter,
     record: LiveRecord,
     terminated: AtomicBool,
 }
@@ -116,6 +123,7 @@ impl LocalSandbox {
         cfg.validate().map_err(|e| anyhow!(e))?;
         let cuda = check_gpu(cfg)?;
         let bwrap = isolate::bwrap_for(cfg)?;
+        let bounds = Bounds::of(cfg)?;
         if !cfg.network && bwrap.is_none() {
             bail!("network: false needs isolation: set `isolation: \"bwrap\"` (bubblewrap)");
         }
@@ -190,7 +198,11 @@ impl LocalSandbox {
         let result = Self::provision(
             &req,
             record.clone(),
-            Checked { cuda, bwrap },
+            Checked {
+                cuda,
+                bwrap,
+                bounds,
+            },
             files,
             dirs,
             snapshot_dir,
@@ -216,7 +228,11 @@ impl LocalSandbox {
         cancel: &CancellationToken,
     ) -> Result<Arc<Self>> {
         let cfg = &req.config;
-        let Checked { cuda, bwrap } = checked;
+        let Checked {
+            cuda,
+            bwrap,
+            bounds,
+        } = checked;
         let workspace = record.workspace.clone();
         let mut snapshot_repos = vec![];
         if let Some(snap) = &snapshot_dir {
@@ -283,6 +299,8 @@ impl LocalSandbox {
             req.secrets.as_ref().map(|s| &s.0),
             true,
         );
+        let applied = bounds::create(&record.dir, &record.id, &bounds);
+        let enter = Enter::new(&applied, &bounds);
         let sb = Arc::new(Self {
             id: record.id.clone(),
             dir: record.dir.clone(),
@@ -295,6 +313,8 @@ impl LocalSandbox {
             repos,
             gpu: GpuRequest::of(cfg),
             jail,
+            applied,
+            enter,
             record: LiveRecord::new(record),
             terminated: AtomicBool::new(false),
         });
@@ -342,6 +362,9 @@ impl LocalSandbox {
         env.path = env_path;
         env.cache_hit = true;
         let cuda = check_gpu(&cfg).ok().flatten();
+        let bounds = Bounds::of(&cfg)?;
+        let applied = bounds::create(&record.dir, &record.id, &bounds);
+        let enter = Enter::new(&applied, &bounds);
         let jail = isolate::bwrap_for(&cfg)?.map(|b| {
             Jail::plan(
                 b,
@@ -384,6 +407,8 @@ impl LocalSandbox {
             repos: record.repos.clone(),
             gpu: GpuRequest::of(&cfg),
             jail,
+            applied,
+            enter,
             record: LiveRecord::new(record),
             terminated: AtomicBool::new(false),
         }))
@@ -446,6 +471,8 @@ impl LocalSandbox {
             let opts = ExecOptions {
                 host_cwd: None,
                 cwd: Some(repo.local_path.clone()),
+                // The host's certificates and the config's `provision_env`.
+                env: super::provision::command_env().into_iter().collect(),
                 ..Default::default()
             };
             // Provisioning from the config, not agent code: it writes the private venv
@@ -542,7 +569,9 @@ impl LocalSandbox {
         let label: String = label.chars().take(200).collect();
         let started = Instant::now();
         let (exe, argv) = self.command_line(&program, &args, &cwd, opts, isolated);
-        let mut child = tokio::process::Command::new(&exe)
+        let ooms_before = bounds::oom_kills(&self.applied);
+        let mut command = tokio::process::Command::new(&exe);
+        command
             .args(&argv)
             .current_dir(&cwd)
             .env_clear()
@@ -555,8 +584,9 @@ impl LocalSandbox {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true)
+            .kill_on_drop(true);
+        self.enter_on_start(&mut command);
+        let mut child = command
             .spawn()
             .with_context(|| format!("starting {}", program.display()))?;
         let pgid = child.id().map(|p| p as i32).unwrap_or(0);
@@ -613,9 +643,19 @@ impl LocalSandbox {
                     .code()
                     .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
                 self.log_exec(&label, code, took);
+                let mut stderr = text(&stderr);
+                if bounds::oom_kills(&self.applied) > ooms_before {
+                    stderr.push_str(&self.oom_note());
+                }
+                if code != 0
+                    && isolated
+                    && let Some(hint) = self.jail.as_ref().and_then(|j| j.hint(&stderr))
+                {
+                    stderr.push_str(&hint);
+                }
                 Ok(ExecOutput {
                     stdout: text(&stdout),
-                    stderr: text(&stderr),
+                    stderr,
                     exit_code: code,
                 })
             }
@@ -665,6 +705,28 @@ impl LocalSandbox {
         } else {
             Ok(p)
         }
+    }
+
+    /// Makes `command` start in a session of its own (its process group is the one seer
+    /// ends; no controlling terminal), in the sandbox's cgroups and under its rlimits.
+    fn enter_on_start(&self, command: &mut tokio::process::Command) {
+        let enter = self.enter.clone();
+        // SAFETY: `Enter::apply` makes only async-signal-safe system calls (setsid, open,
+        // write, close, setrlimit) on data prepared before the fork, and allocates nothing.
+        unsafe {
+            command.pre_exec(move || enter.apply());
+        }
+    }
+
+    /// The line added to what a process killed by the sandbox's memory bound printed.
+    fn oom_note(&self) -> String {
+        format!(
+            "\nseer: a process of this sandbox was killed by its memory bound (`memory`: {}); raise `memory` in the sandbox config or use less\n",
+            self.record.config()["memory"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| "the default, 80% of the host's memory".into())
+        )
     }
 
     fn env_python(&self) -> PathBuf {
@@ -788,7 +850,8 @@ impl Sandbox for LocalSandbox {
         let log = std::fs::File::create(&log_path)
             .with_context(|| format!("creating {}", log_path.display()))?;
         let (exe, argv) = self.command_line(Path::new(program), args, &cwd, opts, true);
-        let mut child = tokio::process::Command::new(&exe)
+        let mut command = tokio::process::Command::new(&exe);
+        command
             .args(&argv)
             .current_dir(&cwd)
             .env_clear()
@@ -797,8 +860,9 @@ impl Sandbox for LocalSandbox {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true)
+            .kill_on_drop(true);
+        self.enter_on_start(&mut command);
+        let mut child = command
             .spawn()
             .with_context(|| format!("starting {program}"))?;
         // What it (or a subprocess of a cell) prints goes to its log through the redactor.
@@ -938,6 +1002,14 @@ impl Sandbox for LocalSandbox {
 
     fn redact(&self, text: &str) -> String {
         self.redactor.redact(text)
+    }
+
+    fn redact_joined(&self, parts: &mut [String]) {
+        self.redactor.redact_joined(parts)
+    }
+
+    async fn oom_kills(&self) -> u64 {
+        bounds::oom_kills(&self.applied)
     }
 }
 

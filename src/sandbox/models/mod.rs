@@ -38,7 +38,8 @@ use local_dir::local_model_dir;
 /// Relative paths are resolved against `base_dir` (the script's folder); hidden models are
 /// materialized under `sandbox_models_dir`. The Hugging Face cache is `$HF_HUB_CACHE`, else
 /// `$HF_HOME/hub`, else `~/.cache/huggingface/hub`; `HF_HUB_OFFLINE=1` forbids downloads,
-/// `HF_TOKEN` and `HF_ENDPOINT` are used for downloads.
+/// `HF_TOKEN` and `HF_ENDPOINT` are used for downloads (these three from the sandbox's
+/// `provision_env` first, see [`crate::sandbox::provision`]).
 pub async fn resolve_models(
     cfgs: &[ModelConfig],
     base_dir: &Path,
@@ -74,8 +75,8 @@ pub async fn resolve_models_in(
     let hub = Hub {
         cache: hub_cache.to_path_buf(),
         offline,
-        endpoint: env_nonempty("HF_ENDPOINT"),
-        token: env_nonempty("HF_TOKEN"),
+        endpoint: crate::sandbox::provision::var("HF_ENDPOINT"),
+        token: crate::sandbox::provision::var("HF_TOKEN"),
     };
     resolve_with(cfgs, base_dir, sandbox_models_dir, &hub, cancel).await
 }
@@ -299,9 +300,10 @@ fn env_nonempty(key: &str) -> Option<String> {
     std::env::var(key).ok().filter(|v| !v.trim().is_empty())
 }
 
-/// An environment flag set to `1`, `true`, `yes` or `on` (any case).
+/// A provisioning flag (the sandbox's `provision_env`, else the environment) set to `1`,
+/// `true`, `yes` or `on` (any case).
 fn env_flag(key: &str) -> bool {
-    env_nonempty(key).is_some_and(|v| {
+    crate::sandbox::provision::var(key).is_some_and(|v| {
         matches!(
             v.trim().to_ascii_lowercase().as_str(),
             "1" | "true" | "yes" | "on"

@@ -18,6 +18,7 @@ use tokio_yamux::StreamHandle;
 use super::protocol::{self, Exited, READY, Reply, Request, Started, decode, encode, recv, send};
 use crate::sandbox::config::SandboxConfig;
 use crate::sandbox::local::LocalSandbox;
+use crate::sandbox::provision::{self, ProvisionEnv};
 use crate::sandbox::{Sandbox, SecretValues, StartRequest};
 
 #[derive(Default)]
@@ -155,11 +156,13 @@ async fn serve(stream: StreamHandle, state: &State) -> Result<()> {
             base_dir,
             script,
             secrets,
+            provision_env,
         } => {
             let cancel = state.gone.child_token();
             let res = async {
                 // On this host it is a local sandbox.
                 let config = serde_json::from_value::<SandboxConfig>(config)?.into_local();
+                let provision = ProvisionEnv::given(provision_env, &config.provision_env);
                 let req = StartRequest {
                     config,
                     base_dir,
@@ -168,7 +171,7 @@ async fn serve(stream: StreamHandle, state: &State) -> Result<()> {
                     id: Some(id),
                     secrets: Some(SecretValues(secrets)),
                 };
-                let sb = LocalSandbox::start(req, &cancel).await?;
+                let sb = provision::scope(provision, LocalSandbox::start(req, &cancel)).await?;
                 let python = sb.python();
                 state.set(sb.clone())?;
                 state.owned.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -363,6 +366,10 @@ async fn serve(stream: StreamHandle, state: &State) -> Result<()> {
         Request::Snapshot { description } => {
             Reply::from_result(state.sandbox().and_then(|sb| sb.snapshot(&description)))
         }
+        Request::OomKills => match state.sandbox() {
+            Ok(sb) => Reply::Ok(sb.oom_kills().await.into()),
+            Err(e) => Reply::Error(format!("{e:#}")),
+        },
         Request::Terminate => {
             let sb = need!();
             Reply::from_result(tokio::task::spawn_blocking(move || sb.terminate()).await?)

@@ -608,6 +608,8 @@ impl RemoteSandbox {
         let cfg = &req.config;
         let secrets = secret_values(cfg);
         let redactor = Redactor::new(secrets.values().cloned());
+        // Resolved here, from this machine's environment, as `secrets` are.
+        let provision_env = super::provision::ProvisionEnv::resolve(&cfg.provision_env).into_vars();
         let spinner =
             crate::progress::spinner(format!("starting the sandbox on {}", target.shown()));
         let work = async {
@@ -626,6 +628,7 @@ impl RemoteSandbox {
                     base_dir,
                     script: req.script.clone(),
                     secrets,
+                    provision_env,
                 })
                 .await?;
             Ok::<_, anyhow::Error>((conn, started))
@@ -927,6 +930,10 @@ impl Sandbox for RemoteSandbox {
         self.forward(socket).await
     }
 
+    async fn oom_kills(&self) -> u64 {
+        self.conn.call::<u64>(Request::OomKills).await.unwrap_or(0)
+    }
+
     async fn socket_listening(&self, socket: &Path) -> bool {
         self.conn
             .call::<bool>(Request::Listening {
@@ -1037,5 +1044,9 @@ impl Sandbox for RemoteSandbox {
 
     fn redact(&self, text: &str) -> String {
         self.redactor.redact(text)
+    }
+
+    fn redact_joined(&self, parts: &mut [String]) {
+        self.redactor.redact_joined(parts)
     }
 }

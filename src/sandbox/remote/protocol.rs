@@ -37,6 +37,9 @@ pub enum Request {
         script: Option<String>,
         /// The values of the config's `secrets`, read on the user's machine.
         secrets: BTreeMap<String, String>,
+        /// The config's `provision_env`, resolved on the user's machine.
+        #[serde(default)]
+        provision_env: BTreeMap<String, String>,
     },
     /// Takes over a live sandbox of an earlier connection (`Sandbox::from_id`).
     Attach {
@@ -101,6 +104,8 @@ pub enum Request {
     Snapshot {
         description: String,
     },
+    /// How many processes the sandbox's memory bound has killed so far.
+    OomKills,
     Terminate,
     Detach,
     IsDetached,
