@@ -68,6 +68,9 @@ impl NotebookTools for Instant0 {
     async fn shutdown(&self) -> anyhow::Result<()> {
         Ok(())
     }
+    fn read_cell(&self, _: i64) -> anyhow::Result<(usize, seer::notebook::nbformat::Cell)> {
+        anyhow::bail!("this backend keeps no cells")
+    }
 }
 
 /// Tool calls until the history holds `turns - 1` of them, then a final text.

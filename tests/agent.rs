@@ -6,8 +6,8 @@
 
 mod common;
 use common::fake_anthropic::{
-    FakeAnthropic, Reply, answer, call_turn, compute_6x7, head_lines, http_error,
-    last_tool_results, text_turn, tool_names,
+    Api, FakeAnthropic, Measured, Reply, answer, call_turn, compute_6x7, head_lines, http_error,
+    last_tool_results, prompt_tokens, text_turn, tool_names,
 };
 use common::{Env, error_line, failed, lines, read_json, read_jsonl};
 use serde_json::{Value, json};
@@ -98,30 +98,41 @@ print(to_json(#{ final: r.final_text, turns: r.turns, stop: r.stop_reason, event
             "notebooks__edit_cell",
             "notebooks__execute_code",
             "notebooks__interrupt_kernel",
+            "notebooks__read_cell",
             "notebooks__restart_kernel",
             "notebooks__shutdown_session"
         ]
     );
+    // Prompt caching: breakpoints on the last tool and the end of the history.
+    assert_eq!(
+        first["tools"].as_array().unwrap().last().unwrap()["cache_control"],
+        json!({"type": "ephemeral"})
+    );
     assert_eq!(
         first["messages"],
-        json!([{"role": "user", "content": [{"type": "text", "text": "What is 6 * 7?"}]}])
+        json!([{"role": "user", "content": [{"type": "text", "text": "What is 6 * 7?",
+                                             "cache_control": {"type": "ephemeral"}}]}])
     );
-    // The second request answers the tool call with what the kernel computed.
+    // The second request answers the tool call with what the kernel computed; its
+    // breakpoints mark where the first request ended and its own end.
     let second = &seen[1].1;
     assert_eq!(
         second["messages"],
         json!([
-            {"role": "user", "content": [{"type": "text", "text": "What is 6 * 7?"}]},
+            {"role": "user", "content": [{"type": "text", "text": "What is 6 * 7?",
+                                          "cache_control": {"type": "ephemeral"}}]},
             {"role": "assistant", "content": [
                 {"type": "text", "text": "Let me compute."},
                 {"type": "tool_use", "id": "toolu_1", "name": "notebooks__execute_code", "input": {"code": "6 * 7"}}]},
             {"role": "user", "content": [
                 {"type": "tool_result", "tool_use_id": "toolu_1", "is_error": false,
-                 "content": [{"type": "text", "text": "[cell 0, execution_count 1]\n42"}]}]},
+                 "content": [{"type": "text", "text": "[cell 0, execution_count 1]\n42"}],
+                 "cache_control": {"type": "ephemeral"}}]},
         ])
     );
 
-    // The transcript has every request and response, and no key.
+    // The transcript has each message once (the user's, every response and tool result),
+    // a record per request, and no key.
     let path = env.path().join(got["transcript"].as_str().unwrap());
     let kinds: Vec<Value> = read_jsonl(&path)
         .iter()
@@ -131,6 +142,7 @@ print(to_json(#{ final: r.final_text, turns: r.turns, stop: r.stop_reason, event
         kinds,
         [
             "start",
+            "user",
             "request",
             "response",
             "tool_result",
@@ -155,7 +167,7 @@ fn run_agent_config_errors_are_clear() {
             "error: main.rhai:1:1: run_agent: unknown field `promt`; did you mean `prompt`? (valid fields: \
              `prompt`, `mcp_config`, `provider`, `model`, `base_url`, `api_key_env`, `max_turns`, `max_tokens`, \
              `system_prompt`, `user_message`, `tools`, `name`, `transcript`, `prices`, `live_log`, `request_timeout`, \
-             `max_retries`, `kwargs`)\n",
+             `max_retries`, `kwargs`, `context_window`, `context`, `limits`, `tool_timeout`)\n",
         ),
         (
             "run_agent(#{ user_message: \"x\", provider: \"nope\" });",
@@ -399,7 +411,7 @@ print(to_json(#{ final: r.final_text, repeats: repeats }));
     // From the second identical failure on, seer adds a note to the result.
     let unknown = json!({"type": "text", "text": "unknown tool `notebooks__no_such_tool`; the tools are: \
         notebooks__add_markdown, notebooks__edit_cell, notebooks__execute_code, notebooks__interrupt_kernel, \
-        notebooks__restart_kernel, notebooks__shutdown_session"});
+        notebooks__read_cell, notebooks__restart_kernel, notebooks__shutdown_session"});
     let note = |n: u32| {
         json!({"type": "text", "text": format!("[seer] This exact call (notebooks__no_such_tool with the \
             same arguments) has now failed {n} times. Do not repeat it unchanged: change the arguments or \
@@ -496,3 +508,293 @@ on_remote_backends!(
     two_agents_run_in_parallel_each_against_its_own_kernel,
     a_repeated_identical_failing_call_is_reported_to_the_model,
 );
+
+/// Prompt caching end to end: against a fake that caches as Anthropic does, the second
+/// turn reads the whole first request from the cache (the breakpoint where it ended) and
+/// writes only what came after; `usage` adds it up and the cost uses Sonnet's cache prices
+/// (reads $0.30, writes $3.75 per million tokens, against $3 for plain input).
+#[test]
+fn a_second_turn_reads_the_first_turns_prefix_from_the_cache() {
+    let fake = FakeAnthropic::start(compute_6x7("notebooks__execute_code")).with_caching();
+    let env = Env::new();
+    let (out, stdout, stderr) = env.run_agent_script(
+        r#"
+let sb = Sandbox(#{ execution_mode: "notebook" }).start();
+let s = create_notebook_session(sb, (), #{ name: "agent" });
+let r = run_agent(#{ prompt: "You compute.", user_message: "What is 6 * 7?", mcp_config: s.mcp_config,
+                     base_url: ARGS[0], name: "solver", max_turns: 5, live_log: false });
+print(to_json(#{ final: r.final_text, usage: r.usage }));
+"#,
+        &fake.url,
+    );
+    assert!(out.status.success(), "{stderr}\n{stdout}");
+    let seen = fake.requests();
+    assert_eq!(seen.len(), 2);
+    let t1 = prompt_tokens(Api::Anthropic, &seen[0].1);
+    let t2 = prompt_tokens(Api::Anthropic, &seen[1].1);
+    // The tools, the system prompt and the question: a sizeable prefix.
+    assert!(t1 > 500 && t2 > t1, "{t1} {t2}");
+    assert_eq!(
+        fake.measured(),
+        [
+            // Nothing cached yet: the whole prompt is written, up to its last breakpoint.
+            Measured {
+                tokens: t1,
+                input: 0,
+                cache_read: 0,
+                cache_write: t1,
+                over_window: false
+            },
+            // The first request's prompt is read back; the call and its result are written.
+            Measured {
+                tokens: t2,
+                input: 0,
+                cache_read: t1,
+                cache_write: t2 - t1,
+                over_window: false
+            },
+        ]
+    );
+    let (read, write) = (t1 as f64, t2 as f64);
+    let cost = (0.0 * 3.0 + 27.0 * 15.0 + read * 0.3 + write * 3.75) / 1e6;
+    assert_eq!(
+        serde_json::from_str::<Value>(stdout.trim()).unwrap(),
+        json!({"final": "The answer is 42.",
+               "usage": {"input_tokens": 0, "output_tokens": 27, "cache_read_tokens": t1,
+                         "cache_write_tokens": t2, "turns": 2, "cost_usd": cost}})
+    );
+    // Cheaper than sending it all uncached.
+    assert!(cost < ((t1 + t2) as f64 * 3.0 + 27.0 * 15.0) / 1e6);
+}
+
+/// The fakes' window and caching, as the official SDKs (anthropic, openai, google-genai)
+/// read them: cache usage fields, and each API's own context-too-long error.
+#[test]
+fn the_fakes_windows_and_cache_speak_each_apis_wire_format() {
+    use common::{fake_gemini, fake_openai};
+    let anthropic = FakeAnthropic::respond(|_, _| Reply::Sse(text_turn("ok", 1, 2)))
+        .with_window(600)
+        .with_caching();
+    let openai =
+        FakeAnthropic::respond(|_, _| Reply::Sse(fake_openai::text_turn("ok"))).with_window(600);
+    let gemini =
+        FakeAnthropic::respond(|_, _| Reply::Sse(fake_gemini::text_turn("ok"))).with_window(600);
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sdk_long_context.py");
+    let out = std::process::Command::new(common::test_python())
+        .arg(script)
+        .args([&anthropic.url, &format!("{}/v1", openai.url), &gemini.url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    let tokens = |fake: &FakeAnthropic, api| -> Vec<u64> {
+        fake.requests()
+            .iter()
+            .map(|(_, b)| prompt_tokens(api, b))
+            .collect()
+    };
+    let a = tokens(&anthropic, Api::Anthropic);
+    let o = tokens(&openai, Api::OpenAi);
+    let g = tokens(&gemini, Api::Gemini);
+    assert!(a[2] > 600 && o[1] > 600 && g[1] > 600, "{a:?} {o:?} {g:?}");
+    assert_eq!(
+        anthropic.measured(),
+        [
+            Measured {
+                tokens: a[0],
+                input: 0,
+                cache_read: 0,
+                cache_write: a[0],
+                over_window: false
+            },
+            Measured {
+                tokens: a[1],
+                input: 0,
+                cache_read: a[0],
+                cache_write: a[1] - a[0],
+                over_window: false
+            },
+            Measured {
+                tokens: a[2],
+                input: a[2],
+                cache_read: 0,
+                cache_write: 0,
+                over_window: true
+            },
+        ]
+    );
+    assert_eq!(
+        got,
+        json!({
+            "anthropic": {
+                "turns": [[0, 0, a[0]], [0, a[0], a[1] - a[0]]],
+                "too_long": {"status": 400, "body": {"type": "error", "error": {"type": "invalid_request_error",
+                    "message": format!("prompt is too long: {} tokens > 600 maximum", a[2])}}}},
+            "openai": {
+                "usage": [o[0], 0],
+                "too_long": {"status": 400, "code": "context_length_exceeded", "type": "invalid_request_error",
+                    "param": "messages",
+                    "message": format!("This model's maximum context length is 600 tokens. However, your messages resulted in {} tokens. Please reduce the length of the messages.", o[1])}},
+            "gemini": {
+                "usage": [g[0]],
+                "too_long": {"code": 400, "status": "INVALID_ARGUMENT",
+                    "message": format!("The input token count ({}) exceeds the maximum number of tokens allowed (600).", g[1])}},
+        })
+    );
+}
+
+/// seer's own providers against the fakes' emulation: a cached prefix is read back, expires
+/// after its TTL and is not asked for with `cache: false`; over the window each provider's
+/// error becomes `ProviderError::ContextTooLong` (what the agent loop compacts on).
+#[test]
+fn the_providers_read_the_fakes_cache_and_recognise_their_window_errors() {
+    use seer::agent::providers::{
+        ApiKey, Block, Kind, Message, Options, ProviderConfig, ProviderError, Request, Role, Usage,
+        is_context_too_long,
+    };
+    use std::time::Duration;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let request = |text: &str, options: Options| Request {
+        model: String::new(),
+        system: "You are terse. ".repeat(20),
+        messages: vec![Message {
+            role: Role::User,
+            content: vec![Block::Text(text.into())],
+        }],
+        tools: vec![],
+        max_tokens: 10,
+        options,
+    };
+    let send = |kind: Kind, fake: &FakeAnthropic, req: &Request| {
+        let mut cfg = ProviderConfig::new(kind);
+        cfg.base_url = fake.url.clone();
+        cfg.max_retries = 0;
+        let p = cfg.build_with_key(ApiKey::new(common::TEST_KEY)).unwrap();
+        let body = p.request_body(req);
+        rt.block_on(p.stream(
+            &body,
+            &mut |_| {},
+            &tokio_util::sync::CancellationToken::new(),
+        ))
+    };
+    let usage = |input_tokens, cache_read_tokens, cache_write_tokens| Usage {
+        input_tokens,
+        output_tokens: 2,
+        cache_read_tokens,
+        cache_write_tokens,
+    };
+
+    let fake = FakeAnthropic::respond(|_, _| Reply::Sse(text_turn("ok", 1, 2)))
+        .with_window(400)
+        .with_caching()
+        .with_cache_ttl(Duration::from_millis(500));
+    let hi = request("Hello there.", Options::default());
+    let mut got = vec![];
+    for _ in 0..2 {
+        got.push(send(Kind::Anthropic, &fake, &hi).unwrap().usage);
+    }
+    std::thread::sleep(Duration::from_millis(700));
+    got.push(send(Kind::Anthropic, &fake, &hi).unwrap().usage);
+    let uncached = request(
+        "Hello there.",
+        Options {
+            cache: Some(false),
+            ..Options::default()
+        },
+    );
+    got.push(send(Kind::Anthropic, &fake, &uncached).unwrap().usage);
+    let t = prompt_tokens(Api::Anthropic, &fake.requests()[0].1);
+    // Without breakpoints the system prompt is a plain string, a few bytes shorter.
+    let plain = prompt_tokens(Api::Anthropic, &fake.requests()[3].1);
+    assert_eq!(
+        got,
+        [
+            usage(0, 0, t),     // written
+            usage(0, t, 0),     // read back
+            usage(0, 0, t),     // expired: written again
+            usage(plain, 0, 0), // no breakpoints: plain input
+        ]
+    );
+    assert_eq!(got[1].context_tokens(), t);
+
+    let long = request(&"x".repeat(4000), Options::default());
+    for (kind, fake) in [
+        (Kind::Anthropic, fake),
+        (
+            Kind::OpenAi,
+            FakeAnthropic::respond(|_, _| Reply::Sse(common::fake_openai::text_turn("ok")))
+                .with_window(400),
+        ),
+        (
+            Kind::Gemini,
+            FakeAnthropic::respond(|_, _| Reply::Sse(common::fake_gemini::text_turn("ok")))
+                .with_window(400),
+        ),
+    ] {
+        let err = send(kind, &fake, &long).unwrap_err();
+        let (head, body) = fake.requests().pop().unwrap();
+        let n = prompt_tokens(Api::of(&head), &body);
+        assert!(n > 400, "{kind:?}: {n}");
+        let message = match kind {
+            Kind::Anthropic => format!(
+                "anthropic: HTTP 400: invalid_request_error: prompt is too long: {n} tokens > 400 maximum"
+            ),
+            Kind::OpenAi => format!(
+                "openai: HTTP 400: invalid_request_error: This model's maximum context length is 400 tokens. However, your messages resulted in {n} tokens. Please reduce the length of the messages."
+            ),
+            Kind::Gemini => format!(
+                "gemini: HTTP 400: INVALID_ARGUMENT: The input token count ({n}) exceeds the maximum number of tokens allowed (400)."
+            ),
+        };
+        assert_eq!(
+            ProviderError::find(&err),
+            Some(&ProviderError::ContextTooLong {
+                tokens: Some(n),
+                limit: Some(400),
+                message
+            }),
+        );
+        assert!(is_context_too_long(&err.context("turn 7")));
+    }
+}
+
+/// Issue #23: a cell that lasts longer than the MCP session's keep-alive (2 s here; an
+/// hour by default) returns its output to the agent: the keep-alive counts idle time only.
+#[test]
+fn a_cell_outlasting_the_mcp_keep_alive_returns_its_output_to_the_agent() {
+    let code = "import time\ntime.sleep(6)\nprint('done')";
+    let fake = FakeAnthropic::start(vec![
+        call_turn("toolu_1", "notebooks__execute_code", json!({"code": code})),
+        answer("Done."),
+    ]);
+    let env = Env::new();
+    env.write(
+        "main.rhai",
+        r#"
+let s = create_notebook_session(Sandbox(#{ execution_mode: "notebook" }).start(), (), #{});
+let r = run_agent(#{ user_message: "go", mcp_config: s.mcp_config, base_url: ARGS[0], live_log: false });
+print(r.final_text);
+"#,
+    );
+    let out = env
+        .agent_cmd()
+        .env("SEER_MCP_KEEPALIVE_S", "2")
+        .args(["run", "main.rhai", "--", &fake.url])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = common::text(&out);
+    assert!(out.status.success(), "{stderr}\n{stdout}");
+    assert_eq!(stdout.trim(), "Done.");
+    let seen = fake.requests();
+    let result: Value = serde_json::from_str(&last_tool_results(&seen[1].1).unwrap()).unwrap();
+    assert_eq!(
+        result,
+        json!([{"type": "text", "text": "[cell 0, execution_count 1]\ndone"}])
+    );
+}

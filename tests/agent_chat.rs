@@ -120,7 +120,8 @@ print(check.text);
     assert_eq!(
         hello["messages"],
         json!([{"role": "user", "content": [
-            {"type": "text", "text": "please be slow"}, {"type": "text", "text": "hello"}]}])
+            {"type": "text", "text": "please be slow"},
+            {"type": "text", "text": "hello", "cache_control": {"type": "ephemeral"}}]}])
     );
     // The transcript records both interruptions; the key is nowhere.
     let transcript = env.runs()[0].join("transcripts/chat.jsonl");

@@ -130,6 +130,7 @@ print(to_json(#{ final: r.final_text, turns: r.turns, stop: r.stop_reason, event
             "mcp__notebooks__edit_cell",
             "mcp__notebooks__execute_code",
             "mcp__notebooks__interrupt_kernel",
+            "mcp__notebooks__read_cell",
             "mcp__notebooks__restart_kernel",
             "DeferredToolPlaceholder",
             "mcp__notebooks__shutdown_session"
@@ -425,7 +426,8 @@ print(to_json(#{ final: r.final_text, turns: r.turns, stop: r.stop_reason, event
         sent,
         vec![
             json!({"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "text", "text": "Echo: hello from seer"}], "is_error": false}),
-            json!({"type": "tool_result", "tool_use_id": "toolu_2", "content": [{"type": "text", "text": "The sum of 2 and 40 is 42."}], "is_error": false}),
+            json!({"type": "tool_result", "tool_use_id": "toolu_2", "content": [{"type": "text", "text": "The sum of 2 and 40 is 42."}], "is_error": false,
+                   "cache_control": {"type": "ephemeral"}}),
         ]
     );
     // The image went back as an image block (its PNG data checked apart).
@@ -440,7 +442,8 @@ print(to_json(#{ final: r.final_text, turns: r.turns, stop: r.stop_reason, event
         json!({"type": "tool_result", "tool_use_id": "toolu_3", "is_error": false, "content": [
             {"type": "text", "text": "Here's the image you requested:"},
             {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": null}},
-            {"type": "text", "text": "The image above is the MCP logo."}]})
+            {"type": "text", "text": "The image above is the MCP logo."}],
+            "cache_control": {"type": "ephemeral"}})
     );
 
     // seer ended the server it spawned.

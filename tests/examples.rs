@@ -122,11 +122,15 @@ fn quickstart_runs_against_a_live_provider_when_named() {
                 `load_model()` returns the model; `model.hidden(x)` gives the 32 hidden activations (ReLU)\n\
                 for a batch `x` of shape (n, 16), `model.forward(x)` the 4 output logits. The weights are\n\
                 fixed by a seed, so every run sees the same model.\n\n";
-    assert_eq!(seen[0].1["system"], json!(format!("{docs}\n\n{task}")));
+    assert_eq!(
+        seen[0].1["system"],
+        json!([{"type": "text", "text": format!("{docs}\n\n{task}"), "cache_control": {"type": "ephemeral"}}])
+    );
     assert_eq!(
         seen[0].1["messages"],
         json!([{"role": "user", "content": [{"type": "text", "text":
-            "Begin. Follow the instructions in the system prompt, and end with a summary of what you found."}]}])
+            "Begin. Follow the instructions in the system prompt, and end with a summary of what you found.",
+            "cache_control": {"type": "ephemeral"}}]}])
     );
     assert_eq!(
         last_tool_results(&seen[1].1).unwrap(),

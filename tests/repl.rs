@@ -35,16 +35,20 @@ fn banner() -> String {
 }
 
 /// `run_agent`'s doc line, as `:help`, `seer docs` and the definitions show it.
-const RUN_AGENT_DOC: &str = "Runs an LLM tool loop over the MCP servers of `mcp_config`: `#{ prompt \
-    (the system prompt, as in Seer), user_message (the first user message; default: \"Begin. Follow the \
-    instructions in the system prompt, and end with a summary of what you found.\"), mcp_config, tools: \
-    \"none\" (no tools on purpose; otherwise an empty mcp_config is an error), provider: \
+const RUN_AGENT_DOC: &str = "Runs an LLM tool loop over the MCP servers of `mcp_config`: `#{ prompt (the system prompt, as \
+    in Seer), user_message (the first user message; default: \"Begin. Follow the instructions in \
+    the system prompt, and end with a summary of what you found.\"), mcp_config, tools: \"none\" \
+    (no tools on purpose; otherwise an empty mcp_config is an error), provider: \
     anthropic|claude|openai|gemini|claude-code|replay, model, base_url, api_key_env, kwargs: #{ \
-    temperature, top_p, top_k, thinking_budget, reasoning_effort, stop, extra_body }, max_turns, \
-    max_tokens, system_prompt (= prompt), name, transcript (replay), prices, live_log, request_timeout, \
-    max_retries }`; the callback gets every event (`text`, `thinking`, `tool_call`, `tool_result`, \
-    `usage`, `error`, `done`). Returns `#{ final_text, turns, stop_reason, model, usage: #{ \
-    input_tokens, output_tokens, cost_usd, … }, transcript }`.";
+    temperature, top_p, top_k, thinking_budget, reasoning_effort, stop, extra_body, cache }, \
+    max_turns, max_tokens, system_prompt (= prompt), name, transcript (replay), prices, live_log, \
+    request_timeout, max_retries, context_window, context: #{ strategy: \
+    auto|edit|summary|trim|none, threshold, keep_last, max_tool_result, summary_model, trim_keep }, \
+    limits: #{ turns, tokens, cost_usd, wall_s, tool_calls }, tool_timeout }`; the callback gets every event \
+    (`text`, `thinking`, `tool_call`, `tool_result`, `usage`, `error`, `done`). Returns `#{ \
+    final_text, turns, stop_reason (= stop: end_turn, max_turns, turn_limit, token_limit, \
+    cost_limit, time_limit, tool_call_limit, …), model, usage: #{ input_tokens, output_tokens, \
+    cost_usd, … }, transcript }`.";
 
 /// A whole session on screen: the banner, then `lines`.
 fn session(lines: &[&str]) -> Vec<String> {

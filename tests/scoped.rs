@@ -552,7 +552,8 @@ print(`functions=${scoped.functions.len()}`);
             {"name": "agent_tools__sees_token",
              "description": "Whether interface code can read the RPC token from its environment.",
              "input_schema": no_args},
-            {"name": "agent_tools__opaque", "description": "opaque() -> dict", "input_schema": no_args},
+            {"name": "agent_tools__opaque", "description": "opaque() -> dict", "input_schema": no_args,
+             "cache_control": {"type": "ephemeral"}},
         ])
     );
     let last = seen[3].1["messages"].as_array().unwrap().last().unwrap();
@@ -562,14 +563,18 @@ print(`functions=${scoped.functions.len()}`);
         json!({"role": "user", "content": [
             {"type": "tool_result", "tool_use_id": "t2", "is_error": false, "content": text("42")},
             {"type": "tool_result", "tool_use_id": "t3", "is_error": true, "content": text(&format!(
-                "scoped function `boom` failed: ValueError: no good: cat\n{}", boom_traceback("cat")))},
+                "scoped function `boom` failed: ValueError: no good: cat\n{}", boom_traceback("cat"))),
+             "cache_control": {"type": "ephemeral"}},
         ]})
     );
 
-    // prompt: every function with its signature, summary and parameters.
+    // prompt: every function with its signature, summary and parameters (a prompt-cache
+    // breakpoint on the end of the history).
+    let marked =
+        |t: &str| json!([{"type": "text", "text": t, "cache_control": {"type": "ephemeral"}}]);
     assert_eq!(
         seen[4].1["messages"],
-        json!([{"role": "user", "content": text(
+        json!([{"role": "user", "content": marked(
             "Functions you can use:\n## `agent_tools`: functions served from a scoped sandbox\n\n\
              ### `add(a: int, b: int = 2) -> int`\n\nAdds two integers.\n\nParameters:\n\
              - `a` (integer): The first one.\n- `b` (integer): The second one. (default: `2`)\n\n\

@@ -237,3 +237,38 @@ print(sb.id);
             .is_ok_and(|c| String::from_utf8_lossy(&c).contains("__watchdog"))
     });
 }
+
+/// A secret printed half to stdout and half to stderr by one cell (each half on its own is
+/// no secret) is masked in both, in what the script gets and in the notebook on disk.
+#[test]
+fn a_secret_split_between_stdout_and_stderr_is_redacted() {
+    let env = Env::new();
+    env.write(
+        "main.rhai",
+        r#"
+let sb = Sandbox(#{ execution_mode: "notebook", secrets: ["MY_SECRET"] }).start();
+let nb = create_notebook_session(sb, (), #{ name: "nb" });
+let r = nb.exec("import os, sys\ns = os.environ['MY_SECRET']\nprint('out:', s[:9], end='', flush=True)\nsys.stderr.write(s[9:] + ' :err')\nsys.stderr.flush()");
+print(r.text);
+"#,
+    );
+    let out = env
+        .cmd()
+        .env("MY_SECRET", SECRET)
+        .args(["run", "main.rhai"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout, "out: ****** :err\n");
+    let run = env.runs().pop().unwrap();
+    let notebook = std::fs::read_to_string(run.join("nb.ipynb")).unwrap();
+    let nb: serde_json::Value = serde_json::from_str(&notebook).unwrap();
+    let streams: Vec<String> = nb["cells"][0]["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| seer::kernel::bundle_text(&o["text"]))
+        .collect();
+    assert_eq!(streams, ["out: ***", "*** :err"]);
+}

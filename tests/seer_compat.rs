@@ -112,9 +112,12 @@ run_agent(#{ prompt: "Find the bug.", tools: "none", base_url: ARGS[0], live_log
     );
     assert!(out.status.success(), "{stderr}");
     let seen = fake.requests();
+    // With prompt-cache breakpoints on the system prompt and the end of the history.
+    let cc = json!({"type": "ephemeral"});
     let body = |system: &str, user: &str| {
-        json!({"model": "claude-sonnet-4-5-20250929", "max_tokens": 8192, "stream": true, "system": system,
-               "messages": [{"role": "user", "content": [{"type": "text", "text": user}]}]})
+        json!({"model": "claude-sonnet-4-5-20250929", "max_tokens": 8192, "stream": true,
+               "system": [{"type": "text", "text": system, "cache_control": cc}],
+               "messages": [{"role": "user", "content": [{"type": "text", "text": user, "cache_control": cc}]}]})
     };
     assert_eq!(seen[0].1, body("You judge.", "Score this."));
     assert_eq!(
@@ -336,7 +339,7 @@ try { run_agent(#{ provider: "openai", prompt: "p", tools: "none", kwargs: #{ to
         [
             "run_agent: unknown field `temprature` in `kwargs`; did you mean `temperature`? \
              (valid fields: `temperature`, `top_p`, `top_k`, `max_thinking_tokens`, `thinking_budget`, \
-             `reasoning_effort`, `stop`, `extra_body`)",
+             `reasoning_effort`, `stop`, `cache`, `extra_body`)",
             "run_agent: kwargs: the openai provider has no `top_k` (Chat Completions does not take \
              it); a compatible server that does can get it through `extra_body`",
         ]

@@ -7,7 +7,7 @@
 mod common;
 use common::Env;
 use common::fake_anthropic::{
-    FakeAnthropic, answer, call_turn, tool_names, tool_results, tool_turn,
+    FakeAnthropic, answer, cached, call_turn, tool_names, tool_results, tool_turn,
 };
 use serde_json::json;
 
@@ -71,11 +71,12 @@ print(r.final_text);
             result("t1", false, "[exit code 0]\nhi\n8\n"),
             result("t2", false, "[exit code 0]\n42 True\n"),
             result("t3", true, "[exit code 3]\n\n[stderr]\noops\n"),
-            result(
+            // The end of the history carries a prompt-cache breakpoint.
+            cached(result(
                 "t4",
                 true,
                 "command timed out after 0.5s and was killed: sleep 5\n--- output so far ---\n"
-            ),
+            )),
         ]
     );
 }
@@ -112,7 +113,8 @@ print(s.workspace_path);
         tool_results(&fake.requests()[1].1),
         [
             json!({"type": "tool_result", "tool_use_id": "t1", "is_error": false, "content": [
-            {"type": "text", "text": format!("[exit code 0]\n{}\nlib ok\n", work.display())}]})
+            {"type": "text", "text": format!("[exit code 0]\n{}\nlib ok\n", work.display())}],
+            "cache_control": {"type": "ephemeral"}})
         ]
     );
     assert_eq!(

@@ -171,7 +171,7 @@ fn seer_mcp_notebook_preloads_the_sandbox_models() {
         got,
         serde_json::json!({
             "tools": ["add_markdown", "edit_cell", "execute_code", "interrupt_kernel",
-                      "restart_kernel", "shutdown_session"],
+                      "read_cell", "restart_kernel", "shutdown_session"],
             "text": "[cell 0, execution_count 1]\n('LlamaForCausalLM', 'TokenizersBackend')"
         })
     );

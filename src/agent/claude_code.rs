@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::mcp_client::{ServerConfig, parse_config};
 use super::providers::Usage;
 use super::run::{AgentConfig, AgentResult};
+use super::transcript::Transcript;
 use crate::cancel::cancellable;
 use crate::process::{group_alive, kill_groups};
 use crate::secrets::Redactor;
@@ -356,42 +357,6 @@ impl Mapper {
     }
 }
 
-/// Appends redacted JSON lines, flushed after each.
-struct Transcript {
-    file: std::fs::File,
-    path: PathBuf,
-    /// The live view's copy (when the view is on).
-    live: Option<crate::live::Feed>,
-    redactor: Redactor,
-}
-
-impl Transcript {
-    fn create(path: &Path, redactor: Redactor) -> Result<Self> {
-        if let Some(p) = path.parent() {
-            std::fs::create_dir_all(p)?;
-        }
-        let file =
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(Self {
-            file,
-            path: path.to_path_buf(),
-            live: crate::live::Feed::open(crate::live::Kind::Transcript, path),
-            redactor,
-        })
-    }
-
-    fn write(&mut self, event: &Value) -> Result<()> {
-        let mut line = self.redactor.redact(&serde_json::to_string(event)?);
-        if let Some(live) = &self.live {
-            live.push(&line);
-        }
-        line.push('\n');
-        self.file
-            .write_all(line.as_bytes())
-            .with_context(|| format!("writing {}", self.path.display()))
-    }
-}
-
 /// Runs the agent through the `claude` CLI. Same contract as [`super::run::run`].
 pub async fn run(
     cfg: &AgentConfig,
@@ -416,6 +381,16 @@ pub async fn run(
         crate::secrets::protect(k);
     }
     secrets.extend(key.iter().map(|k| k.trim().to_string()));
+    if cfg.context != super::context::ContextConfig::default() {
+        bail!(
+            "not supported yet: `context` with the claude-code provider (the claude CLI compacts its context itself)"
+        );
+    }
+    if cfg.limits != super::context::Limits::default() {
+        bail!(
+            "not supported yet: `limits` with the claude-code provider (use `max_turns`, which the CLI enforces)"
+        );
+    }
     let redactor = Redactor::new(secrets);
     let mut transcript = Transcript::create(transcript_path, redactor.clone())?;
     let result = run_cli(
@@ -529,7 +504,7 @@ async fn run_cli(
         for mut ev in mapper.handle(&msg) {
             // The CLI sends tool results to the model itself; the callback sees them
             // redacted at least.
-            transcript.redactor.redact_json(&mut ev);
+            transcript.redactor().redact_json(&mut ev);
             if ev["type"] == "tool_call" {
                 tracing::info!(
                     tool = ev["name"].as_str().unwrap_or_default(),
@@ -564,7 +539,7 @@ async fn run_cli(
         Some(Ok(stop)) => stop,
         Some(Err(detail)) => {
             let msg = format!("the claude CLI reported an error: {detail}");
-            on_event(json!({"type": "error", "message": transcript.redactor.redact(&msg)}))?;
+            on_event(json!({"type": "error", "message": transcript.redactor().redact(&msg)}))?;
             bail!(msg);
         }
         None => {
@@ -580,7 +555,7 @@ async fn run_cli(
         turns: mapper.turns,
         usage: mapper.usage,
         stop_reason,
-        transcript: transcript.path.clone(),
+        transcript: transcript.path().to_path_buf(),
         model: cfg.model.clone().or_else(|| mapper.model.clone()),
         // The CLI's own estimate, from its price table.
         cost_usd: mapper
@@ -588,9 +563,14 @@ async fn run_cli(
             .as_ref()
             .and_then(|r| r["total_cost_usd"].as_f64()),
     };
-    transcript.write(&json!({"type": "done", "turns": result.turns, "stop_reason": result.stop_reason,
-        "input_tokens": result.usage.input_tokens, "output_tokens": result.usage.output_tokens,
-        "model": mapper.model, "total_cost_usd": mapper.result.as_ref().map(|r| r["total_cost_usd"].clone())}))?;
+    // The same `done` record as seer's own loop writes: `cost_usd` is the CLI's estimate.
+    transcript.done(
+        result.turns,
+        &result.stop_reason,
+        &result.usage,
+        mapper.model.as_deref(),
+        result.cost_usd,
+    )?;
     on_event(json!({"type": "done", "turns": result.turns, "stop_reason": result.stop_reason}))?;
     Ok(result)
 }

@@ -3,8 +3,10 @@
 
 pub mod chat_terminal;
 pub mod claude_code;
+pub mod context;
 pub mod live_log;
 pub mod mcp_client;
 pub mod pricing;
 pub mod providers;
 pub mod run;
+pub mod transcript;

@@ -4,14 +4,15 @@
 //! goes to a JSONL transcript as it happens.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::context::{self, ContextConfig, Limits, Progress, Strategy};
 use super::live_log::{LiveLog, one_line};
 use super::mcp_client::{McpConnections, ToolOutput, ToolPart};
 use super::pricing::{Prices, cost, prices_for};
@@ -20,6 +21,7 @@ use super::providers::{
     Block, Kind, Message, Options, Provider, ProviderConfig, ReplayProvider, Request, ResultPart,
     Role, StopReason, StreamEvent, ToolSpec, Usage, default_model,
 };
+use super::transcript::Transcript;
 use crate::config::positive_seconds;
 
 /// The first user message when `user_message` is not given (Seer's `run_agent` puts the
@@ -98,6 +100,19 @@ pub struct AgentConfig {
     /// `extra_body`.
     #[serde(default)]
     pub kwargs: Options,
+    /// The model's context window in tokens (default: the price table's for the model).
+    #[serde(default)]
+    pub context_window: Option<u64>,
+    /// How the run stays inside the window (see [`super::context`]).
+    #[serde(default)]
+    pub context: ContextConfig,
+    /// Turns, tokens, cost, wall time and tool calls the run may use.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Seconds one tool call may take (default: a notebook cell's own timeout plus ten
+    /// minutes for the interrupt and a restart, else 24 h).
+    #[serde(default)]
+    pub tool_timeout: Option<f64>,
 }
 
 impl AgentConfig {
@@ -129,6 +144,11 @@ impl AgentConfig {
             bail!(
                 "`prompt` (the system prompt, as in Seer) and `user_message` (the first user message) are both missing or empty: give the agent its task in one of them"
             );
+        }
+        self.context.check()?;
+        self.limits.check()?;
+        if self.context_window == Some(0) {
+            bail!("`context_window`: must be at least 1 token");
         }
         match Kind::parse(&self.provider) {
             Ok(kind) => self.kwargs.check(kind, self.max_tokens)?,
@@ -241,42 +261,6 @@ pub struct AgentResult {
     pub cost_usd: Option<f64>,
 }
 
-/// Appends one JSON object per line; flushed after each.
-struct Transcript {
-    file: std::fs::File,
-    path: PathBuf,
-    /// The live view's copy (when the view is on).
-    live: Option<crate::live::Feed>,
-}
-
-impl Transcript {
-    fn create(path: &Path) -> Result<Self> {
-        if let Some(p) = path.parent() {
-            std::fs::create_dir_all(p)?;
-        }
-        let file =
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(Self {
-            file,
-            path: path.to_path_buf(),
-            live: crate::live::Feed::open(crate::live::Kind::Transcript, path),
-        })
-    }
-
-    /// Writes one event; secret values (process-wide, see [`crate::secrets`]) are redacted
-    /// from it, whatever part of the conversation brought them in.
-    fn write(&mut self, event: Value) -> Result<()> {
-        let mut line = crate::secrets::redact(&serde_json::to_string(&event)?);
-        if let Some(live) = &self.live {
-            live.push(&line);
-        }
-        line.push('\n');
-        self.file
-            .write_all(line.as_bytes())
-            .with_context(|| format!("writing {}", self.path.display()))
-    }
-}
-
 /// Every tool call answered exactly once, in order, right after the assistant turn that
 /// made it: providers reject any other history.
 pub fn check_history(messages: &[Message]) -> Result<()> {
@@ -368,12 +352,17 @@ async fn open(
     transcript_path: &Path,
     cancel: &CancellationToken,
 ) -> Result<(Transcript, McpConnections)> {
-    let transcript = Transcript::create(transcript_path)?;
-    let conns = if cfg.mcp_config.is_null() {
+    let transcript = Transcript::create(transcript_path, crate::secrets::Redactor::default())?;
+    let mut conns = if cfg.mcp_config.is_null() {
         McpConnections::connect(&json!({}), base_dir, cancel).await?
     } else {
         McpConnections::connect(&cfg.mcp_config, base_dir, cancel).await?
     };
+    let deadline = match cfg.tool_timeout {
+        Some(t) => Some(positive_seconds("tool_timeout", t).map_err(|e| anyhow!(e))?),
+        None => None,
+    };
+    conns.set_call_deadline(deadline);
     Ok((transcript, conns))
 }
 
@@ -385,7 +374,7 @@ fn record_error(
 ) {
     if let Err(e) = result {
         let msg = crate::secrets::redact(&format!("{e:#}"));
-        let _ = transcript.write(json!({"type": "error", "message": msg}));
+        let _ = transcript.write(&json!({"type": "error", "message": msg}));
         if !cancel.is_cancelled() {
             let _ = on_event(json!({"type": "error", "message": msg}));
         }
@@ -481,6 +470,13 @@ struct Chat<'a> {
     final_text: String,
     stop: String,
     turns: u32,
+    /// The context window compaction keeps to (`None`: unknown, no compaction).
+    window: Option<u64>,
+    /// The last request's measured size (tokens, output included) and how many messages
+    /// it covered; `None` after a compaction changed what it measured.
+    measured: Option<(usize, u64)>,
+    started: Instant,
+    tool_calls: u32,
 }
 
 impl<'a> Chat<'a> {
@@ -505,7 +501,16 @@ impl<'a> Chat<'a> {
             );
         }
         let system = cfg.system()?;
-        transcript.write(json!({"type": "start", "provider": provider.name(), "model": cfg.model, "tools": tools.iter().map(|t| &t.name).collect::<Vec<_>>()}))?;
+        let names: Vec<String> = tools.iter().map(|t| t.name.clone()).collect();
+        transcript.start(provider.name(), cfg.model.as_deref(), &system, &names)?;
+        // The replay provider sends nothing anywhere: it has no window to keep to.
+        let window = match provider.name() {
+            "replay" => None,
+            _ => cfg.context_window.or_else(|| {
+                cfg.effective_model()
+                    .and_then(|m| super::pricing::context_window(&m))
+            }),
+        };
         Ok(Self {
             cfg,
             provider,
@@ -520,13 +525,188 @@ impl<'a> Chat<'a> {
             final_text: String::new(),
             stop: "max_turns".into(),
             turns: 0,
+            window,
+            measured: None,
+            started: Instant::now(),
+            tool_calls: 0,
         })
+    }
+
+    /// Where the run stands against its limits.
+    fn progress(&self) -> Progress {
+        let u = &self.usage;
+        Progress {
+            turns: self.turns,
+            tokens: u.input_tokens + u.output_tokens + u.cache_read_tokens + u.cache_write_tokens,
+            cost_usd: self.cfg.prices().map(|p| cost(u, &p)),
+            wall_s: self.started.elapsed().as_secs_f64(),
+            tool_calls: self.tool_calls,
+        }
+    }
+
+    /// The estimated size of the next request in tokens.
+    fn context_size(&self) -> u64 {
+        match self.measured {
+            Some((n, tokens)) if n <= self.messages.len() => {
+                tokens + context::estimate(&self.messages[n..])
+            }
+            _ => {
+                context::estimate(&self.messages)
+                    + (self.system.len() as u64) / 4
+                    + self
+                        .tools
+                        .iter()
+                        .map(|t| {
+                            (t.description.len() + t.input_schema.to_string().len()) as u64 / 4
+                        })
+                        .sum::<u64>()
+            }
+        }
+    }
+
+    /// Compacts the history when it has grown past the threshold (or, with `force`, after
+    /// the provider said the prompt is too long). Returns whether anything changed.
+    async fn compact(&mut self, force: bool, cancel: &CancellationToken) -> Result<bool> {
+        let cfg = &self.cfg.context;
+        let Some(window) = self.window else {
+            return Ok(false);
+        };
+        let before = self.context_size();
+        let threshold = if force {
+            (before as f64 * 0.6) as u64
+        } else {
+            cfg.threshold_tokens(window)
+        };
+        if before <= threshold || cfg.strategy == Strategy::None {
+            return Ok(false);
+        }
+        let keep = if force {
+            cfg.keep_last().min(1)
+        } else {
+            cfg.keep_last()
+        };
+        let mut record = json!({"type": "compaction", "turn": self.turns, "strategy": cfg.strategy.name(),
+            "tokens_before": before, "threshold": threshold, "window": window});
+        if matches!(cfg.strategy, Strategy::Auto | Strategy::Edit) {
+            let c = context::clear_old_results(&mut self.messages, keep);
+            record["cleared_results"] = json!(c.results);
+            record["cleared_chars"] = json!(c.chars);
+            self.measured = None;
+        }
+        if cfg.strategy == Strategy::Trim {
+            let target = (before as f64 * cfg.trim_keep()) as u64;
+            let dropped = context::trim(&mut self.messages, target.min(threshold));
+            record["dropped_turns"] = json!(dropped);
+            self.measured = None;
+        }
+        let summarise = match cfg.strategy {
+            Strategy::Summary => true,
+            Strategy::Auto => self.context_size() > threshold,
+            _ => false,
+        };
+        if summarise && let Some(split) = context::summary_split(&self.messages, keep) {
+            let summary = self.summarise(split, window, cancel).await?;
+            record["summarised_messages"] = json!(split);
+            record["summary"] = json!(summary);
+            context::apply_summary(&mut self.messages, split, &summary);
+            self.measured = None;
+        }
+        let after = self.context_size();
+        record["tokens_after"] = json!(after);
+        self.transcript.write(&record)?;
+        self.log.done(&format!(
+            "context: compacted ({}) {before} → {after} tokens of a {window}-token window",
+            cfg.strategy.name()
+        ));
+        Ok(after < before)
+    }
+
+    /// Asks the model (or `summary_model`) for a summary of the messages before `split`.
+    async fn summarise(
+        &mut self,
+        split: usize,
+        window: u64,
+        cancel: &CancellationToken,
+    ) -> Result<String> {
+        // What the summariser reads must fit in its window too.
+        let budget_chars = (window as usize).saturating_mul(2);
+        let mut text = context::render_for_summary(&self.messages[..split], 2_000);
+        if text.len() > budget_chars {
+            let cut = text.len() - budget_chars;
+            let at = text.ceil_char_boundary(cut);
+            text = format!(
+                "[…the oldest {cut} characters are left out…]\n{}",
+                &text[at..]
+            );
+        }
+        let req = Request {
+            model: self
+                .cfg
+                .context
+                .summary_model
+                .clone()
+                .or_else(|| self.cfg.model.clone())
+                .unwrap_or_default(),
+            system: context::SUMMARY_SYSTEM.to_string(),
+            messages: vec![Message {
+                role: Role::User,
+                content: vec![Block::Text(format!(
+                    "Here is the history to summarise:\n\n{text}\nWrite the summary now."
+                ))],
+            }],
+            tools: vec![],
+            max_tokens: self.cfg.max_tokens.min(8_000),
+            // A one-off request: a cache write would never be read (and OpenAI and Gemini
+            // ignore the option).
+            options: Options {
+                cache: Some(false),
+                ..Options::default()
+            },
+        };
+        let body = self.provider.request_body(&req);
+        let mut ignore = |_: StreamEvent| {};
+        let resp = self
+            .provider
+            .stream(&body, &mut ignore, cancel)
+            .await
+            .context("summarising the history to make room in the context window")?;
+        self.add_usage(&resp.usage);
+        let summary: String = resp
+            .content
+            .iter()
+            .filter_map(|b| match b {
+                Block::Text(t) => Some(t.as_str()),
+                _ => None,
+            })
+            .collect();
+        if summary.trim().is_empty() {
+            bail!("summarising the history to make room: the model returned no text");
+        }
+        Ok(summary)
+    }
+
+    fn add_usage(&mut self, u: &Usage) {
+        let usage = &mut self.usage;
+        usage.input_tokens += u.input_tokens;
+        usage.output_tokens += u.output_tokens;
+        usage.cache_read_tokens += u.cache_read_tokens;
+        usage.cache_write_tokens += u.cache_write_tokens;
+    }
+
+    /// Ends the run at a limit: the stop reason, a line on the terminal and in the
+    /// transcript.
+    fn limit_reached(&mut self, stop: &str, why: &str) -> Result<()> {
+        self.stop = stop.to_string();
+        self.log.done(&format!("limit: the run {why}; stopping"));
+        self.transcript.write(
+            &json!({"type": "limit", "turn": self.turns, "stop_reason": stop, "message": why}),
+        )
     }
 
     /// Records that the user interrupted the current turn.
     fn interrupted(&mut self) -> Result<()> {
         self.transcript
-            .write(json!({"type": "interrupted", "turn": self.turns}))
+            .write(&json!({"type": "interrupted", "turn": self.turns}))
     }
 
     /// Adds a user message (joined to the last one when that is the user's, e.g. the
@@ -538,6 +718,7 @@ impl<'a> Chat<'a> {
         on_event: OnEvent<'_>,
         cancel: &CancellationToken,
     ) -> Result<()> {
+        self.transcript.user(self.turns + 1, &text)?;
         match self.messages.last_mut() {
             Some(last) if last.role == Role::User => last.content.push(Block::Text(text)),
             _ => self.messages.push(Message {
@@ -551,6 +732,11 @@ impl<'a> Chat<'a> {
             if cancel.is_cancelled() {
                 bail!("cancelled");
             }
+            if let Some((stop, why)) = cfg.limits.reached(&self.progress()) {
+                self.limit_reached(stop, &why)?;
+                break;
+            }
+            self.compact(false, cancel).await?;
             self.turns += 1;
             let turns = self.turns;
             self.log.turn(
@@ -559,30 +745,21 @@ impl<'a> Chat<'a> {
                 self.usage.input_tokens,
                 self.usage.output_tokens,
             );
-            check_history(&self.messages)?;
-            let req = Request {
-                model: cfg.model.clone().unwrap_or_default(),
-                system: self.system.clone(),
-                messages: self.messages.clone(),
-                tools: self.tools.clone(),
-                max_tokens: cfg.max_tokens,
-                options: cfg.kwargs.clone(),
-            };
-            let body = self.provider.request_body(&req);
-            self.transcript
-                .write(json!({"type": "request", "turn": turns, "body": &body}))?;
-            let mut ignore = |_: StreamEvent| {};
-            let resp = self.provider.stream(&body, &mut ignore, cancel).await?;
-            self.transcript.write(json!({"type": "response", "turn": turns, "stop_reason": stop_name(&resp.stop_reason),
+            let resp = self.request(turns, cancel).await?;
+            self.transcript.write(&json!({"type": "response", "turn": turns, "stop_reason": stop_name(&resp.stop_reason),
                 "content": resp.content.iter().map(block_to_json).collect::<Vec<_>>(),
                 "usage": {"input_tokens": resp.usage.input_tokens, "output_tokens": resp.usage.output_tokens,
                           "cache_read_tokens": resp.usage.cache_read_tokens, "cache_write_tokens": resp.usage.cache_write_tokens},
                 "raw": resp.raw}))?;
-            let usage = &mut self.usage;
-            usage.input_tokens += resp.usage.input_tokens;
-            usage.output_tokens += resp.usage.output_tokens;
-            usage.cache_read_tokens += resp.usage.cache_read_tokens;
-            usage.cache_write_tokens += resp.usage.cache_write_tokens;
+            self.add_usage(&resp.usage);
+            // What this request measured, its answer included: the base of the next
+            // estimate (the assistant message is pushed below).
+            let u = &resp.usage;
+            self.measured = Some((
+                self.messages.len() + 1,
+                u.input_tokens + u.cache_read_tokens + u.cache_write_tokens + u.output_tokens,
+            ));
+            let usage = &self.usage;
             on_event(
                 json!({"type": "usage", "turn": turns, "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}),
             )?;
@@ -603,6 +780,22 @@ impl<'a> Chat<'a> {
                         on_event(
                             json!({"type": "tool_call", "id": id, "name": name, "input": input}),
                         )?;
+                        // Every call of the turn is answered (the history must stay
+                        // valid); past the limit without running.
+                        if cfg.limits.tool_calls.is_some_and(|n| self.tool_calls >= n) {
+                            let text = format!(
+                                "[seer] Not run: the run reached its limit of {} tool calls.",
+                                self.tool_calls
+                            );
+                            self.transcript.write(&json!({"type": "tool_result", "turn": turns, "id": id, "name": name, "is_error": true, "text": text}))?;
+                            results.push(Block::ToolResult {
+                                tool_use_id: id.clone(),
+                                content: vec![ResultPart::Text(text)],
+                                is_error: true,
+                            });
+                            continue;
+                        }
+                        self.tool_calls += 1;
                         let (out, repeated) = self.call_tool(name, input, cancel).await;
                         if cancel.is_cancelled() {
                             bail!("cancelled");
@@ -621,7 +814,14 @@ impl<'a> Chat<'a> {
                         if !images.is_empty() {
                             record["images"] = json!(images);
                         }
-                        self.transcript.write(record)?;
+                        let mut content = result_parts(&out);
+                        if cfg.context.strategy != Strategy::None
+                            && let Some(cut) =
+                                context::cap_result(&mut content, cfg.context.max_tool_result())
+                        {
+                            record["cut_chars"] = json!(cut);
+                        }
+                        self.transcript.write(&record)?;
                         let mut ev = json!({"type": "tool_result", "id": id, "name": name, "is_error": out.is_error, "text": out.text()});
                         if repeated > 1 {
                             ev["repeated_failures"] = json!(repeated);
@@ -629,7 +829,7 @@ impl<'a> Chat<'a> {
                         on_event(ev)?;
                         results.push(Block::ToolResult {
                             tool_use_id: id.clone(),
-                            content: result_parts(&out),
+                            content,
                             is_error: out.is_error,
                         });
                     }
@@ -651,8 +851,63 @@ impl<'a> Chat<'a> {
                 role: Role::User,
                 content: results,
             });
+            if let Some(n) = cfg.limits.tool_calls
+                && self.tool_calls >= n
+            {
+                let why = format!("reached its limit of {n} tool calls");
+                self.limit_reached("tool_call_limit", &why)?;
+                break;
+            }
         }
         Ok(())
+    }
+
+    /// Sends the conversation as turn `turn`'s request. When the provider answers that the
+    /// prompt is too long, compacts and retries once (or, with `strategy: "none"`, fails
+    /// saying so).
+    async fn request(
+        &mut self,
+        turn: u32,
+        cancel: &CancellationToken,
+    ) -> Result<super::providers::Response> {
+        let cfg = self.cfg;
+        let mut retried = false;
+        loop {
+            check_history(&self.messages)?;
+            let req = Request {
+                model: cfg.model.clone().unwrap_or_default(),
+                system: self.system.clone(),
+                messages: self.messages.clone(),
+                tools: self.tools.clone(),
+                max_tokens: cfg.max_tokens,
+                options: cfg.kwargs.clone(),
+            };
+            let body = self.provider.request_body(&req);
+            self.transcript
+                .write(&json!({"type": "request", "turn": turn,
+                "messages": self.messages.len(), "context_tokens": self.context_size()}))?;
+            let mut ignore = |_: StreamEvent| {};
+            match self.provider.stream(&body, &mut ignore, cancel).await {
+                Ok(r) => return Ok(r),
+                Err(e) if !retried && super::providers::is_context_too_long(&e) => {
+                    if cfg.context.strategy == Strategy::None {
+                        return Err(e.context(format!(
+                            "the conversation no longer fits the model's context window{} and `context: #{{ strategy: \"none\" }}` keeps everything; use \"auto\", \"edit\", \"summary\" or \"trim\" to make room",
+                            self.window.map(|w| format!(" ({w} tokens)")).unwrap_or_default()
+                        )));
+                    }
+                    if self.window.is_none() {
+                        // Learn the window from here on: about the size just refused.
+                        self.window = Some(self.context_size());
+                    }
+                    if !self.compact(true, cancel).await? {
+                        return Err(e.context("the prompt is too long for the model and compaction could not make it shorter (the last turns alone are too big: lower `context.max_tool_result`)"));
+                    }
+                    retried = true;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Runs one tool call; a call that failed before with the same arguments gets a
@@ -695,15 +950,16 @@ impl<'a> Chat<'a> {
             turns: self.turns,
             usage,
             stop_reason: self.stop,
-            transcript: self.transcript.path.clone(),
+            transcript: self.transcript.path().to_path_buf(),
             model: self.cfg.effective_model(),
             cost_usd: self.cfg.prices().map(|p| cost(&usage, &p)),
         };
-        self.transcript.write(
-            json!({"type": "done", "turns": result.turns, "stop_reason": result.stop_reason,
-            "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-            "cache_read_tokens": usage.cache_read_tokens, "cache_write_tokens": usage.cache_write_tokens,
-            "cost_usd": result.cost_usd}),
+        self.transcript.done(
+            result.turns,
+            &result.stop_reason,
+            &usage,
+            result.model.as_deref(),
+            result.cost_usd,
         )?;
         self.log.done(&format!(
             "done: {} after {} turns · {} in / {} out tokens · {}",

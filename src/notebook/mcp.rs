@@ -10,6 +10,7 @@
 //! | `execute_code` | `code: str` | runs code in a new code cell |
 //! | `add_markdown` | `content: str` | appends a markdown cell |
 //! | `edit_cell` | `code: str`, `cell_index: int = -1` | replaces a cell's source and re-runs it |
+//! | `read_cell` | `cell_index: int`, `offset: int = 0`, `limit: int` | reads a cell back, paged |
 //! | `interrupt_kernel` | | interrupts the running code (KeyboardInterrupt) |
 //! | `restart_kernel` | | restarts the kernel; every variable is lost |
 //! | `shutdown_session` | | ends the session |
@@ -17,6 +18,21 @@
 //! # Results of `execute_code` and `edit_cell`
 //! One text block, then one image block per image output, as described in
 //! [`super::render`].
+//!
+//! # `read_cell`
+//! The cell as the notebook holds it (secrets already redacted), rendered by
+//! [`super::render::render_cell_page`]: a header, `[source]` and the source, `[outputs]` and
+//! the outputs as `execute_code` shows them but never cut, paged by `offset` and `limit`
+//! (characters; `limit` defaults to [`ServerOptions::max_output_chars`]), and a last line
+//! `[shown: characters A-B of T; ...]` that gives the next page's `offset`. It exists so that
+//! a harness may replace old tool results in an agent's context with a stub ("output of
+//! cell N: use read_cell") and the agent can still read them.
+//!
+//! # Deadlines
+//! When the session has a cell timeout ([`NotebookTools::cell_timeout`]), `execute_code`
+//! and `edit_cell` carry it in their `_meta` as [`TIMEOUT_META`] (seconds), so that a
+//! client can bound its wait (seer's agent client adds a grace period for the interrupt
+//! and a kernel restart: see [`crate::agent::mcp_client`]).
 //!
 //! # `is_error`
 //! `is_error` is `Some(true)` only when a [`NotebookTools`] method returns `Err`: the
@@ -68,7 +84,8 @@ use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
-use super::render::render_cell_run;
+use super::nbformat::Cell;
+use super::render::{render_cell_page, render_cell_run};
 use crate::mcp_http::HttpServer;
 
 use super::CellRun;
@@ -84,7 +101,18 @@ pub trait NotebookTools: Send + Sync + 'static {
     async fn interrupt(&self) -> anyhow::Result<()>;
     async fn restart(&self) -> anyhow::Result<()>;
     async fn shutdown(&self) -> anyhow::Result<()>;
+    /// The cell at `cell_index` (negative counts from the end) and its index, as the
+    /// notebook holds it.
+    fn read_cell(&self, cell_index: i64) -> anyhow::Result<(usize, Cell)>;
+    /// The timeout a cell run by `execute_code` or `edit_cell` gets, if any.
+    fn cell_timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
+
+/// The `_meta` key of `execute_code` and `edit_cell` that carries the session's cell
+/// timeout in seconds (absent when cells have none).
+pub const TIMEOUT_META: &str = "seer/timeout_s";
 
 /// The default for [`ServerOptions::max_output_chars`].
 pub const DEFAULT_MAX_OUTPUT_CHARS: usize = 20_000;
@@ -110,8 +138,9 @@ const INSTRUCTIONS: &str = "\
     Tools to work in a Jupyter notebook backed by a live Python kernel. Run code with \
     execute_code: each call adds a cell, and variables, imports and loaded models persist between \
     cells. Write down findings with add_markdown. Fix a cell that failed with edit_cell instead of \
-    adding a new one. Images (e.g. plots) come back as image content. Stop long-running code with \
-    interrupt_kernel. Call shutdown_session once, when the work is finished.";
+    adding a new one. Read an earlier cell's source and output again with read_cell. Images (e.g. \
+    plots) come back as image content. Stop long-running code with interrupt_kernel. Call \
+    shutdown_session once, when the work is finished.";
 
 const EXECUTE_CODE: &str = "\
     Run Python code in a new code cell at the end of the notebook and wait for it to finish. The \
@@ -137,6 +166,17 @@ const EDIT_CELL: &str = "\
     the end: -1 (the default) is the last cell. The code runs in the kernel's current state, not \
     from scratch: variables set by any earlier execution still exist. Returns the same as \
     execute_code. It is an error if the index does not exist or names a markdown cell.";
+
+const READ_CELL: &str = "\
+    Read back a cell of the notebook: its source and its outputs as the notebook holds them. \
+    Nothing is run. Use it to see an earlier cell's output again, for example when an old tool \
+    result was removed from the conversation to save space. `cell_index` is the N of a \
+    `[cell N, ...]` header (negative values count from the end: -1 is the last cell). The \
+    text has a header, a `[source]` line and the code, then an `[outputs]` line and the outputs \
+    as execute_code shows them, never cut in the middle. Long cells come in pages of at most \
+    `limit` characters (default: the server's output limit); the last line says which \
+    characters were shown and, when there is more, the `offset` to pass for the next page. \
+    Images are attached to the page that mentions them.";
 
 const INTERRUPT_KERNEL: &str = "\
     Interrupt the code that is running now, like Ctrl-C in Jupyter: it stops with a \
@@ -180,6 +220,20 @@ fn last_cell() -> i64 {
     -1
 }
 
+/// Arguments of `read_cell`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct ReadCellArgs {
+    /// Index of the cell (the N of a `[cell N, ...]` header); negative counts from the end.
+    pub cell_index: i64,
+    /// Where the page starts, in characters of the cell's text (0: the beginning). The last
+    /// line of a page gives the offset of the next one.
+    #[serde(default)]
+    pub offset: usize,
+    /// The most characters to return (default: the server's output limit).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
 /// The MCP server of a notebook session (an rmcp `ServerHandler`).
 #[derive(Clone)]
 pub struct NotebookServer {
@@ -198,10 +252,29 @@ impl std::fmt::Debug for NotebookServer {
 
 /// Builds the MCP server for a notebook session.
 pub fn server(tools: Arc<dyn NotebookTools>, opts: ServerOptions) -> NotebookServer {
+    let mut tool_router = NotebookServer::tool_router();
+    if let Some(timeout) = tools.cell_timeout() {
+        for name in ["execute_code", "edit_cell"] {
+            if let Some(route) = tool_router.map.get_mut(name) {
+                let mut meta = route.attr.meta.take().unwrap_or_default();
+                meta.0
+                    .insert(TIMEOUT_META.into(), timeout.as_secs_f64().into());
+                route.attr.meta = Some(meta);
+            }
+        }
+    }
     NotebookServer {
         tools,
         opts,
-        tool_router: NotebookServer::tool_router(),
+        tool_router,
+    }
+}
+
+/// The page size of `read_cell` when the call gives no `limit`.
+fn default_page(opts: &ServerOptions) -> usize {
+    match opts.max_output_chars {
+        0 => DEFAULT_MAX_OUTPUT_CHARS,
+        n => n,
     }
 }
 
@@ -251,6 +324,31 @@ impl NotebookServer {
             .interrupt_if_cancelled(ctx.ct, self.tools.edit_cell(args.code, args.cell_index))
             .await;
         self.cell_result("edit_cell", run)
+    }
+
+    #[tool(
+        name = "read_cell",
+        description = READ_CELL,
+        annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true)
+    )]
+    async fn read_cell(&self, Parameters(args): Parameters<ReadCellArgs>) -> CallToolResult {
+        tracing::debug!(
+            cell_index = args.cell_index,
+            offset = args.offset,
+            "notebook tool read_cell"
+        );
+        let (index, cell) = match self.tools.read_cell(args.cell_index) {
+            Ok(c) => c,
+            Err(e) => return tool_error("read_cell", &e),
+        };
+        let limit = args
+            .limit
+            .filter(|l| *l > 0)
+            .unwrap_or_else(|| default_page(&self.opts));
+        match render_cell_page(index, &cell, args.offset, limit) {
+            Ok(r) => r,
+            Err(e) => tool_error("read_cell", &anyhow::anyhow!(e)),
+        }
     }
 
     #[tool(

@@ -10,14 +10,10 @@ use tokio::sync::Notify;
 
 use super::*;
 use crate::notebook::RunStatus;
+use crate::notebook::nbformat::MultiLine;
 use crate::notebook::render::tests::{PNG, bundle, error, stream, text_of};
 
 // ---- a test double of the notebook session ----------------------------------------
-
-enum FakeCell {
-    Code,
-    Markdown,
-}
 
 /// An in-memory notebook. Each line of "code" is a command: `print:X` (stdout),
 /// `eprint:X` (stderr), `result:X` (execute_result), `png` (a figure display), `raise` (an
@@ -25,7 +21,9 @@ enum FakeCell {
 /// stdout), `fail` (the trait returns Err).
 #[derive(Default)]
 struct FakeNotebook {
-    cells: Mutex<Vec<FakeCell>>,
+    cells: Mutex<Vec<Cell>>,
+    /// What `cell_timeout` says.
+    timeout: Option<Duration>,
     execution_count: AtomicI64,
     interrupt: Notify,
     running: AtomicBool,
@@ -37,7 +35,20 @@ impl FakeNotebook {
         Arc::new(Self::default())
     }
 
+    /// Runs `code` and keeps the cell's source and outputs, as a session does.
     async fn run(&self, cell_index: usize, code: &str) -> anyhow::Result<CellRun> {
+        let run = self.run_commands(cell_index, code).await?;
+        self.cells.lock().unwrap()[cell_index] = Cell::Code {
+            id: format!("c{cell_index}"),
+            metadata: Default::default(),
+            source: MultiLine::from_text(code),
+            execution_count: run.execution_count,
+            outputs: run.outputs.clone(),
+        };
+        Ok(run)
+    }
+
+    async fn run_commands(&self, cell_index: usize, code: &str) -> anyhow::Result<CellRun> {
         let mut outputs = Vec::new();
         let mut status = RunStatus::Ok;
         let mut note = None;
@@ -105,15 +116,25 @@ impl NotebookTools for FakeNotebook {
     async fn execute_code(&self, code: String) -> anyhow::Result<CellRun> {
         let index = {
             let mut cells = self.cells.lock().unwrap();
-            cells.push(FakeCell::Code);
+            cells.push(Cell::Code {
+                id: String::new(),
+                metadata: Default::default(),
+                source: MultiLine::from_text(&code),
+                execution_count: None,
+                outputs: vec![],
+            });
             cells.len() - 1
         };
         self.run(index, &code).await
     }
 
-    async fn add_markdown(&self, _content: String) -> anyhow::Result<usize> {
+    async fn add_markdown(&self, content: String) -> anyhow::Result<usize> {
         let mut cells = self.cells.lock().unwrap();
-        cells.push(FakeCell::Markdown);
+        cells.push(Cell::Markdown {
+            id: String::new(),
+            metadata: Default::default(),
+            source: MultiLine::from_text(&content),
+        });
         Ok(cells.len() - 1)
     }
 
@@ -132,7 +153,7 @@ impl NotebookTools for FakeNotebook {
                 ))
                 .context("cannot edit the cell");
             }
-            if let FakeCell::Markdown = cells[index as usize] {
+            if let Cell::Markdown { .. } = cells[index as usize] {
                 anyhow::bail!("cell {index} is a markdown cell; edit_cell edits code cells");
             }
             index as usize
@@ -155,6 +176,24 @@ impl NotebookTools for FakeNotebook {
     async fn shutdown(&self) -> anyhow::Result<()> {
         self.calls.lock().unwrap().push("shutdown");
         anyhow::bail!("the kernel was already shut down")
+    }
+
+    fn read_cell(&self, cell_index: i64) -> anyhow::Result<(usize, Cell)> {
+        let cells = self.cells.lock().unwrap();
+        let len = cells.len() as i64;
+        let index = if cell_index < 0 {
+            len + cell_index
+        } else {
+            cell_index
+        };
+        if index < 0 || index >= len {
+            anyhow::bail!("cell_index {cell_index} is out of range: the notebook has {len} cells");
+        }
+        Ok((index as usize, cells[index as usize].clone()))
+    }
+
+    fn cell_timeout(&self) -> Option<Duration> {
+        self.timeout
     }
 }
 
@@ -202,6 +241,7 @@ async fn lists_tools_with_their_schemas() {
             "edit_cell",
             "execute_code",
             "interrupt_kernel",
+            "read_cell",
             "restart_kernel",
             "shutdown_session"
         ]
@@ -248,6 +288,21 @@ async fn lists_tools_with_their_schemas() {
             "{name}: {s}"
         );
     }
+    let read = schema("read_cell");
+    assert_eq!(read["required"], json!(["cell_index"]));
+    assert_eq!(read["properties"]["cell_index"]["type"], "integer");
+    assert_eq!(read["properties"]["offset"]["default"], json!(0));
+    assert!(description("read_cell").contains("`offset` to pass for the next page"));
+    let read_tool = tools.iter().find(|t| t.name == "read_cell").unwrap();
+    assert_eq!(
+        read_tool
+            .annotations
+            .as_ref()
+            .and_then(|a| a.read_only_hint),
+        Some(true)
+    );
+    // Without a cell timeout, no tool carries one.
+    assert!(tools.iter().all(|t| t.meta.is_none()), "{tools:?}");
     assert!(description("restart_kernel").contains("ALL kernel state is lost"));
     assert!(description("execute_code").contains("[cell N, execution_count M]"));
     assert!(description("edit_cell").contains("-1 (the default) is the last cell"));
@@ -479,7 +534,7 @@ async fn stdio_server_runs_until_the_client_closes() {
         tokio::io::join(server_read, server_write),
     ));
     let client = ().serve(client_end).await.unwrap();
-    assert_eq!(client.list_all_tools().await.unwrap().len(), 6);
+    assert_eq!(client.list_all_tools().await.unwrap().len(), 7);
     let r = call(&client, "execute_code", json!({"code": "print:over stdio"})).await;
     assert_eq!(text_of(&r), "[cell 0, execution_count 1]\nover stdio");
     client.cancel().await.unwrap();
@@ -507,7 +562,7 @@ async fn http_client_lists_and_calls_with_the_token() {
             .auth_header(http.token.clone()),
     );
     let client = ().serve(transport).await.unwrap();
-    assert_eq!(client.list_all_tools().await.unwrap().len(), 6);
+    assert_eq!(client.list_all_tools().await.unwrap().len(), 7);
     let r = call(
         &client,
         "execute_code",
@@ -585,6 +640,7 @@ async fn official_python_sdk_can_use_the_http_server() {
             "edit_cell",
             "execute_code",
             "interrupt_kernel",
+            "read_cell",
             "restart_kernel",
             "shutdown_session"
         ]
@@ -626,4 +682,211 @@ async fn official_python_sdk_can_use_the_http_server() {
         .await
         .unwrap()
         .unwrap();
+}
+
+// ---- read_cell and the cell timeout ----------------------------------------------------
+
+#[tokio::test]
+async fn read_cell_returns_source_and_outputs_paged() {
+    let client = connect_in_process(FakeNotebook::new(), ServerOptions::default())
+        .await
+        .unwrap();
+    call(
+        &client,
+        "execute_code",
+        json!({"code": "print:hello\neprint:careful\nresult:42"}),
+    )
+    .await;
+    call(&client, "add_markdown", json!({"content": "# Found 42"})).await;
+    call(
+        &client,
+        "execute_code",
+        json!({"code": "print:a plot\npng"}),
+    )
+    .await;
+    call(&client, "execute_code", json!({"code": "raise"})).await;
+
+    let read = |a: Value| {
+        let client = &client;
+        async move {
+            let r = call(client, "read_cell", a).await;
+            let images: Vec<String> = r.content[1..]
+                .iter()
+                .map(|c| c.as_image().unwrap().data.clone())
+                .collect();
+            (r.is_error, text_of(&r).to_string(), images)
+        }
+    };
+    assert_eq!(
+        read(json!({"cell_index": 0})).await,
+        (
+            Some(false),
+            "[cell 0, execution_count 1]\n[source]\nprint:hello\neprint:careful\nresult:42\n\
+             [outputs]\nhello\n[stderr]\ncareful\n42\n\
+             [shown: characters 0-81 of 81; the end of cell 0]"
+                .to_string(),
+            vec![]
+        )
+    );
+    assert_eq!(
+        read(json!({"cell_index": 1})).await,
+        (
+            Some(false),
+            "[markdown cell 1]\n# Found 42\n[shown: characters 0-10 of 10; the end of cell 1]"
+                .to_string(),
+            vec![]
+        )
+    );
+    // The image comes with the page that mentions it, and only with that one.
+    let full = "[source]\nprint:a plot\npng\n[outputs]\na plot\n<Figure size 1x1 with 1 Axes>\n\
+                [image 1: image/png, attached]";
+    assert_eq!(
+        read(json!({"cell_index": 2})).await,
+        (
+            Some(false),
+            format!(
+                "[cell 2, execution_count 2]\n{full}\n[shown: characters 0-{n} of {n}; the end of cell 2]",
+                n = full.len()
+            ),
+            vec![PNG.to_string()]
+        )
+    );
+    // Pages of 30 characters end after a line where one ends in the page's second half.
+    assert_eq!(
+        read(json!({"cell_index": 2, "limit": 30})).await,
+        (
+            Some(false),
+            format!(
+                "[cell 2, execution_count 2]\n[source]\nprint:a plot\npng\n\
+                 [shown: characters 0-26 of {n}; {} more: read_cell with cell_index=2, offset=26]",
+                full.len() - 26,
+                n = full.len()
+            ),
+            vec![]
+        )
+    );
+    assert_eq!(
+        read(json!({"cell_index": 2, "offset": 60, "limit": 1000})).await,
+        (
+            Some(false),
+            format!(
+                "[cell 2, execution_count 2]\n{}\n[shown: characters 60-{n} of {n}; the end of cell 2]",
+                &full[60..],
+                n = full.len()
+            ),
+            vec![PNG.to_string()]
+        )
+    );
+    // An exception's cell, by a negative index.
+    let (is_error, text, _) = read(json!({"cell_index": -1})).await;
+    assert_eq!(is_error, Some(false));
+    assert!(
+        text.starts_with(
+            "[cell 3, execution_count 3]\n[source]\nraise\n[outputs]\nZeroDivisionError: division by zero\n"
+        ),
+        "{text}"
+    );
+    // Bad indices and offsets are tool errors.
+    assert_eq!(
+        read(json!({"cell_index": 4})).await,
+        (
+            Some(true),
+            "cell_index 4 is out of range: the notebook has 4 cells".to_string(),
+            vec![]
+        )
+    );
+    assert_eq!(
+        read(json!({"cell_index": 1, "offset": 10})).await,
+        (
+            Some(true),
+            "offset 10 is past the end of cell 1, which has 10 characters".to_string(),
+            vec![]
+        )
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn read_cell_pages_a_long_output_whole() {
+    let client = connect_in_process(
+        FakeNotebook::new(),
+        ServerOptions {
+            max_output_chars: 10,
+        },
+    )
+    .await
+    .unwrap();
+    let r = call(&client, "execute_code", json!({"code": "big:25"})).await;
+    assert!(text_of(&r).contains("[... 15 characters omitted ...]"));
+    // The cell's text is `[source]\nbig:25\n[outputs]\n` and the 25 digits: 51
+    // characters, 10 to a page by default (the server's output limit), pages ending after a
+    // line where one ends in their second half (the page's own last newline is not shown
+    // twice, so it is not in `body`).
+    let mut offset = 0;
+    let mut pages = vec![];
+    loop {
+        let r = call(
+            &client,
+            "read_cell",
+            json!({"cell_index": 0, "offset": offset}),
+        )
+        .await;
+        let text = text_of(&r).to_string();
+        let last = text.lines().last().unwrap().to_string();
+        pages.push(text);
+        match last.split_once("offset=") {
+            Some((_, next)) => offset = next.trim_end_matches(']').parse().unwrap(),
+            None => break,
+        }
+    }
+    let header = "[cell 0, execution_count 1]\n";
+    let body: String = pages
+        .iter()
+        .map(|p| {
+            let p = p.strip_prefix(header).unwrap();
+            let cut = p.rfind("\n[shown: ").unwrap();
+            p[..cut].to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("|");
+    assert_eq!(
+        body,
+        "[source]|big:25|[outputs]|0123456789|0123456789|01234"
+    );
+    assert_eq!(
+        pages.last().unwrap().lines().last().unwrap(),
+        "[shown: characters 46-51 of 51; the end of cell 0]"
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_cell_timeout_is_in_the_running_tools_meta() {
+    let fake = Arc::new(FakeNotebook {
+        timeout: Some(Duration::from_secs(90)),
+        ..Default::default()
+    });
+    let client = connect_in_process(fake, ServerOptions::default())
+        .await
+        .unwrap();
+    let tools = client.list_all_tools().await.unwrap();
+    let mut metas: Vec<(String, Value)> = tools
+        .iter()
+        .map(|t| (t.name.to_string(), json!(t.meta)))
+        .collect();
+    metas.sort_by(|a, b| a.0.cmp(&b.0));
+    let timeout = json!({"seer/timeout_s": 90.0});
+    assert_eq!(
+        metas,
+        [
+            ("add_markdown".to_string(), Value::Null),
+            ("edit_cell".to_string(), timeout.clone()),
+            ("execute_code".to_string(), timeout),
+            ("interrupt_kernel".to_string(), Value::Null),
+            ("read_cell".to_string(), Value::Null),
+            ("restart_kernel".to_string(), Value::Null),
+            ("shutdown_session".to_string(), Value::Null),
+        ]
+    );
+    client.cancel().await.unwrap();
 }

@@ -1,7 +1,8 @@
 //! How cell outputs are rendered as text: the plain `text` of a cell result that scripts
 //! get ([`outputs_text`]), the MCP result of `execute_code` and `edit_cell` for agents
-//! ([`render_cell_run`]), and the text helpers they are made of (ANSI stripping,
-//! carriage-return collapsing, cutting the middle out of long text).
+//! ([`render_cell_run`]), the pages of `read_cell` ([`render_cell_page`]), and the text
+//! helpers they are made of (ANSI stripping, carriage-return collapsing, cutting the middle
+//! out of long text).
 //!
 //! # Results of `execute_code` and `edit_cell`
 //! One text block, then one image block per image output. The text block is:
@@ -35,7 +36,7 @@ use base64::Engine as _;
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::Value;
 
-use super::nbformat::{Output, bundle_text};
+use super::nbformat::{Cell, Output, bundle_text};
 use super::{CellRun, RunStatus};
 
 /// Text of outputs for people and agents: streams, plain text of results, errors with
@@ -81,11 +82,48 @@ const IMAGE_TYPES: [(&str, &[u8]); 4] = [
 
 /// Renders a cell run as a tool result: one text block, then one image block per image.
 pub fn render_cell_run(run: &CellRun, max_output_chars: usize) -> CallToolResult {
+    let (body, images) = render_outputs(&run.outputs);
+    let mut text = match run.cell_index {
+        Some(i) => format!("[cell {i}, "),
+        None => "[hidden execution, ".to_string(),
+    };
+    match run.execution_count {
+        Some(n) => text.push_str(&format!("execution_count {n}]")),
+        None => text.push_str("no execution_count]"),
+    }
+    let body = truncate_middle(&body, max_output_chars);
+    if !body.is_empty() {
+        text.push('\n');
+        text.push_str(&body);
+    }
+    let status = match run.status {
+        RunStatus::Ok => None,
+        RunStatus::Error => Some("[error: the code raised an exception]"),
+        RunStatus::Aborted => Some("[aborted: the kernel did not run this code]"),
+        RunStatus::TimedOut => Some("[interrupted: timed out]"),
+        RunStatus::KernelDied => Some("[kernel died while running this code]"),
+    };
+    if let Some(status) = status {
+        text.push('\n');
+        text.push_str(status);
+    }
+    if let Some(note) = &run.note {
+        text.push_str(&format!("\n[note: {note}]"));
+    }
+    let mut content = Vec::with_capacity(1 + images.len());
+    content.push(ContentBlock::text(text));
+    content.extend(images);
+    CallToolResult::success(content)
+}
+
+/// The outputs as the text of a tool result (uncut), and the images it mentions as
+/// `[image K: <mime>, attached]`, K counting from 1.
+fn render_outputs(outputs: &[Output]) -> (String, Vec<ContentBlock>) {
     let mut parts: Vec<String> = Vec::new();
     let mut images: Vec<ContentBlock> = Vec::new();
     // Consecutive chunks of one stream are merged before rendering.
     let mut stream: Option<(String, String)> = None;
-    for output in &run.outputs {
+    for output in outputs {
         if let Output::Stream { name, text } = output {
             match stream.as_mut() {
                 Some((current, buf)) if current == name => buf.push_str(&text.text()),
@@ -117,38 +155,97 @@ pub fn render_cell_run(run: &CellRun, max_output_chars: usize) -> CallToolResult
         }
     }
     flush_stream(stream.take(), &mut parts);
+    (parts.join("\n"), images)
+}
 
-    let mut text = match run.cell_index {
-        Some(i) => format!("[cell {i}, "),
-        None => "[hidden execution, ".to_string(),
+/// One page of a notebook cell for `read_cell`: a header, part of the cell's text (its
+/// source, then its outputs rendered as by [`render_cell_run`], never cut), and a line
+/// saying which characters were shown and where the next page starts. Images come with the
+/// page that mentions them. `offset` and `limit` count characters of the cell's text; a
+/// page that would end inside a line ends after the line before, if that keeps at least
+/// half the page.
+pub fn render_cell_page(
+    index: usize,
+    cell: &Cell,
+    offset: usize,
+    limit: usize,
+) -> Result<CallToolResult, String> {
+    let (header, body, images) = match cell {
+        Cell::Code {
+            source,
+            execution_count,
+            outputs,
+            ..
+        } => {
+            let header = match execution_count {
+                Some(n) => format!("[cell {index}, execution_count {n}]"),
+                None => format!("[cell {index}, no execution_count]"),
+            };
+            let (out, images) = render_outputs(outputs);
+            let out = if out.is_empty() {
+                "[no outputs]".to_string()
+            } else {
+                format!("[outputs]\n{out}")
+            };
+            let body = format!("[source]\n{}\n{out}", source.text().trim_end_matches('\n'));
+            (header, body, images)
+        }
+        Cell::Markdown { source, .. } => (
+            format!("[markdown cell {index}]"),
+            source.text(),
+            Vec::new(),
+        ),
+        Cell::Raw { source, .. } => (format!("[raw cell {index}]"), source.text(), Vec::new()),
     };
-    match run.execution_count {
-        Some(n) => text.push_str(&format!("execution_count {n}]")),
-        None => text.push_str("no execution_count]"),
+    let chars: Vec<char> = body.chars().collect();
+    let total = chars.len();
+    if offset > total || (offset == total && total > 0) {
+        return Err(format!(
+            "offset {offset} is past the end of cell {index}, which has {total} characters"
+        ));
     }
-    let body = truncate_middle(&parts.join("\n"), max_output_chars);
-    if !body.is_empty() {
+    let limit = limit.max(1);
+    let mut end = offset.saturating_add(limit).min(total);
+    if end < total
+        && let Some(nl) = chars[offset..end].iter().rposition(|c| *c == '\n')
+        && nl + 1 >= limit / 2
+    {
+        end = offset + nl + 1;
+    }
+    let page: String = chars[offset..end].iter().collect();
+    // Which images the page mentions: their markers in order through the whole text.
+    let byte_at = |n: usize| body.char_indices().nth(n).map_or(body.len(), |(i, _)| i);
+    let (start_byte, end_byte) = (byte_at(offset), byte_at(end));
+    let mut attached = Vec::new();
+    let mut from = 0;
+    for (k, image) in images.into_iter().enumerate() {
+        let marker = format!("[image {}: ", k + 1);
+        let Some(at) = body[from..].find(&marker).map(|i| from + i) else {
+            break;
+        };
+        from = at + marker.len();
+        if (start_byte..end_byte).contains(&at) {
+            attached.push(image);
+        }
+    }
+    let mut text = format!("{header}\n{page}");
+    if !text.ends_with('\n') {
         text.push('\n');
-        text.push_str(&body);
     }
-    let status = match run.status {
-        RunStatus::Ok => None,
-        RunStatus::Error => Some("[error: the code raised an exception]"),
-        RunStatus::Aborted => Some("[aborted: the kernel did not run this code]"),
-        RunStatus::TimedOut => Some("[interrupted: timed out]"),
-        RunStatus::KernelDied => Some("[kernel died while running this code]"),
-    };
-    if let Some(status) = status {
-        text.push('\n');
-        text.push_str(status);
+    if end < total {
+        text.push_str(&format!(
+            "[shown: characters {offset}-{end} of {total}; {} more: read_cell with cell_index={index}, offset={end}]",
+            total - end
+        ));
+    } else {
+        text.push_str(&format!(
+            "[shown: characters {offset}-{end} of {total}; the end of cell {index}]"
+        ));
     }
-    if let Some(note) = &run.note {
-        text.push_str(&format!("\n[note: {note}]"));
-    }
-    let mut content = Vec::with_capacity(1 + images.len());
+    let mut content = Vec::with_capacity(1 + attached.len());
     content.push(ContentBlock::text(text));
-    content.extend(images);
-    CallToolResult::success(content)
+    content.extend(attached);
+    Ok(CallToolResult::success(content))
 }
 
 fn flush_stream(stream: Option<(String, String)>, parts: &mut Vec<String>) {

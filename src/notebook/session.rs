@@ -494,6 +494,23 @@ impl NotebookSession {
         self.run_in_cell(i, code, None, cancel).await
     }
 
+    /// The cell at `index` (negative counts from the end) and its index, as the notebook
+    /// holds it (secrets redacted).
+    pub fn cell(&self, index: i64) -> Result<(usize, Cell)> {
+        let doc = self.doc()?;
+        let n = doc.cells.len() as i64;
+        let i = if index < 0 { n + index } else { index };
+        if i < 0 || i >= n {
+            bail!("cell_index {index} is out of range: the notebook has {n} cells");
+        }
+        Ok((i as usize, doc.cells[i as usize].clone()))
+    }
+
+    /// The default timeout of a cell, if any.
+    pub fn cell_timeout(&self) -> Option<Duration> {
+        self.opts.timeout
+    }
+
     /// Interrupts the running cell, if any.
     pub async fn interrupt(&self) -> Result<()> {
         let i = self.interrupter.lock().ok().and_then(|g| g.clone());
@@ -568,6 +585,12 @@ impl NotebookTools for SessionTools {
     }
     async fn shutdown(&self) -> Result<()> {
         self.0.shutdown().await
+    }
+    fn read_cell(&self, cell_index: i64) -> Result<(usize, Cell)> {
+        self.0.cell(cell_index)
+    }
+    fn cell_timeout(&self) -> Option<Duration> {
+        self.0.cell_timeout()
     }
 }
 

@@ -39,6 +39,8 @@ fn result_map(r: &AgentResult) -> Map {
     m.insert("final_text".into(), r.final_text.clone().into());
     m.insert("turns".into(), (r.turns as i64).into());
     m.insert("stop_reason".into(), r.stop_reason.clone().into());
+    // The same, under the short name the limits are documented with (`result.stop`).
+    m.insert("stop".into(), r.stop_reason.clone().into());
     m.insert("usage".into(), usage.into());
     m.insert(
         "model".into(),
@@ -336,7 +338,7 @@ pub fn register_syntax(engine: &mut Engine) {
 }
 
 pub fn register(engine: &mut Engine, host: &Arc<Host>) {
-    const RUN_AGENT: &str = "Runs an LLM tool loop over the MCP servers of `mcp_config`: `#{ prompt (the system prompt, as in Seer), user_message (the first user message; default: \"Begin. Follow the instructions in the system prompt, and end with a summary of what you found.\"), mcp_config, tools: \"none\" (no tools on purpose; otherwise an empty mcp_config is an error), provider: anthropic|claude|openai|gemini|claude-code|replay, model, base_url, api_key_env, kwargs: #{ temperature, top_p, top_k, thinking_budget, reasoning_effort, stop, extra_body }, max_turns, max_tokens, system_prompt (= prompt), name, transcript (replay), prices, live_log, request_timeout, max_retries }`; the callback gets every event (`text`, `thinking`, `tool_call`, `tool_result`, `usage`, `error`, `done`). Returns `#{ final_text, turns, stop_reason, model, usage: #{ input_tokens, output_tokens, cost_usd, … }, transcript }`.";
+    const RUN_AGENT: &str = "Runs an LLM tool loop over the MCP servers of `mcp_config`: `#{ prompt (the system prompt, as in Seer), user_message (the first user message; default: \"Begin. Follow the instructions in the system prompt, and end with a summary of what you found.\"), mcp_config, tools: \"none\" (no tools on purpose; otherwise an empty mcp_config is an error), provider: anthropic|claude|openai|gemini|claude-code|replay, model, base_url, api_key_env, kwargs: #{ temperature, top_p, top_k, thinking_budget, reasoning_effort, stop, extra_body, cache }, max_turns, max_tokens, system_prompt (= prompt), name, transcript (replay), prices, live_log, request_timeout, max_retries, context_window, context: #{ strategy: auto|edit|summary|trim|none, threshold, keep_last, max_tool_result, summary_model, trim_keep }, limits: #{ turns, tokens, cost_usd, wall_s, tool_calls }, tool_timeout }`; the callback gets every event (`text`, `thinking`, `tool_call`, `tool_result`, `usage`, `error`, `done`). Returns `#{ final_text, turns, stop_reason (= stop: end_turn, max_turns, turn_limit, token_limit, cost_limit, time_limit, tool_call_limit, …), model, usage: #{ input_tokens, output_tokens, cost_usd, … }, transcript }`.";
     let h = host.clone();
     func(engine, "run_agent", "cfg", RUN_AGENT, move |m: Map| {
         run_agent(&h, None, m, None)

@@ -199,14 +199,72 @@ pub fn record(index: usize, json: &str) -> String {
                 .and_then(Value::as_array)
                 .map(|t| t.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
-            format!(
+            let mut out = format!(
                 "<div class=\"meta\">started · provider {} · model {} · tools: {}</div>",
                 escape(s(&v, "provider")),
                 escape(v.get("model").and_then(Value::as_str).unwrap_or("default")),
                 escape(&tools.join(", "))
-            )
+            );
+            let system = s(&v, "system");
+            if !system.is_empty() {
+                out.push_str(&details(
+                    "system prompt",
+                    &format!("<pre>{}</pre>", escape(system)),
+                    "system",
+                ));
+            }
+            out
         }
-        "request" => request(&v),
+        // Written since transcripts hold each message once: the user's messages.
+        "user" => format!(
+            "<div class=\"user\"><div class=\"who\">user</div>{}</div>",
+            markdown(s(&v, "text"))
+        ),
+        // Older transcripts carry each request's whole body; newer ones only its size.
+        "request" if v.get("body").is_some() => request(&v),
+        "request" => format!(
+            "<div class=\"meta\">turn {} · request of {} messages, about {} tokens</div>",
+            n(&v, "turn"),
+            n(&v, "messages"),
+            n(&v, "context_tokens")
+        ),
+        "compaction" => {
+            let mut what = vec![];
+            if n(&v, "cleared_results") > 0 {
+                what.push(format!(
+                    "cleared {} old tool results ({} characters)",
+                    n(&v, "cleared_results"),
+                    n(&v, "cleared_chars")
+                ));
+            }
+            if n(&v, "dropped_turns") > 0 {
+                what.push(format!("dropped {} turns", n(&v, "dropped_turns")));
+            }
+            if n(&v, "summarised_messages") > 0 {
+                what.push(format!(
+                    "summarised {} messages",
+                    n(&v, "summarised_messages")
+                ));
+            }
+            let mut out = format!(
+                "<div class=\"meta compaction\">context compacted ({}) before turn {}: {} · {} → {} tokens of a {}-token window</div>",
+                escape(s(&v, "strategy")),
+                n(&v, "turn") + 1,
+                escape(&what.join(", ")),
+                n(&v, "tokens_before"),
+                n(&v, "tokens_after"),
+                n(&v, "window")
+            );
+            let summary = s(&v, "summary");
+            if !summary.is_empty() {
+                out.push_str(&details("summary", &markdown(summary), "summary"));
+            }
+            out
+        }
+        "limit" => format!(
+            "<div class=\"meta done\">limit: the run {}</div>",
+            escape(s(&v, "message"))
+        ),
         "response" => {
             let u = v.get("usage").unwrap_or(&Value::Null);
             let content = v

@@ -1,9 +1,31 @@
 //! A loopback server speaking the Anthropic Messages wire format (SSE) that answers
 //! each request with the next scripted turn, and records what it was sent. The turns
 //! are built from the same events the real API streams (checked against the official
-//! SDK in the providers' unit tests).
+//! SDK in the providers' unit tests). It serves any SSE body, so `fake_openai` and
+//! `fake_gemini` turns go through it too; it tells the API from the request's path.
+//!
+//! Off by default, two emulations make usage depend on what was sent, as the real APIs'
+//! does (see [`FakeAnthropic::with_window`] and [`FakeAnthropic::with_caching`]):
+//! - **A context window.** The prompt's size is estimated as one token per 4 bytes of
+//!   the JSON of its parts ([`prompt_tokens`]: each tool, system block and message block,
+//!   without `cache_control`); over the window the request is answered with the API's
+//!   own error (Anthropic: 400 `invalid_request_error` "prompt is too long: N tokens > M
+//!   maximum"; OpenAI: 400 `context_length_exceeded`; Gemini: 400 `INVALID_ARGUMENT` "The
+//!   input token count (N) exceeds the maximum number of tokens allowed (M)."), and under
+//!   it the scripted turn's input usage is replaced by the estimate.
+//! - **Anthropic's prompt caching.** A block with `cache_control` ends a cacheable
+//!   prefix (tools, then system, then messages). A request whose breakpoint prefix equals
+//!   one an earlier request wrote (within the TTL, 5 minutes, refreshed by each read)
+//!   reads the longest such prefix: `cache_read_input_tokens`; its later breakpoints are
+//!   written: `cache_creation_input_tokens` up to the last one; the rest is
+//!   `input_tokens`. Unlike the API, the fake looks for hits at the breakpoints only (not
+//!   up to 20 blocks before them) and caches prefixes of any size (the API ignores
+//!   breakpoints below 1024 tokens or so).
 
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hasher};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -45,10 +67,67 @@ pub fn last_tool_results(body: &Value) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join("\n"))
 }
 
+/// The API a request was sent to, from its path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// `POST /v1/messages`.
+    Anthropic,
+    /// `POST .../chat/completions`.
+    OpenAi,
+    /// `POST /v1beta/models/{model}:streamGenerateContent`.
+    Gemini,
+}
+
+impl Api {
+    /// The API of a request head (`POST <path> HTTP/1.1` ...).
+    pub fn of(head: &str) -> Self {
+        let path = head.split_whitespace().nth(1).unwrap_or("");
+        if path.contains(":streamGenerateContent") || path.contains(":generateContent") {
+            Self::Gemini
+        } else if path.contains("/chat/completions") {
+            Self::OpenAi
+        } else {
+            Self::Anthropic
+        }
+    }
+}
+
+/// What the emulations (see the module docs) make of one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Measured {
+    /// The prompt's estimated size ([`prompt_tokens`]).
+    pub tokens: u64,
+    /// Uncached input reported.
+    pub input: u64,
+    /// Reported as read from the cache.
+    pub cache_read: u64,
+    /// Reported as written to the cache.
+    pub cache_write: u64,
+    /// Answered with the context-window error instead of a turn.
+    pub over_window: bool,
+}
+
+#[derive(Default)]
+struct Emulation {
+    window: Option<u64>,
+    caching: bool,
+    ttl: Option<Duration>,
+    /// Prefix hash -> when it expires.
+    cache: HashMap<u64, Instant>,
+    measured: Vec<Measured>,
+}
+
+impl Emulation {
+    fn active(&self) -> bool {
+        self.window.is_some() || self.caching
+    }
+}
+
 /// A running fake; it stops with the runtime it owns when dropped.
 pub struct FakeAnthropic {
     pub url: String,
     pub seen: Seen,
+    emulation: Arc<Mutex<Emulation>>,
     _rt: tokio::runtime::Runtime,
 }
 
@@ -76,8 +155,39 @@ impl FakeAnthropic {
             .unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let seen: Seen = Arc::default();
-        rt.spawn(serve(listener, responder, seen.clone()));
-        Self { url, seen, _rt: rt }
+        let emulation: Arc<Mutex<Emulation>> = Arc::default();
+        rt.spawn(serve(listener, responder, seen.clone(), emulation.clone()));
+        Self {
+            url,
+            seen,
+            emulation,
+            _rt: rt,
+        }
+    }
+
+    /// Enforces a context window of `tokens` (estimated, see [`prompt_tokens`]): a larger
+    /// prompt gets the API's own error, and every answer's input usage is the estimate.
+    pub fn with_window(self, tokens: u64) -> Self {
+        self.emulation.lock().unwrap().window = Some(tokens);
+        self
+    }
+
+    /// Emulates Anthropic's prompt caching (see the module docs); input usage is then
+    /// measured from the request.
+    pub fn with_caching(self) -> Self {
+        self.emulation.lock().unwrap().caching = true;
+        self
+    }
+
+    /// How long a cached prefix lives after its last use (default 5 minutes).
+    pub fn with_cache_ttl(self, ttl: Duration) -> Self {
+        self.emulation.lock().unwrap().ttl = Some(ttl);
+        self
+    }
+
+    /// What the emulations made of each request so far (empty when they are off).
+    pub fn measured(&self) -> Vec<Measured> {
+        self.emulation.lock().unwrap().measured.clone()
     }
 
     /// Answers every request with what `f` picks from the request number and body.
@@ -131,6 +241,13 @@ pub fn tool_names(body: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// `block` with the prompt-cache breakpoint seer puts on the end of the history (and on
+/// the end of the previous turn).
+pub fn cached(mut block: Value) -> Value {
+    block["cache_control"] = json!({"type": "ephemeral"});
+    block
 }
 
 /// Every `tool_result` block of a request's messages, in order.
@@ -258,21 +375,233 @@ async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<(String, Value
     }
 }
 
-async fn serve(listener: tokio::net::TcpListener, responder: Responder, seen: Seen) {
+/// A JSON error response.
+fn json_error(status: &str, body: Value) -> Reply {
+    let body = body.to_string();
+    Reply::Raw(format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    ))
+}
+
+/// The error `api` answers a prompt of `tokens` over a window of `window` with, as the
+/// real APIs word it.
+pub fn too_long_error(api: Api, tokens: u64, window: u64) -> Reply {
+    match api {
+        Api::Anthropic => json_error(
+            "400 Bad Request",
+            json!({"type": "error", "error": {"type": "invalid_request_error",
+                   "message": format!("prompt is too long: {tokens} tokens > {window} maximum")}}),
+        ),
+        Api::OpenAi => json_error(
+            "400 Bad Request",
+            json!({"error": {"message": format!("This model's maximum context length is {window} tokens. However, your messages resulted in {tokens} tokens. Please reduce the length of the messages."),
+                   "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}),
+        ),
+        Api::Gemini => json_error(
+            "400 Bad Request",
+            json!({"error": {"code": 400,
+                   "message": format!("The input token count ({tokens}) exceeds the maximum number of tokens allowed ({window})."),
+                   "status": "INVALID_ARGUMENT"}}),
+        ),
+    }
+}
+
+/// `v` without `cache_control` fields (they mark a prefix; they are not part of it).
+fn without_cache_control(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("cache_control");
+    }
+    v
+}
+
+/// The parts of a prompt in order, as the estimate and the cache see them: each the JSON
+/// of a tool, system block, message block (Anthropic), message (OpenAI) or content
+/// (Gemini), and whether it carries a `cache_control` breakpoint.
+fn prompt_parts(api: Api, body: &Value) -> Vec<(String, bool)> {
+    let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
+    let part = |v: &Value| {
+        (
+            without_cache_control(v).to_string(),
+            v.get("cache_control").is_some(),
+        )
+    };
+    let mut parts = vec![];
+    match api {
+        Api::Anthropic => {
+            parts.extend(list(&body["tools"]).iter().map(part));
+            match &body["system"] {
+                Value::String(s) => parts.push((json!(s).to_string(), false)),
+                v => parts.extend(list(v).iter().map(part)),
+            }
+            for (i, m) in list(&body["messages"]).iter().enumerate() {
+                let blocks = match &m["content"] {
+                    Value::String(s) => vec![json!({"type": "text", "text": s})],
+                    v => list(v),
+                };
+                for b in &blocks {
+                    let (text, marked) = part(b);
+                    parts.push((format!("{i}:{}:{text}", m["role"]), marked));
+                }
+            }
+        }
+        Api::OpenAi => {
+            parts.extend(list(&body["tools"]).iter().map(part));
+            parts.extend(list(&body["messages"]).iter().map(part));
+        }
+        Api::Gemini => {
+            if !body["systemInstruction"].is_null() {
+                parts.push(part(&body["systemInstruction"]));
+            }
+            parts.extend(list(&body["tools"]).iter().map(part));
+            parts.extend(list(&body["contents"]).iter().map(part));
+        }
+    }
+    parts
+}
+
+/// The fake's estimate of a prompt's size: one token per 4 bytes of its parts' JSON.
+pub fn prompt_tokens(api: Api, body: &Value) -> u64 {
+    prompt_parts(api, body)
+        .iter()
+        .map(|(p, _)| p.len() as u64)
+        .sum::<u64>()
+        / 4
+}
+
+impl Emulation {
+    /// Measures a request: its size, and with caching what it reads and writes (updating
+    /// the cache).
+    fn measure(&mut self, api: Api, body: &Value) -> Measured {
+        let parts = prompt_parts(api, body);
+        let mut hasher = DefaultHasher::new();
+        let mut bytes = 0u64;
+        // (prefix hash, prefix tokens) at each breakpoint.
+        let mut breakpoints = vec![];
+        for (p, marked) in &parts {
+            hasher.write(p.as_bytes());
+            hasher.write_u8(0);
+            bytes += p.len() as u64;
+            if *marked {
+                breakpoints.push((hasher.finish(), bytes / 4));
+            }
+        }
+        let tokens = bytes / 4;
+        let over_window = self.window.is_some_and(|w| tokens > w);
+        let (mut read, mut write) = (0, 0);
+        // A refused request reads and writes nothing.
+        if self.caching && api == Api::Anthropic && !over_window {
+            let now = Instant::now();
+            let ttl = self.ttl.unwrap_or(Duration::from_secs(300));
+            self.cache.retain(|_, expires| *expires > now);
+            let hit = breakpoints
+                .iter()
+                .rposition(|(hash, _)| self.cache.contains_key(hash));
+            if let Some(i) = hit {
+                read = breakpoints[i].1;
+                self.cache.insert(breakpoints[i].0, now + ttl);
+            }
+            let new = &breakpoints[hit.map_or(0, |i| i + 1)..];
+            if let Some((_, last)) = new.last() {
+                write = last - read;
+            }
+            for (hash, _) in new {
+                self.cache.insert(*hash, now + ttl);
+            }
+        }
+        Measured {
+            tokens,
+            input: tokens - read - write,
+            cache_read: read,
+            cache_write: write,
+            over_window,
+        }
+    }
+}
+
+/// `turn` (an SSE body) with its input usage replaced by what was measured.
+fn with_measured_usage(api: Api, turn: &str, m: &Measured) -> String {
+    let rewrite = |v: &mut Value| match api {
+        Api::Anthropic => {
+            if v["type"] == "message_start" {
+                let usage = &mut v["message"]["usage"];
+                usage["input_tokens"] = json!(m.input);
+                usage["cache_read_input_tokens"] = json!(m.cache_read);
+                usage["cache_creation_input_tokens"] = json!(m.cache_write);
+            }
+        }
+        Api::OpenAi => {
+            if let Some(usage) = v.get_mut("usage").filter(|u| u.is_object()) {
+                let completion = usage["completion_tokens"].as_u64().unwrap_or(0);
+                usage["prompt_tokens"] = json!(m.tokens);
+                usage["total_tokens"] = json!(m.tokens + completion);
+                usage["prompt_tokens_details"] = json!({"cached_tokens": m.cache_read});
+            }
+        }
+        Api::Gemini => {
+            if let Some(usage) = v.get_mut("usageMetadata").filter(|u| u.is_object()) {
+                let n = |k: &str| usage[k].as_u64().unwrap_or(0);
+                let out = n("candidatesTokenCount") + n("thoughtsTokenCount");
+                usage["promptTokenCount"] = json!(m.tokens);
+                usage["totalTokenCount"] = json!(m.tokens + out);
+            }
+        }
+    };
+    turn.split_inclusive('\n')
+        .map(|line| {
+            let body = line.trim_end_matches(['\r', '\n']);
+            let end = &line[body.len()..];
+            match body
+                .strip_prefix("data: ")
+                .and_then(|d| serde_json::from_str::<Value>(d).ok())
+            {
+                Some(mut v) => {
+                    rewrite(&mut v);
+                    format!("data: {v}{end}")
+                }
+                None => line.to_string(),
+            }
+        })
+        .collect()
+}
+
+async fn serve(
+    listener: tokio::net::TcpListener,
+    responder: Responder,
+    seen: Seen,
+    emulation: Arc<Mutex<Emulation>>,
+) {
     loop {
         let Ok((mut sock, _)) = listener.accept().await else {
             return;
         };
         let responder = responder.clone();
         let seen = seen.clone();
+        let emulation = emulation.clone();
         tokio::spawn(async move {
             let Some(req) = read_request(&mut sock).await else {
                 return;
             };
             let reply = {
                 let mut seen = seen.lock().unwrap();
+                let mut emulation = emulation.lock().unwrap();
                 let n = seen.len();
-                let reply = responder(n, &req.1);
+                let api = Api::of(&req.0);
+                let measured = emulation.active().then(|| emulation.measure(api, &req.1));
+                let reply = match measured {
+                    Some(m) if m.over_window => {
+                        too_long_error(api, m.tokens, emulation.window.unwrap_or(0))
+                    }
+                    Some(m) => match responder(n, &req.1) {
+                        Reply::Sse(turn) => Reply::Sse(with_measured_usage(api, &turn, &m)),
+                        other => other,
+                    },
+                    None => responder(n, &req.1),
+                };
+                if let Some(m) = measured {
+                    emulation.measured.push(m);
+                }
                 seen.push(req);
                 reply
             };

@@ -67,6 +67,58 @@ fn block_json(block: &Block) -> Option<Value> {
     Some(super::blocks::block_to_json(block))
 }
 
+/// A prompt-cache breakpoint: the prefix up to the block that carries it is cached for
+/// five minutes (refreshed by each read).
+fn breakpoint() -> Value {
+    json!({"type": "ephemeral"})
+}
+
+/// Marks the last block of `message` that may carry a breakpoint (not thinking, not
+/// empty text, which the API refuses to mark).
+fn mark_last_block(message: &mut Value) {
+    let Some(content) = message.get_mut("content").and_then(Value::as_array_mut) else {
+        return;
+    };
+    let markable = |b: &Value| {
+        let ty = b.get("type").and_then(Value::as_str).unwrap_or("");
+        let empty_text = ty == "text" && b.get("text").and_then(Value::as_str) == Some("");
+        !matches!(ty, "thinking" | "redacted_thinking") && !empty_text
+    };
+    if let Some(block) = content.iter_mut().rev().find(|b| markable(b)) {
+        block["cache_control"] = breakpoint();
+    }
+}
+
+/// Prompt caching: breakpoints (at most 4, as the API allows) on the last tool (the tools
+/// prefix), the system prompt (tools + system, which survives any change of the history),
+/// the end of the last message (the moving end of the history, written for the next
+/// turn) and the end of the user message before it (where the previous request ended, so
+/// this one reads all of it from the cache).
+fn add_breakpoints(body: &mut Value) {
+    if let Some(last) = body
+        .get_mut("tools")
+        .and_then(Value::as_array_mut)
+        .and_then(|t| t.last_mut())
+    {
+        last["cache_control"] = breakpoint();
+    }
+    if let Some(system) = body.get("system").and_then(Value::as_str) {
+        body["system"] = json!([{"type": "text", "text": system, "cache_control": breakpoint()}]);
+    }
+    let Some(messages) = body.get_mut("messages").and_then(Value::as_array_mut) else {
+        return;
+    };
+    let Some(last) = messages.len().checked_sub(1) else {
+        return;
+    };
+    let previous = (0..last)
+        .rev()
+        .find(|&i| messages[i].get("role").and_then(Value::as_str) == Some("user"));
+    for i in previous.into_iter().chain([last]) {
+        mark_last_block(&mut messages[i]);
+    }
+}
+
 /// The JSON body for `req`.
 pub(crate) fn body(req: &Request, config: &ProviderConfig) -> Value {
     let messages: Vec<Value> = req
@@ -112,6 +164,9 @@ pub(crate) fn body(req: &Request, config: &ProviderConfig) -> Value {
     if let Some(b) = o.thinking_budget {
         body["thinking"] = json!({"type": "enabled", "budget_tokens": b});
     }
+    if o.cache_enabled() {
+        add_breakpoints(&mut body);
+    }
     o.merge_extra(&mut body);
     body
 }
@@ -136,6 +191,7 @@ impl Provider for AnthropicProvider {
             url: join_url(&self.config.base_url, "v1/messages"),
             headers: self.headers()?,
             body,
+            too_long: super::error::anthropic,
         };
         let new_decoder = || Box::new(Decoder::default()) as Box<dyn StreamDecoder>;
         retry::run(call, &new_decoder, on_event, cancel).await
@@ -307,7 +363,11 @@ impl StreamDecoder for Decoder {
                     .pointer("/error/message")
                     .and_then(Value::as_str)
                     .unwrap_or("");
-                let err = anyhow!("anthropic: stream error {etype}: {msg}");
+                let message = format!("anthropic: stream error {etype}: {msg}");
+                if let Some((tokens, limit)) = super::error::anthropic(None, &v) {
+                    return Err(AttemptError::too_long(message, tokens, limit));
+                }
+                let err = anyhow!(message);
                 return Err(match etype {
                     "overloaded_error" | "api_error" | "rate_limit_error" => {
                         AttemptError::retryable(err)

@@ -213,6 +213,7 @@ impl Provider for GeminiProvider {
             ),
             headers: self.headers()?,
             body: &sent,
+            too_long: super::error::gemini,
         };
         let new_decoder = || Box::new(Decoder::default()) as Box<dyn StreamDecoder>;
         retry::run(call, &new_decoder, on_event, cancel).await
@@ -326,7 +327,11 @@ impl StreamDecoder for Decoder {
         if let Some(err) = v.get("error") {
             let msg = err.get("message").and_then(Value::as_str).unwrap_or("");
             let status = err.get("status").and_then(Value::as_str).unwrap_or("error");
-            let e = anyhow!("gemini: stream error {status}: {msg}");
+            let message = format!("gemini: stream error {status}: {msg}");
+            if let Some((tokens, limit)) = super::error::gemini(None, &v) {
+                return Err(AttemptError::too_long(message, tokens, limit));
+            }
+            let e = anyhow!(message);
             return Err(
                 if matches!(status, "UNAVAILABLE" | "RESOURCE_EXHAUSTED" | "INTERNAL") {
                     AttemptError::retryable(e)

@@ -16,6 +16,7 @@
 
 mod anthropic;
 pub mod blocks;
+mod error;
 mod gemini;
 mod openai;
 mod options;
@@ -33,6 +34,7 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 pub use anthropic::AnthropicProvider;
+pub use error::{ProviderError, is_context_too_long};
 pub use gemini::GeminiProvider;
 pub use openai::OpenAiProvider;
 pub use options::Options;
@@ -144,17 +146,31 @@ pub enum StopReason {
     Other(String),
 }
 
-/// Token accounting.
+/// Token accounting, the same for every provider: the input is split into its uncached
+/// part, what was read from the prompt cache and what was written to it, which add up to
+/// the whole prompt ([`Usage::context_tokens`]). Anthropic reports it that way; OpenAI's
+/// `prompt_tokens` and Gemini's `promptTokenCount` include their cached tokens
+/// (`prompt_tokens_details.cached_tokens`, `cachedContentTokenCount`), which the decoders
+/// move to `cache_read_tokens`. Neither reports cache writes (their caching is automatic
+/// and writing costs nothing extra).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
     /// Uncached input tokens.
     pub input_tokens: u64,
-    /// Output tokens.
+    /// Output tokens (thinking included).
     pub output_tokens: u64,
     /// Input tokens read from the prompt cache.
     pub cache_read_tokens: u64,
     /// Input tokens written to the prompt cache.
     pub cache_write_tokens: u64,
+}
+
+impl Usage {
+    /// The size of the request's prompt in tokens, cached parts included: what counts
+    /// against the model's context window.
+    pub fn context_tokens(&self) -> u64 {
+        self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+    }
 }
 
 /// Incremental output, for live display.

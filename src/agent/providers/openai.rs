@@ -253,6 +253,7 @@ impl Provider for OpenAiProvider {
             url: join_url(&self.config.base_url, "chat/completions"),
             headers: self.headers()?,
             body,
+            too_long: super::error::openai,
         };
         let new_decoder = || Box::new(Decoder::default()) as Box<dyn StreamDecoder>;
         retry::run(call, &new_decoder, on_event, cancel).await
@@ -301,7 +302,11 @@ impl StreamDecoder for Decoder {
         if let Some(err) = v.get("error") {
             let msg = err.get("message").and_then(Value::as_str).unwrap_or("");
             let ty = err.get("type").and_then(Value::as_str).unwrap_or("error");
-            let e = anyhow!("openai: stream error {ty}: {msg}");
+            let message = format!("openai: stream error {ty}: {msg}");
+            if let Some((tokens, limit)) = super::error::openai(None, &v) {
+                return Err(AttemptError::too_long(message, tokens, limit));
+            }
+            let e = anyhow!(message);
             return Err(if matches!(ty, "server_error" | "rate_limit_exceeded") {
                 AttemptError::retryable(e)
             } else {

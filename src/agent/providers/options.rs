@@ -32,6 +32,11 @@ pub struct Options {
     /// Stop sequences.
     #[serde(default)]
     pub stop: Option<Vec<String>>,
+    /// Prompt caching (default on). Anthropic's requests then carry `cache_control`
+    /// breakpoints; `false` sends none. OpenAI and Gemini cache prompts by themselves and
+    /// cannot be told not to, so for them only `true` is accepted.
+    #[serde(default)]
+    pub cache: Option<bool>,
     /// Fields merged into the request body as given (objects merged key by key), for
     /// provider options seer does not know.
     #[serde(default)]
@@ -90,7 +95,17 @@ impl Options {
         {
             bail!("kwargs: `stop` sequences must not be empty");
         }
+        if self.cache == Some(false) && kind != Kind::Anthropic {
+            bail!(
+                "kwargs: `cache: false` is the anthropic provider's; {provider} caches prompts by itself (automatic prompt caching) and cannot be told not to"
+            );
+        }
         Ok(())
+    }
+
+    /// Whether requests ask for prompt caching (`cache`, default on).
+    pub fn cache_enabled(&self) -> bool {
+        self.cache != Some(false)
     }
 
     /// `extra_body` merged into `body`: objects key by key, anything else replaced.
@@ -156,6 +171,18 @@ mod tests {
         opts(json!({"thinking_budget": 0, "top_k": 3}))
             .check(Kind::Gemini, 8192)
             .unwrap();
+        assert_eq!(
+            err(json!({"cache": false}), Kind::OpenAi),
+            "kwargs: `cache: false` is the anthropic provider's; openai caches prompts by itself (automatic prompt caching) and cannot be told not to"
+        );
+        opts(json!({"cache": false}))
+            .check(Kind::Anthropic, 8192)
+            .unwrap();
+        opts(json!({"cache": true}))
+            .check(Kind::Gemini, 8192)
+            .unwrap();
+        assert!(!opts(json!({"cache": false})).cache_enabled());
+        assert!(Options::default().cache_enabled());
     }
 
     #[test]

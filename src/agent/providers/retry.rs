@@ -12,6 +12,7 @@ use anyhow::{Context as _, anyhow};
 use reqwest::header::HeaderMap;
 use tokio_util::sync::CancellationToken;
 
+use super::error::{ProviderError, TooLong};
 use super::sse::{SseEvent, SseParser};
 use super::{ProviderConfig, Response, StreamEvent};
 
@@ -65,7 +66,21 @@ impl AttemptError {
             retry_after: None,
         }
     }
+
+    /// A prompt too long for the model's window: never retried as it is (the caller
+    /// shortens the history), and typed so the caller can tell (see [`ProviderError`]).
+    pub(crate) fn too_long(message: String, tokens: Option<u64>, limit: Option<u64>) -> Self {
+        Self::Fatal(anyhow::Error::new(ProviderError::ContextTooLong {
+            tokens,
+            limit,
+            message,
+        }))
+    }
 }
+
+/// Recognises a provider's context-too-long error from the HTTP status (`None` for an
+/// error event in a stream) and the JSON error body.
+pub(crate) type TooLongFn = fn(Option<u16>, &serde_json::Value) -> TooLong;
 
 /// Per-provider stream decoder: turns SSE events into [`StreamEvent`]s and
 /// finally a [`Response`].
@@ -144,6 +159,8 @@ pub(crate) struct Call<'a> {
     pub url: String,
     pub headers: HeaderMap,
     pub body: &'a serde_json::Value,
+    /// The provider's context-too-long recogniser.
+    pub too_long: TooLongFn,
 }
 
 /// Runs the call with retries, timeout and cancellation; sends `StreamEvent::Done` once
@@ -236,7 +253,12 @@ async fn attempt_once(
         let after = retry_after(resp.headers());
         let text = resp.text().await.unwrap_or_default();
         let msg = call.key.redact(&error_message(&text));
-        let err = anyhow!("{provider}: HTTP {}: {msg}", status.as_u16());
+        let message = format!("{provider}: HTTP {}: {msg}", status.as_u16());
+        let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        if let Some((tokens, limit)) = (call.too_long)(Some(status.as_u16()), &json) {
+            return Err(AttemptError::too_long(message, tokens, limit));
+        }
+        let err = anyhow!(message);
         return Err(if is_retryable_status(status.as_u16()) {
             AttemptError::Retryable {
                 error: err,

@@ -446,19 +446,21 @@ async fn anthropic_text_turn_and_request_shape() {
             "model": "claude-sonnet-4-5-20250929",
             "max_tokens": 1024,
             "stream": true,
-            "system": "You are a probe.",
+            "system": [{"type": "text", "text": "You are a probe.", "cache_control": {"type": "ephemeral"}}],
             "temperature": 0.5,
             "tools": [{"name": "run_code", "description": "Run Python",
-                "input_schema": {"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]}}],
+                "input_schema": {"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]},
+                "cache_control": {"type": "ephemeral"}}],
             "messages": [
-                {"role": "user", "content": [{"type": "text", "text": "Plot it"}]},
+                {"role": "user", "content": [{"type": "text", "text": "Plot it", "cache_control": {"type": "ephemeral"}}]},
                 {"role": "assistant", "content": [
                     {"type": "thinking", "thinking": "plan", "signature": "sig"},
                     {"type": "text", "text": "Running."},
                     {"type": "tool_use", "id": "t1", "name": "run_code", "input": {"code": "plot()"}}]},
                 {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "is_error": false, "content": [
                     {"type": "text", "text": "done"},
-                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}]}]}
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}],
+                    "cache_control": {"type": "ephemeral"}}]}
             ]
         })
     );
@@ -993,3 +995,331 @@ async fn fatal_midstream_errors_are_not_retried() {
 }
 
 mod gemini;
+
+// ---------- prompt caching and context windows ----------
+
+/// A longer history: a thinking turn with a call, two results, another call and its result.
+fn long_history() -> Vec<Message> {
+    let result = |id: &str, text: &str| Block::ToolResult {
+        tool_use_id: id.into(),
+        content: vec![ResultPart::Text(text.into())],
+        is_error: false,
+    };
+    let call = |id: &str| Block::ToolUse {
+        id: id.into(),
+        name: "run_code".into(),
+        input: json!({"code": id}),
+    };
+    vec![
+        Message {
+            role: Role::User,
+            content: vec![Block::Text("Go".into())],
+        },
+        Message {
+            role: Role::Assistant,
+            content: vec![
+                Block::Thinking {
+                    text: "plan".into(),
+                    signature: Some("sig".into()),
+                },
+                call("a"),
+                call("b"),
+            ],
+        },
+        Message {
+            role: Role::User,
+            content: vec![result("a", "1"), result("b", "2")],
+        },
+        Message {
+            role: Role::Assistant,
+            content: vec![call("c")],
+        },
+        Message {
+            role: Role::User,
+            content: vec![result("c", "3")],
+        },
+    ]
+}
+
+#[test]
+fn anthropic_breakpoints_mark_tools_system_and_the_last_two_turns() {
+    let cfg = config(Kind::Anthropic, "http://127.0.0.1:1");
+    let mut req = convo_request();
+    req.messages = long_history();
+    req.options = Options::default();
+    let cc = json!({"type": "ephemeral"});
+    let result = |id: &str, text: &str| {
+        json!({"type": "tool_result", "tool_use_id": id, "is_error": false,
+               "content": [{"type": "text", "text": text}]})
+    };
+    let call =
+        |id: &str| json!({"type": "tool_use", "id": id, "name": "run_code", "input": {"code": id}});
+    let mut marked_b = result("b", "2");
+    marked_b["cache_control"] = cc.clone();
+    let mut marked_c = result("c", "3");
+    marked_c["cache_control"] = cc.clone();
+    let body = anthropic::body(&req, &cfg);
+    assert_eq!(
+        body,
+        json!({
+            "model": "claude-sonnet-4-5-20250929",
+            "max_tokens": 1024,
+            "stream": true,
+            "system": [{"type": "text", "text": "You are a probe.", "cache_control": cc}],
+            "tools": [{"name": "run_code", "description": "Run Python",
+                "input_schema": {"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]},
+                "cache_control": cc}],
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "Go"}]},
+                {"role": "assistant", "content": [
+                    {"type": "thinking", "thinking": "plan", "signature": "sig"}, call("a"), call("b")]},
+                {"role": "user", "content": [result("a", "1"), marked_b]},
+                {"role": "assistant", "content": [call("c")]},
+                {"role": "user", "content": [marked_c]},
+            ]
+        })
+    );
+    assert_eq!(body.to_string().matches("cache_control").count(), 4);
+
+    // No tools and no system prompt: the two message breakpoints only. A thinking block
+    // or an empty text cannot carry one, so the block before it does.
+    req.tools.clear();
+    req.system.clear();
+    req.messages = vec![
+        Message {
+            role: Role::User,
+            content: vec![Block::Text("Hi".into()), Block::Text(String::new())],
+        },
+        Message {
+            role: Role::Assistant,
+            content: vec![
+                Block::Text("Partial".into()),
+                Block::Thinking {
+                    text: "t".into(),
+                    signature: Some("s".into()),
+                },
+            ],
+        },
+    ];
+    let body = anthropic::body(&req, &cfg);
+    assert_eq!(
+        body["messages"],
+        json!([
+            {"role": "user", "content": [
+                {"type": "text", "text": "Hi", "cache_control": cc}, {"type": "text", "text": ""}]},
+            {"role": "assistant", "content": [
+                {"type": "text", "text": "Partial", "cache_control": cc},
+                {"type": "thinking", "thinking": "t", "signature": "s"}]},
+        ])
+    );
+    assert_eq!((body.get("system"), body.get("tools")), (None, None));
+
+    // `kwargs.cache: false`: no breakpoint anywhere, the system prompt a plain string.
+    let mut req = convo_request();
+    req.messages = long_history();
+    req.options.cache = Some(false);
+    let body = anthropic::body(&req, &cfg);
+    assert!(!body.to_string().contains("cache_control"), "{body}");
+    assert_eq!(body["system"], "You are a probe.");
+    // The other providers send no breakpoints (their caching is automatic).
+    req.options.cache = None;
+    for kind in [Kind::OpenAi, Kind::Gemini] {
+        let p = config(kind, "http://127.0.0.1:1")
+            .build_with_key(ApiKey::new(KEY))
+            .unwrap();
+        let body = p.request_body(&req);
+        assert!(!body.to_string().contains("cache_control"), "{body}");
+    }
+}
+
+/// Each provider's cached tokens land in `cache_read_tokens`, `input_tokens` is the
+/// uncached rest, and `context_tokens` the whole prompt.
+#[tokio::test]
+async fn usage_counts_cached_tokens_for_all_providers() {
+    let mut got = vec![];
+    for (kind, wire) in [
+        (Kind::Anthropic, anthropic_text_turn(&["ok"])),
+        (Kind::OpenAi, openai_text_turn(&["ok"])),
+        (Kind::Gemini, gemini::gemini_tool_turn()),
+    ] {
+        let fake = Fake::start(vec![stream(wire)]).await;
+        let p = provider(kind, &fake);
+        let usage = run(p.as_ref(), &simple_request()).await.0.unwrap().usage;
+        got.push((kind, usage, usage.context_tokens()));
+    }
+    let usage = |input_tokens, output_tokens, cache_read_tokens, cache_write_tokens| Usage {
+        input_tokens,
+        output_tokens,
+        cache_read_tokens,
+        cache_write_tokens,
+    };
+    assert_eq!(
+        got,
+        [
+            // input_tokens 25 (uncached), cache_read_input_tokens 7, cache_creation 3.
+            (Kind::Anthropic, usage(25, 15, 7, 3), 35),
+            // prompt_tokens 30 of which cached_tokens 10.
+            (Kind::OpenAi, usage(20, 12, 10, 0), 30),
+            // promptTokenCount 40 of which cachedContentTokenCount 10; output 12 + 5 thoughts.
+            (Kind::Gemini, usage(30, 17, 10, 0), 40),
+        ]
+    );
+}
+
+/// Over the window each provider answers in its own words; all become
+/// `ProviderError::ContextTooLong`, which is not retried and survives added context.
+#[tokio::test]
+async fn context_too_long_is_recognised_for_all_providers() {
+    let cases = [
+        (
+            Kind::Anthropic,
+            json!({"type": "error", "error": {"type": "invalid_request_error",
+                   "message": "prompt is too long: 250123 tokens > 200000 maximum"}}),
+            "anthropic: HTTP 400: invalid_request_error: prompt is too long: 250123 tokens > 200000 maximum",
+            (Some(250_123), Some(200_000)),
+        ),
+        (
+            Kind::OpenAi,
+            json!({"error": {"message": "This model's maximum context length is 128000 tokens. However, your messages resulted in 130500 tokens. Please reduce the length of the messages.",
+                   "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}),
+            "openai: HTTP 400: invalid_request_error: This model's maximum context length is 128000 tokens. However, your messages resulted in 130500 tokens. Please reduce the length of the messages.",
+            (Some(130_500), Some(128_000)),
+        ),
+        (
+            Kind::Gemini,
+            json!({"error": {"code": 400, "message": "The input token count (1200293) exceeds the maximum number of tokens allowed (1048576).",
+                   "status": "INVALID_ARGUMENT"}}),
+            "gemini: HTTP 400: INVALID_ARGUMENT: The input token count (1200293) exceeds the maximum number of tokens allowed (1048576).",
+            (Some(1_200_293), Some(1_048_576)),
+        ),
+    ];
+    for (kind, body, message, (tokens, limit)) in cases {
+        let fake = Fake::start(vec![status(400, vec![], body)]).await;
+        let p = provider(kind, &fake);
+        let err = run(p.as_ref(), &simple_request()).await.0.unwrap_err();
+        assert_eq!(
+            ProviderError::find(&err),
+            Some(&ProviderError::ContextTooLong {
+                tokens,
+                limit,
+                message: message.into()
+            }),
+            "{kind:?}"
+        );
+        assert_eq!(format!("{err:#}"), message);
+        assert!(is_context_too_long(&err));
+        assert!(is_context_too_long(&err.context("turn 3")));
+        assert_eq!(fake.requests().len(), 1, "{kind:?} was retried");
+    }
+    // Another 400 is not one.
+    let fake = Fake::start(vec![status(
+        400,
+        vec![],
+        json!({"type": "error", "error": {"type": "invalid_request_error", "message": "max_tokens: 99999 > 64000"}}),
+    )])
+    .await;
+    let err = run(provider(Kind::Anthropic, &fake).as_ref(), &simple_request())
+        .await
+        .0
+        .unwrap_err();
+    assert!(!is_context_too_long(&err), "{err:#}");
+    assert_eq!(ProviderError::find(&err), None);
+
+    // An error event in the stream says it too (OpenAI's shape).
+    let wire = format!(
+        "data: {}\n\n",
+        json!({"error": {"message": "Your input exceeds the context window of this model. Please adjust your input and try again.",
+                         "type": "invalid_request_error", "code": "context_length_exceeded"}})
+    );
+    let fake = Fake::start(vec![stream(wire)]).await;
+    let err = run(provider(Kind::OpenAi, &fake).as_ref(), &simple_request())
+        .await
+        .0
+        .unwrap_err();
+    assert_eq!(
+        ProviderError::find(&err),
+        Some(&ProviderError::ContextTooLong {
+            tokens: None,
+            limit: None,
+            message: "openai: stream error invalid_request_error: Your input exceeds the context window of this model. Please adjust your input and try again.".into()
+        })
+    );
+}
+
+/// The other wordings: Anthropic's `max_tokens` overflow and its byte limit, OpenAI's for
+/// GPT-5 and the one vLLM and OpenRouter copy.
+#[test]
+fn context_too_long_wordings() {
+    let anthropic = |status, ty: &str, msg: &str| {
+        error::anthropic(
+            Some(status),
+            &json!({"type": "error", "error": {"type": ty, "message": msg}}),
+        )
+    };
+    assert_eq!(
+        anthropic(
+            400,
+            "invalid_request_error",
+            "input length and `max_tokens` exceed context limit: 199759 + 8192 > 200000, decrease input length or `max_tokens` and try again"
+        ),
+        Some((Some(199_759), Some(191_808)))
+    );
+    assert_eq!(
+        anthropic(
+            413,
+            "request_too_large",
+            "Request exceeds the maximum allowed number of bytes."
+        ),
+        Some((None, None))
+    );
+    assert_eq!(
+        anthropic(400, "invalid_request_error", "messages: field required"),
+        None
+    );
+    assert_eq!(
+        anthropic(
+            529,
+            "overloaded_error",
+            "prompt is too long: 1 tokens > 0 maximum"
+        ),
+        None
+    );
+    let openai = |msg: &str, code: &str| {
+        error::openai(
+            Some(400),
+            &json!({"error": {"message": msg, "type": "invalid_request_error", "param": "messages", "code": code}}),
+        )
+    };
+    assert_eq!(
+        openai(
+            "This model's maximum context length is 4096 tokens. However, you requested 5000 tokens (4000 in the messages, 1000 in the completion). Please reduce the length of the messages or completion.",
+            ""
+        ),
+        Some((Some(4_000), Some(3_096)))
+    );
+    assert_eq!(
+        openai(
+            "Input tokens exceed the configured limit of 272000 tokens. Your messages resulted in 300012 tokens. Please reduce the length of the messages.",
+            "context_length_exceeded"
+        ),
+        Some((Some(300_012), Some(272_000)))
+    );
+    assert_eq!(
+        openai(
+            "This endpoint's maximum context length is 200000 tokens. However, you requested about 250000 tokens (240000 of text input, 10000 in the output). Please reduce the length of either one.",
+            ""
+        ),
+        Some((Some(250_000), Some(200_000)))
+    );
+    assert_eq!(
+        openai("Invalid 'messages': empty array.", "empty_array"),
+        None
+    );
+    assert_eq!(
+        error::gemini(
+            Some(400),
+            &json!({"error": {"code": 400, "message": "Invalid JSON payload received.", "status": "INVALID_ARGUMENT"}})
+        ),
+        None
+    );
+}
