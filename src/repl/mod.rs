@@ -126,7 +126,7 @@ impl Repl {
         let mut ast = self
             .engine
             .compile_with_scope(&self.scope, src)
-            .map_err(|e| format!("error: {}", errors::locate_parse(&e, &shown)))?;
+            .map_err(|e| format!("error: {}", errors::locate_parse(&e, src, &shown)))?;
         if file.is_some() {
             ast.set_source(shown.clone());
         }

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rhai::{
-    Array, Dynamic, Engine, FuncRegistration, ImmutableString, Module, RhaiNativeFunc, Variant,
+    Array, Dynamic, Engine, FuncRegistration, ImmutableString, Module, NativeCallContext,
+    RhaiNativeFunc, Variant,
 };
 
 use super::{Host, RhaiResult, runtime_error, terminated};
@@ -401,4 +402,45 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         "Seconds since the epoch, as a float.",
         crate::sandbox::registry::now,
     );
+
+    // Python's string repetition, `"=" * 60` (operators are not listed in the reference).
+    const REPEAT: &str = "`text * n` or `n * text`: `text` repeated `n` times, as in Python \
+        (`\"=\" * 60`); `\"\"` when `n` is 0 or less.";
+    func(
+        engine,
+        "*",
+        "text, count",
+        REPEAT,
+        |ctx: NativeCallContext, s: &str, n: i64| repeat(&ctx, s, n),
+    );
+    func(
+        engine,
+        "*",
+        "count, text",
+        REPEAT,
+        |ctx: NativeCallContext, n: i64, s: &str| repeat(&ctx, s, n),
+    );
+}
+
+/// `s` repeated `n` times (`""` for `n` < 1), within the script's string limit: a huge
+/// count is an error before anything is allocated.
+fn repeat(ctx: &NativeCallContext, s: &str, n: i64) -> RhaiResult<String> {
+    let n = usize::try_from(n).unwrap_or(0);
+    let max = ctx.engine().max_string_size();
+    let too_large = || {
+        Box::new(rhai::EvalAltResult::ErrorDataTooLarge(
+            "Length of string".to_string(),
+            ctx.call_position(),
+        ))
+    };
+    let len = s.len().checked_mul(n).ok_or_else(too_large)?;
+    if max > 0 && len > max {
+        return Err(too_large());
+    }
+    let mut out = String::new();
+    out.try_reserve_exact(len).map_err(|_| too_large())?;
+    for _ in 0..n {
+        out.push_str(s);
+    }
+    Ok(out)
 }

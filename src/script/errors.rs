@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use rhai::{EvalAltResult, ParseError, Position};
+use rhai::{EvalAltResult, ParseError, ParseErrorType, Position};
 
 use crate::config::strip_position;
 
@@ -110,6 +110,10 @@ pub fn locate(err: &EvalAltResult, file: &str, module_file: &dyn Fn(&str) -> Str
             .to_string(),
         other => strip_position(&other.to_string()),
     };
+    let message = match unit_receiver_hint(e) {
+        Some(hint) => format!("{message}\n  hint: {hint}"),
+        None => message,
+    };
     // A runaway recursion has one frame per level: keep the two ends of the chain.
     let trace = if trace.len() > 12 {
         let skipped = trace.len() - 10;
@@ -129,6 +133,24 @@ pub fn locate(err: &EvalAltResult, file: &str, module_file: &dyn Fn(&str) -> Str
     }
 }
 
+/// For a method called on `()` (`Function not found: replace ((), …)`, or a property of
+/// `()`): where a `()` most often comes from in a script written by a Python user.
+fn unit_receiver_hint(e: &EvalAltResult) -> Option<&'static str> {
+    let on_unit = match e {
+        EvalAltResult::ErrorFunctionNotFound(sig, _) => sig
+            .split_once(" (")
+            .is_some_and(|(_, args)| args == "())" || args.starts_with("(), ")),
+        EvalAltResult::ErrorDotExpr(msg, _) => msg.ends_with("for type '()'"),
+        _ => false,
+    };
+    on_unit.then_some(UNIT_HINT)
+}
+
+/// The hint under an error about a method or property of `()`.
+const UNIT_HINT: &str = "the value is `()`: did it come from an in-place method such as `trim` \
+     or `replace`, which change the string and return `()`? Call it on its own line, \
+     `s.replace(\"a\", \"b\");`, then use `s` (a missing map key also reads as `()`)";
+
 /// The message and first position of a caught error map (`#{ message, line, position,
 /// ... }`, as Rhai's `catch` makes it).
 fn rethrown(v: &rhai::Dynamic) -> Option<(String, Option<Position>)> {
@@ -143,19 +165,48 @@ fn rethrown(v: &rhai::Dynamic) -> Option<(String, Option<Position>)> {
     Some((msg, at))
 }
 
-/// Locates a parse error.
-pub fn locate_parse(err: &ParseError, file: &str) -> Located {
+/// Locates a parse error in `src`.
+pub fn locate_parse(err: &ParseError, src: &str, file: &str) -> Located {
+    let message = if underscore_param(err, src).is_some() {
+        UNDERSCORE_PARAM.to_string()
+    } else {
+        err.0.to_string()
+    };
     Located {
         file: file.to_string(),
         line: err.1.line(),
         col: err.1.position(),
-        message: err.0.to_string(),
+        message,
         trace: vec![],
     }
 }
 
+/// The error for a closure parameter written `_` (Python's `lambda _: ...`).
+const UNDERSCORE_PARAM: &str = "`_` is not a parameter name in Rhai: name the parameter, e.g. \
+     `|x|` instead of `|_|` (a name starting with `_`, such as `_x`, works too)";
+
+/// Where (line, column, from 1) a parse error is a closure parameter written `_`: rhai
+/// stops there with "Expecting '|' to close the parameters list", and, the closure's body
+/// being unreadable, the rest of the script fails to parse too.
+fn underscore_param(err: &ParseError, src: &str) -> Option<(usize, usize)> {
+    let ParseErrorType::MissingToken(token, what) = &*err.0 else {
+        return None;
+    };
+    if token != "|" || !what.starts_with("to close the parameters list") {
+        return None;
+    }
+    let (line, col) = (err.1.line()?, err.1.position()?);
+    let text: Vec<char> = src.lines().nth(line.checked_sub(1)?)?.chars().collect();
+    let alone = text.get(col.checked_sub(1)?) == Some(&'_')
+        && !text
+            .get(col)
+            .is_some_and(|c| c.is_alphanumeric() || *c == '_');
+    alone.then_some((line, col))
+}
+
 /// Every syntax error of a script, not only the first: after each error the offending
-/// line is blanked and the script parsed again (rhai's parser stops at the first one).
+/// line is blanked and the script parsed again (rhai's parser stops at the first one). A
+/// closure parameter `_` is renamed instead, so that the closure's body still parses.
 pub fn all_parse_errors(engine: &rhai::Engine, source: &str, file: &str) -> Vec<Located> {
     let mut lines: Vec<String> = source.lines().map(str::to_string).collect();
     let mut out: Vec<Located> = vec![];
@@ -164,16 +215,21 @@ pub fn all_parse_errors(engine: &rhai::Engine, source: &str, file: &str) -> Vec<
         let Err(err) = engine.compile(&text) else {
             break;
         };
-        let loc = locate_parse(&err, file);
+        let loc = locate_parse(&err, &text, file);
         let line = loc.line.unwrap_or(0);
         let repeat = out
             .iter()
-            .any(|o| o.line == loc.line && o.message == loc.message);
+            .any(|o| o.line == loc.line && o.message == loc.message && o.col == loc.col);
         if repeat || line == 0 || line > lines.len() {
             if !repeat {
                 out.push(loc);
             }
             break;
+        }
+        if let Some((_, col)) = underscore_param(&err, &text) {
+            out.push(loc);
+            lines[line - 1] = rename_underscore(&lines[line - 1], col);
+            continue;
         }
         let blank_again = lines[line - 1].trim().is_empty();
         out.push(loc);
@@ -183,6 +239,21 @@ pub fn all_parse_errors(engine: &rhai::Engine, source: &str, file: &str) -> Vec<
         lines[line - 1] = String::new();
     }
     out
+}
+
+/// `line` with the `_` at column `col` replaced by a one-letter name the line does not use
+/// (the columns after it stay where they were).
+fn rename_underscore(line: &str, col: usize) -> String {
+    let used: std::collections::HashSet<&str> = line
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .collect();
+    let name = ('a'..='z')
+        .find(|c| !used.contains(c.to_string().as_str()))
+        .unwrap_or('z');
+    line.chars()
+        .enumerate()
+        .map(|(i, c)| if i + 1 == col { name } else { c })
+        .collect()
 }
 
 /// The name to show for a script file: relative to the current dir when it is inside it.
@@ -234,6 +305,66 @@ mod tests {
     fn rethrown_errors_keep_their_message_and_position() {
         let got = run("let m = #{};\ntry {\n  m.a.b();\n} catch (e) {\n  throw e;\n}");
         assert_eq!(got.to_string(), "main.rhai:3:7: Function not found: b (())");
+    }
+
+    #[test]
+    fn a_method_on_unit_gets_a_hint() {
+        let got = run("let s = \"a\";\nlet t = s.trim();\nt.len();");
+        assert_eq!(
+            got.to_string(),
+            "main.rhai:3:3: Function not found: len (())\n  hint: the value is `()`: did it \
+             come from an in-place method such as `trim` or `replace`, which change the string \
+             and return `()`? Call it on its own line, `s.replace(\"a\", \"b\");`, then use \
+             `s` (a missing map key also reads as `()`)"
+        );
+        assert!(
+            run("let m = #{};\nm.k.x;")
+                .message
+                .contains("hint: the value is `()`")
+        );
+        assert_eq!(
+            run("foo(());").message,
+            format!("Function not found: foo (())\n  hint: {UNIT_HINT}")
+        );
+        for src in ["foo(1, ());", "let x = 1; x.foo();"] {
+            assert!(!run(src).message.contains("hint"), "{src}");
+        }
+    }
+
+    #[test]
+    fn a_closure_parameter_underscore_is_one_clear_error() {
+        let engine = rhai::Engine::new();
+        let src =
+            "let a = [1].map(|_| {\n  1\n});\nlet f = |x, _| x;\nlet g = |_a| 1;\nlet h = ;\n";
+        let errs: Vec<String> = all_parse_errors(&engine, src, "x.rhai")
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        let underscore = "`_` is not a parameter name in Rhai: name the parameter, e.g. `|x|` \
+                          instead of `|_|` (a name starting with `_`, such as `_x`, works too)";
+        assert_eq!(
+            errs,
+            vec![
+                format!("x.rhai:1:18: {underscore}"),
+                format!("x.rhai:4:13: {underscore}"),
+                "x.rhai:6:9: Unexpected ';'".to_string(),
+            ]
+        );
+        let Err(first) = engine.compile(src) else {
+            panic!("compiled")
+        };
+        assert_eq!(
+            locate_parse(&first, src, "x.rhai").to_string(),
+            format!("x.rhai:1:18: {underscore}")
+        );
+        // Another parameter that is not a name keeps rhai's message.
+        let Err(other) = engine.compile("let f = |1| 1;") else {
+            panic!("compiled")
+        };
+        assert_eq!(
+            locate_parse(&other, "let f = |1| 1;", "x.rhai").message,
+            "Expecting '|' to close the parameters list of anonymous function or closure"
+        );
     }
 
     #[test]

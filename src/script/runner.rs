@@ -208,7 +208,7 @@ pub(crate) fn run_once(
         let mut ast = match engine.compile(&src) {
             Ok(ast) => ast,
             Err(e) => {
-                crate::output::err_line(&format!("error: {}", errors::locate_parse(&e, &shown)));
+                crate::output::err_line(&format!("error: {}", errors::locate_parse(&e, &src, &shown)));
                 return (Outcome::Failed, Some("syntax error".to_string()));
             }
         };

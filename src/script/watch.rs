@@ -210,7 +210,7 @@ fn compile_error(script: &Path, shown: &Path) -> Option<String> {
     let engine = super::syntax_engine();
     match engine.compile(&src) {
         Ok(_) => None,
-        Err(e) => Some(errors::locate_parse(&e, &shown.to_string_lossy()).to_string()),
+        Err(e) => Some(errors::locate_parse(&e, &src, &shown.to_string_lossy()).to_string()),
     }
 }
 
