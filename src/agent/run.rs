@@ -585,6 +585,7 @@ impl<'a> Chat<'a> {
         } else {
             cfg.keep_last()
         };
+        let began = Instant::now();
         let mut record = json!({"type": "compaction", "turn": self.turns, "strategy": cfg.strategy.name(),
             "tokens_before": before, "threshold": threshold, "window": window});
         if matches!(cfg.strategy, Strategy::Auto | Strategy::Edit) {
@@ -613,6 +614,7 @@ impl<'a> Chat<'a> {
         }
         let after = self.context_size();
         record["tokens_after"] = json!(after);
+        record["took_ms"] = json!((began.elapsed().as_secs_f64() * 100_000.0).round() / 100.0);
         self.transcript.write(&record)?;
         self.log.done(&format!(
             "context: compacted ({}) {before} → {after} tokens of a {window}-token window",
