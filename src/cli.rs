@@ -31,8 +31,12 @@ enum Cmd {
     Run {
         /// Run again on every save of the script or a file it read, keeping sandboxes and
         /// kernels warm; Ctrl-C ends the watch.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "resume")]
         watch: bool,
+        /// Run in this earlier run's folder (`outputs/<script>-<time>`): its sweeps run only
+        /// the items that run did not finish, keeping the finished ones' results.
+        #[arg(long, value_name = "RUN_DIR")]
+        resume: Option<PathBuf>,
         /// Where run folders go.
         #[arg(long, default_value = "outputs", env = "SEER_OUTPUT_DIR")]
         output_dir: PathBuf,
@@ -263,6 +267,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Cmd::Run {
             watch,
+            resume,
             output_dir,
             file,
             args,
@@ -271,6 +276,7 @@ pub fn main() -> ExitCode {
                 script: file,
                 args,
                 output_root: output_dir,
+                resume,
             };
             let o: Outcome = if watch {
                 crate::script::watch::watch(opts)

@@ -25,6 +25,7 @@ pub mod script;
 pub mod secrets;
 pub mod session_setup;
 pub mod shell_session;
+pub mod sweep;
 #[doc(hidden)]
 pub mod testenv;
 pub mod toolkit;

@@ -26,3 +26,14 @@ pub fn bytes_bar(total: u64, message: &str) -> ProgressBar {
     bar.set_message(message.to_string());
     bar
 }
+
+/// A bar counting `total` things (a sweep's items) with a message before it.
+pub fn count_bar(total: u64, message: String) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({elapsed})") {
+        bar.set_style(style);
+    }
+    bar.set_message(message);
+    bar.enable_steady_tick(Duration::from_millis(500));
+    bar
+}

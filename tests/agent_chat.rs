@@ -131,11 +131,14 @@ print(check.text);
         kinds,
         [
             "start",
+            "user",
             "request",
             "response",
             "interrupted",
+            "user",
             "request",
             "response",
+            "user",
             "request",
             "response",
             "interrupted",
@@ -143,12 +146,13 @@ print(check.text);
         ]
     );
     assert_eq!(
-        [&lines[3], &lines[8], &lines[9]],
+        [&lines[4], &lines[11], &lines[12]],
         [
             &json!({"type": "interrupted", "turn": 1}),
             &json!({"type": "interrupted", "turn": 3}),
             &json!({"type": "done", "stop_reason": "user_ended", "turns": 3, "input_tokens": 30,
                     "output_tokens": 15, "cache_read_tokens": 0, "cache_write_tokens": 0,
+                    "model": "claude-sonnet-4-5-20250929",
                     "cost_usd": 0.000315}),
         ]
     );

@@ -1,11 +1,11 @@
 //! The agent family: `run_agent(#{...}[, callback])` runs the loop of `agent::run`
-//! against the MCP servers of `mcp_config`; `parallel([closures])` and `spawn(closure)`
-//! run closures (usually agents) at the same time, each on its own thread.
+//! against the MCP servers of `mcp_config`; `spawn(closure)` runs a closure (usually an
+//! agent) on its own thread (`parallel` and `sweep`, with a cap: `api_sweep`).
 //! `run_agent_interactive(#{...})` is a terminal chat (`agent::chat_terminal`).
 
 use std::sync::{Arc, Mutex};
 
-use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext};
+use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext};
 
 use super::api_util::func;
 use super::reference::Syntax;
@@ -62,19 +62,40 @@ fn check_name(what: &str, cfg: &AgentConfig) -> RhaiResult<()> {
     }
 }
 
-fn transcript_path(host: &Host, name: &str) -> std::path::PathBuf {
+/// Claims the transcript file of an agent named `name`: `transcripts/<name>.jsonl`, else
+/// the first free `<name>-N.jsonl` (N = 2, 3, …). The file is created empty and exclusively
+/// (`create_new`), so agents started at the same time (`parallel`, `spawn`, `sweep`) never
+/// share a file, whatever order they start in; the agent's transcript writer then fills it.
+fn claim_transcript(host: &Host, what: &str, name: &str) -> RhaiResult<std::path::PathBuf> {
     // The run folder is private (0700); the transcripts' folder is made inside it.
     if let Err(e) = crate::paths::create_private_dir(&host.run_dir) {
         tracing::warn!("cannot create {}: {e}", host.run_dir.display());
     }
     let dir = host.run_dir.join("transcripts");
-    let mut p = dir.join(format!("{name}.jsonl"));
-    let mut n = 2;
-    while p.exists() {
-        p = dir.join(format!("{name}-{n}.jsonl"));
-        n += 1;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| runtime_error(format!("{what}: cannot create {}: {e}", dir.display())))?;
+    let mut n = 1u64;
+    loop {
+        let p = if n == 1 {
+            dir.join(format!("{name}.jsonl"))
+        } else {
+            dir.join(format!("{name}-{n}.jsonl"))
+        };
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&p)
+        {
+            Ok(_) => return Ok(p),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
+            Err(e) => {
+                return Err(runtime_error(format!(
+                    "{what}: cannot create the transcript {}: {e}",
+                    p.display()
+                )));
+            }
+        }
     }
-    p
 }
 
 /// Passes each agent event to the script's callback (if any) as a map.
@@ -105,11 +126,6 @@ fn run_agent(
     if let Some(t) = &cfg.transcript {
         host.track(&host.script_dir.join(t));
     }
-    let path = transcript_path(host, cfg.name.as_deref().unwrap_or("agent"));
-    super::api_view::start(host);
-    let cancel = host.cancel();
-    let base = host.script_dir.clone();
-    let mut on_event = callback(&cb, ctx);
     let provider = if cfg.provider == "claude-code" {
         None
     } else {
@@ -120,6 +136,11 @@ fn run_agent(
     };
     cfg.validate(false)
         .map_err(|e| runtime_error(format!("run_agent: {e:#}")))?;
+    let path = claim_transcript(host, "run_agent", cfg.name.as_deref().unwrap_or("agent"))?;
+    super::api_view::start(host);
+    let cancel = host.cancel();
+    let base = host.script_dir.clone();
+    let mut on_event = callback(&cb, ctx);
     let r = if let Some(provider) = provider {
         host.block_on(async {
             run(
@@ -153,11 +174,15 @@ fn run_agent_interactive(
         .map_err(|e| runtime_error(format!("run_agent_interactive: {e:#}")))?;
     cfg.validate(true)
         .map_err(|e| runtime_error(format!("run_agent_interactive: {e:#}")))?;
-    let path = transcript_path(host, cfg.name.as_deref().unwrap_or("chat"));
-    super::api_view::start(host);
     let history = Some(crate::paths::state_dir().join("chat_history"));
     let mut input = TerminalInput::new(history, host.interrupt.clone())
         .map_err(|e| runtime_error(format!("run_agent_interactive: no terminal: {e:#}")))?;
+    let path = claim_transcript(
+        host,
+        "run_agent_interactive",
+        cfg.name.as_deref().unwrap_or("chat"),
+    )?;
+    super::api_view::start(host);
     let cancel = host.cancel();
     let base = host.script_dir.clone();
     let mut on_event = callback(&cb, ctx);
@@ -185,56 +210,6 @@ fn agent_summary(cfg: &AgentConfig, r: &AgentResult) -> serde_json::Value {
         "cache_read_tokens": r.usage.cache_read_tokens, "cache_write_tokens": r.usage.cache_write_tokens,
         "cost_usd": r.cost_usd, "transcript": r.transcript,
     })
-}
-
-/// Runs every closure of `fns` on its own thread and returns their results in order;
-/// the first error (in order) is raised after all have finished.
-fn parallel(ctx: NativeCallContext, fns: Array) -> RhaiResult<Array> {
-    let ptrs = fns
-        .into_iter()
-        .enumerate()
-        .map(|(i, f)| {
-            f.try_cast::<FnPtr>().ok_or_else(|| {
-                runtime_error(format!(
-                    "parallel: item {i} is not a function; give closures, e.g. parallel([|| run_agent(a), || run_agent(b)])"
-                ))
-            })
-        })
-        .collect::<RhaiResult<Vec<_>>>()?;
-    #[allow(deprecated)]
-    let store = ctx.store_data();
-    let engine = ctx.engine();
-    let results: Vec<RhaiResult<Dynamic>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = ptrs
-            .iter()
-            .map(|f| {
-                let store = &store;
-                std::thread::Builder::new()
-                    .stack_size(super::SCRIPT_STACK)
-                    .spawn_scoped(scope, move || {
-                        #[allow(deprecated)]
-                        let ctx = store.create_context(engine);
-                        f.call_within_context::<Dynamic>(&ctx, ())
-                    })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| match h {
-                Ok(h) => h
-                    .join()
-                    .unwrap_or_else(|_| Err(runtime_error("parallel: a closure panicked"))),
-                Err(e) => Err(runtime_error(format!(
-                    "parallel: cannot start a thread: {e}"
-                ))),
-            })
-            .collect()
-    });
-    let mut out = Array::new();
-    for r in results {
-        out.push(r?);
-    }
-    Ok(out)
 }
 
 /// A closure running on its own thread, from `spawn`.
@@ -350,21 +325,6 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         "cfg, callback",
         RUN_AGENT,
         move |ctx: NativeCallContext, m: Map, cb: FnPtr| run_agent(&h, Some(&ctx), m, Some(cb)),
-    );
-    func(
-        engine,
-        "parallel",
-        "fns",
-        "Runs closures (e.g. `|| run_agent(a)`) at the same time, each on its own thread; returns their results in order.",
-        |ctx: NativeCallContext, fns: Array| {
-            let pos = ctx.call_position();
-            parallel(ctx, fns).map_err(|mut e| {
-                if e.position().is_none() {
-                    e.set_position(pos);
-                }
-                e
-            })
-        },
     );
     register_syntax(engine);
     // What `spawn` calls: internal (`__`), so not in the reference; see [`SPAWN`].

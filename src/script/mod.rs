@@ -7,6 +7,7 @@ pub mod api_sandbox;
 pub mod api_scoped;
 pub mod api_session;
 pub mod api_shell;
+pub mod api_sweep;
 pub mod api_util;
 pub mod api_view;
 pub mod api_workspace;
@@ -56,6 +57,11 @@ pub struct Host {
     pub sessions: Mutex<Vec<Arc<crate::notebook::session::NotebookSession>>>,
     /// Host files the script read through seer: `--watch` reruns when one changes.
     pub reads: Mutex<std::collections::BTreeSet<PathBuf>>,
+    /// `seer run --resume RUN_DIR`: `run_dir` is an earlier run's folder, and sweeps skip
+    /// the items it finished.
+    pub resume: bool,
+    /// The sweeps of this run, for `run.json` (and so that two do not share a file).
+    pub sweeps: Mutex<Vec<crate::sweep::Summary>>,
 }
 
 impl Host {
@@ -83,6 +89,8 @@ impl Host {
             pool: None,
             sessions: Mutex::new(vec![]),
             reads: Mutex::new(Default::default()),
+            resume: false,
+            sweeps: Mutex::new(vec![]),
         }
     }
 
@@ -346,6 +354,7 @@ pub fn build_engine(host: &Arc<Host>) -> Engine {
     api_session::register(&mut engine, host);
     api_shell::register(&mut engine, host);
     api_agent::register(&mut engine, host);
+    api_sweep::register(&mut engine, host);
     api_view::register(&mut engine, host);
     engine
 }

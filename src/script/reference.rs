@@ -145,7 +145,7 @@ impl ApiFn {
             | "create_local_notebook_session"
             | "create_local_session"
             | "create_cli_session" => "Sessions",
-            "run_agent" | "run_agent_interactive" | "parallel" | "spawn" | "Task" => {
+            "run_agent" | "run_agent_interactive" | "parallel" | "sweep" | "spawn" | "Task" => {
                 "Agents and concurrency"
             }
             _ => "Helpers",

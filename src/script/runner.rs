@@ -21,6 +21,9 @@ pub struct RunOptions {
     pub args: Vec<String>,
     /// Parent of the run folders (`outputs/` in the current dir by default).
     pub output_root: PathBuf,
+    /// `--resume RUN_DIR`: run in that earlier run's folder, and let its sweeps skip the
+    /// items it finished.
+    pub resume: Option<PathBuf>,
 }
 
 /// How a run ended, as a process exit code.
@@ -181,7 +184,17 @@ pub(crate) fn run_once(
         return (Outcome::Failed, vec![]);
     }
     let shown = opts.script.to_string_lossy().to_string();
-    let run_dir = run_dir_for(&opts.output_root, &script);
+    let run_dir = match &opts.resume {
+        Some(dir) if dir.is_dir() => dir.clone(),
+        Some(dir) => {
+            crate::output::err_line(&format!(
+                "error: --resume {}: no such run folder (give the folder of the run to resume, outputs/<script>-<time>)",
+                dir.display()
+            ));
+            return (Outcome::Failed, vec![]);
+        }
+        None => run_dir_for(&opts.output_root, &script),
+    };
     let started = Instant::now();
     let started_at = now();
     let mut host = Host::new(
@@ -194,6 +207,7 @@ pub(crate) fn run_once(
     );
     host.interrupt = interrupt;
     host.pool = pool.clone();
+    host.resume = opts.resume.is_some();
     if let Some(p) = &pool {
         p.begin_run();
     }
@@ -328,12 +342,15 @@ pub(crate) fn run_once(
         "cache_read_tokens": sum("cache_read_tokens"), "cache_write_tokens": sum("cache_write_tokens"),
         "cost_usd": if costs.len() == agents.len() { Some(costs.iter().sum::<f64>()) } else { None },
     });
+    let sweeps: Vec<crate::sweep::Summary> =
+        host.sweeps.lock().map(|v| v.clone()).unwrap_or_default();
     let record = json!({
         "script": script, "script_sha256": hex::encode(Sha256::digest(src.as_bytes())),
         "args": &opts.args, "seer_version": env!("CARGO_PKG_VERSION"),
         "started_at": started_at, "ended_at": now(), "duration_s": started.elapsed().as_secs_f64(),
         "status": match outcome { Outcome::Ok => "ok", Outcome::Failed => "error", Outcome::Interrupted(_) => "interrupted" },
         "error": error, "sandboxes": sandboxes, "agents": agents, "agent_totals": agent_totals,
+        "resumed": opts.resume.is_some(), "sweeps": sweeps,
     });
     // The run's record is part of its result: a run whose record cannot be written fails
     // (what it already wrote, notebooks and transcripts, stays where it is).
@@ -396,7 +413,9 @@ pub(crate) fn spawn_signal_watch(
     });
 }
 
-fn locate(err: &rhai::EvalAltResult, shown: &str, script_dir: &Path) -> Located {
+/// Locates a script error (see `errors::locate`), modules' files found from the script's
+/// folder.
+pub(crate) fn locate(err: &rhai::EvalAltResult, shown: &str, script_dir: &Path) -> Located {
     let dir = script_dir.to_path_buf();
     errors::locate(err, shown, &move |source: &str| {
         let p = Path::new(source);
