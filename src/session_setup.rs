@@ -27,8 +27,9 @@ pub struct Prepared {
     pub installed: Installed,
     /// The sandbox's models, as the workspace code loads them.
     pub models: Vec<ModelSpec>,
-    /// Markdown for the agent's prompt: the loaded models and the library docs.
+    /// Markdown for the agent's prompt: the loaded models, as Seer describes them.
     pub model_info_text: String,
+    /// Markdown for the agent's prompt: the libraries' docs.
     pub library_docs: String,
 }
 

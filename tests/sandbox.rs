@@ -342,7 +342,7 @@ let cfg = #{
 };
 let sb = Sandbox(cfg).start();
 print(sb.read_file("a.txt"));
-print(sb.read_file("root/copy.txt"));
+print(sb.read_file("copy.txt")); // Seer's `/root/copy.txt` is the workspace's
 print(sb.read_file("inputs/nested/b.txt"));
 let r = sb.repo_handles[0];
 print(r.local_path.ends_with("/tools"));

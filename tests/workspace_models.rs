@@ -61,28 +61,21 @@ print(file_exists(s.workspace_path + "/.claude/skills/probe/SKILL.md"));
             "true",
         ]
     );
-    // What the agent is told: each model's variable, what it is (the hidden one by its
-    // alias only) and its tokenizer; then the libraries' docs.
+    // What the agent is told, as Seer says it: each model's variable and name (the hidden
+    // one as `<hidden>`) and its tokenizer; the libraries' docs are `library_docs`.
     let info: String = serde_json::from_str(got[5]).unwrap();
-    let models: Vec<&str> = info.lines().filter(|l| l.starts_with("- `")).collect();
     assert_eq!(
-        models,
-        [
-            "- `model`: **./models/base**. Tokenizer: `tokenizer`.",
-            "- `tuned`: **./models/lora**; a PEFT adapter on **./models/base**, merged into the base \
-             model's weights (a plain transformers model). Tokenizer: `tuned_tokenizer`.",
-            "- `secret`: **hidden-model-2**, a hidden model: which model it is is deliberately not \
-             disclosed. Tokenizer: `secret_tokenizer`.",
-        ]
-    );
-    assert!(info.starts_with("# Models\n\n"), "{info}");
-    assert!(
-        info.ends_with(&format!(
-            "\n\n# Libraries\n\nThese Python modules are installed and already imported (reuse them \
-             with `import <name>`):\n\n{}",
-            docs.trim_end_matches('\n').to_string() + "\n"
-        )),
-        "{info}"
+        info,
+        "### Pre-loaded Models\n\
+         The following models are already loaded in the kernel:\n\
+         - `model`: ./models/base\n\
+         - `tokenizer`: Tokenizer\n\
+         - `tuned`: ./models/lora (a PEFT adapter on ./models/base, merged into its weights)\n\
+         - `tuned_tokenizer`: Tokenizer\n\
+         - `secret`: <hidden>\n\
+         - `secret_tokenizer`: Tokenizer\n\
+         \n\
+         **Do NOT reload these models - they are already available.**\n"
     );
     assert!(!stdout.contains("secret\""), "{stdout}");
     assert_eq!(validate_notebooks(&env.path().join("outputs")), 1);

@@ -11,6 +11,7 @@ pub mod pyenv;
 pub mod registry;
 pub mod remote;
 pub mod repos;
+pub mod seer_paths;
 pub mod sync;
 pub mod watchdog;
 

@@ -511,7 +511,7 @@ class Interface:
             except Exception as e:
                 raise CallError(500, "exception", type(e).__qualname__ if type(e).__module__ == "builtins"
                                 else f"{type(e).__module__}.{type(e).__qualname__}",
-                                str(e), "".join(traceback.format_exception(
+                                error_message(e), "".join(traceback.format_exception(
                                     type(e), e, e.__traceback__.tb_next)))
         bad = find_unserializable(result)
         if bad:
@@ -523,7 +523,37 @@ class Interface:
         return {"result": result}
 
 
+def workspace_on_path():
+    """Puts the working folder (the sandbox's workspace, where helper modules are written:
+    Seer's ``/root``) on ``sys.path``, after the workspace's libraries (``PYTHONPATH``), as
+    it is in the kernel."""
+    cwd = os.getcwd()
+    if cwd in sys.path:
+        return
+    libs = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    after = [sys.path.index(p) + 1 for p in libs if p in sys.path]
+    sys.path.insert(max(after, default=1), cwd)
+
+
+def error_message(e):
+    """str(e), with where Python looked and how to add a module for a missing one."""
+    message = str(e)
+    if not isinstance(e, ModuleNotFoundError) or not e.name:
+        return message
+    top = e.name.split(".")[0]
+    looked = ", ".join(p or "." for p in sys.path)
+    return (
+        f"{message}; looked in (sys.path): {looked}. A module of your own: put `{top}.py` in "
+        f"the sandbox's workspace ({os.getcwd()}), e.g. `scoped.write_file(\"{top}.py\", "
+        f"code)` (Seer's `/root/{top}.py` is the same file) or `local_files`, or give the "
+        f"ScopedSandbox a workspace with it as a library: `ScopedSandbox(cfg).start("
+        f"Workspace(#{{ libraries: [Library::from_file(\"{top}.py\")] }}))`. A package: add "
+        f"it to the sandbox config's `python_packages`"
+    )
+
+
 def load_interface(path, init_file=None):
+    workspace_on_path()
     source = open(path, encoding="utf-8").read()
     module = types.ModuleType("interface")
     module.__file__ = os.path.abspath(path)
@@ -636,7 +666,8 @@ def main():
     except BaseException as e:
         tb = traceback.format_exc()
         sys.stderr.write(tb)
-        err = {"kind": "load", "type": type(e).__name__, "message": str(e), "traceback": tb}
+        err = {"kind": "load", "type": type(e).__name__, "message": error_message(e),
+               "traceback": tb}
         if opts.ready_file:
             _write_ready(opts.ready_file, {"error": err})
         elif opts.describe:

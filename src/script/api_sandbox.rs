@@ -13,6 +13,7 @@ use crate::config::{from_dynamic, positive_seconds};
 use crate::sandbox::StartRequest;
 use crate::sandbox::models::ModelConfig;
 use crate::sandbox::repos::RepoConfig;
+use crate::sandbox::seer_paths::script_path;
 use crate::sandbox::{Command, ExecOptions, ExecOutput, Sandbox, SandboxConfig};
 
 enum State {
@@ -412,27 +413,30 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         move |h: &mut SandboxHandle, cmd: &str, o: Map| exec_res(h, cmd, Some(o)),
     );
 
+    // Paths are the workspace's; Seer's `/root/...` and `/workspace/...` are the workspace
+    // too (`seer_paths`), as in `local_files`.
     func(
         engine,
         "write_file",
         "path, text",
-        "Writes a text file, path relative to the workspace.",
+        "Writes a text file, path relative to the workspace (Seer's `/root/x` and `/workspace/x` are the workspace's `x`).",
         |h: &mut SandboxHandle, path: &str, content: &str| -> RhaiResult<()> {
             let sb = h.live()?;
-            sb.write_file(path, content.as_bytes())
-                .map_err(|e| runtime_error(format!("write_file: {e:#}")))
+            let fail = |e: anyhow::Error| runtime_error(format!("write_file: {e:#}"));
+            let p = script_path(&sb.info().workspace, path).map_err(fail)?;
+            sb.write_file(&p, content.as_bytes()).map_err(fail)
         },
     );
     func(
         engine,
         "read_file",
         "path",
-        "Reads a text file, path relative to the workspace.",
+        "Reads a text file, path relative to the workspace (Seer's `/root/x` and `/workspace/x` are the workspace's `x`).",
         |h: &mut SandboxHandle, path: &str| -> RhaiResult<String> {
             let sb = h.live()?;
-            let bytes = sb
-                .read_file(path)
-                .map_err(|e| runtime_error(format!("read_file: {e:#}")))?;
+            let fail = |e: anyhow::Error| runtime_error(format!("read_file: {e:#}"));
+            let p = script_path(&sb.info().workspace, path).map_err(fail)?;
+            let bytes = sb.read_file(&p).map_err(fail)?;
             String::from_utf8(bytes)
                 .map_err(|_| runtime_error(format!("read_file: {path} is not UTF-8 text")))
         },
@@ -441,11 +445,12 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         engine,
         "ensure_dir",
         "path",
-        "Creates a directory (and its parents) in the workspace.",
+        "Creates a directory (and its parents) in the workspace (Seer's `/root/x` and `/workspace/x` are the workspace's `x`).",
         |h: &mut SandboxHandle, path: &str| -> RhaiResult<()> {
-            h.live()?
-                .ensure_dir(path)
-                .map_err(|e| runtime_error(format!("ensure_dir: {e:#}")))
+            let sb = h.live()?;
+            let fail = |e: anyhow::Error| runtime_error(format!("ensure_dir: {e:#}"));
+            let p = script_path(&sb.info().workspace, path).map_err(fail)?;
+            sb.ensure_dir(&p).map_err(fail)
         },
     );
     let snap = |h: &mut SandboxHandle, desc: &str| -> RhaiResult<String> {

@@ -332,7 +332,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         (
             "read_file",
             "path",
-            "`scoped.sandbox.read_file(path)`, relative to the workspace.",
+            "`scoped.sandbox.read_file(path)`, relative to the workspace (Seer's `/root/x` is the workspace's `x`).",
         ),
     ] {
         func(
@@ -364,7 +364,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         engine,
         "write_file",
         "path, text",
-        "Seer's `ScopedSandbox.write_file`: `scoped.sandbox.write_file(path, text)`, relative to the workspace.",
+        "Seer's `ScopedSandbox.write_file`: `scoped.sandbox.write_file(path, text)`, relative to the workspace (Seer's `/root/x` is the workspace's `x`); interfaces run in the workspace and import its modules.",
         move |ctx: NativeCallContext,
               h: &mut ScopedHandle,
               p: &str,

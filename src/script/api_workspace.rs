@@ -149,6 +149,55 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
             )
         },
     );
+    #[derive(serde::Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    struct FromFunctionOpts {
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        description: Option<String>,
+    }
+    let from_function = {
+        let h = host.clone();
+        move |ctx: &NativeCallContext, file: &str, function: &str, o: FromFunctionOpts| {
+            h.track(&resolve_host(&h.script_dir, file));
+            to_map(
+                "Skill::from_function",
+                Skill::from_function(
+                    &h.script_dir,
+                    file,
+                    function,
+                    o.name.as_deref(),
+                    o.description.as_deref(),
+                ),
+                ctx,
+            )
+        }
+    };
+    const FROM_FUNCTION: &str = "A skill from one `@expose` function of an interface file (Seer's `Skill.from_function`): named after the function, described by its docstring's first paragraph, its body the signature and docstring. Options: `#{ name, description }`.";
+    let f2 = from_function.clone();
+    module_fn(
+        &mut skill,
+        engine,
+        "from_function",
+        "file, function -> map",
+        FROM_FUNCTION,
+        move |ctx: NativeCallContext, file: &str, function: &str| {
+            f2(&ctx, file, function, FromFunctionOpts::default())
+        },
+    );
+    module_fn(
+        &mut skill,
+        engine,
+        "from_function",
+        "file, function, opts -> map",
+        FROM_FUNCTION,
+        move |ctx: NativeCallContext, file: &str, function: &str, o: rhai::Map| {
+            let o: FromFunctionOpts = from_dynamic("Skill::from_function", &Dynamic::from_map(o))
+                .map_err(|e| at_call(runtime_error(e.0), &ctx))?;
+            from_function(&ctx, file, function, o)
+        },
+    );
     // `Skill::new` cannot be called from Rhai (`new` is a reserved word): the inline form
     // is `Skill(#{ name, description, body })` or `Skill::from_text(name, description, body)`.
     const FROM_TEXT: &str = "A skill from text; lands in `<workspace>/.claude/skills/<name>/SKILL.md`. Same as `Skill(#{ name, description, body })`.";

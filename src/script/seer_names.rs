@@ -30,7 +30,7 @@ const SEER_NAMES: &[(&str, &str, &str)] = &[
     (
         "map",
         "from_function",
-        "not supported yet: Skill.from_function; write the skill with `Skill(#{ name, description, body })` or `Skill::from_dir(dir)`",
+        "Seer's `Skill.from_function(f)` is `Skill::from_function(file, name)` in seer: the interface file and the name of its `@expose` function",
     ),
 ];
 
@@ -42,7 +42,7 @@ const STATIC_NAMES: &[(&str, &str)] = &[
     ),
     (
         "Skill",
-        "Seer's `Skill.from_dir(...)` is `Skill::from_dir(...)` in Rhai (or `Skill(#{ name, description, body })`)",
+        "Seer's `Skill.from_dir(...)` is `Skill::from_dir(...)` in Rhai (also `Skill::from_function(file, name)`, or `Skill(#{ name, description, body })`)",
     ),
     (
         "Sandbox",

@@ -1,6 +1,6 @@
 //! The Python a kernel runs for a workspace: [`init_code`] at start (libraries on
-//! `sys.path` and imported, models loaded, custom init code) and [`reload_code`] after a
-//! re-install.
+//! `sys.path`, models loaded, custom init code, then the libraries imported) and
+//! [`reload_code`] after a re-install.
 
 use std::fmt::Write as _;
 
@@ -83,10 +83,14 @@ def _seer_load_model(var, label, path, tok_var, *, base_path=None, base_label=No
 
 "#;
 
-/// The Python a fresh kernel runs (hidden) before the agent starts: puts the libraries
-/// folder first on `sys.path` and imports every library (a broken one fails here with its
-/// traceback), loads the models when `preload_models` (see [`ModelSpec`]), then runs
-/// `custom_init_code`.
+/// The Python a fresh kernel runs (hidden) before the agent starts, in Seer's order:
+/// 1. the libraries folder goes first on `sys.path` (the files, libraries and skills are
+///    already in place, and the kernel works in the workspace, which is on `sys.path` too);
+/// 2. the models are loaded when `preload_models` (see [`ModelSpec`]);
+/// 3. `custom_init_code` runs, so it can set what a library reads when it is imported
+///    (an API key, a client's configuration);
+/// 4. seer imports each library under its name, which Seer does not (a name the init code
+///    bound is left alone; a broken library fails here with its traceback).
 ///
 /// Model `model` is bound to `model` and `tokenizer`; any other var_name `v` to `v` and
 /// `v_tokenizer`. Hidden models (when `hidden_model_loading`) get their masked name in
@@ -109,9 +113,6 @@ pub fn init_code(
         "if _seer_libraries not in sys.path:\n    sys.path.insert(0, _seer_libraries)\n\
          del _seer_libraries\nimportlib.invalidate_caches()\n",
     );
-    for m in &installed.modules {
-        py.push_str(&import_line(m));
-    }
 
     if ws.preload_models && !models.is_empty() {
         py.push_str(LOAD_HELPER);
@@ -136,17 +137,23 @@ pub fn init_code(
             py_str(code)
         );
     }
+
+    if !installed.modules.is_empty() {
+        py.push_str("\n# The libraries, imported after custom_init_code.\n");
+        for m in &installed.modules {
+            py.push_str(&import_line(m));
+        }
+    }
     py
 }
 
+/// Imports `module` under its name unless the init code already bound that name.
 fn import_line(module: &str) -> String {
+    let m = py_str(module);
     if is_module_name(module) {
-        format!("import {module}\n")
+        format!("if {m} not in globals():\n    import {module}\n")
     } else {
-        format!(
-            "globals()[{m}] = importlib.import_module({m})\n",
-            m = py_str(module)
-        )
+        format!("if {m} not in globals():\n    globals()[{m}] = importlib.import_module({m})\n")
     }
 }
 

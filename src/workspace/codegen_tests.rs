@@ -35,7 +35,6 @@ if _seer_libraries not in sys.path:
     sys.path.insert(0, _seer_libraries)
 del _seer_libraries
 importlib.invalidate_caches()
-import mylib
 
 # custom_init_code
 _seer_custom = 'print(\'hi\')'
@@ -46,6 +45,10 @@ try:
     exec(compile(_seer_custom, '<custom_init_code>', 'exec'), globals())
 finally:
     del _seer_custom
+
+# The libraries, imported after custom_init_code.
+if 'mylib' not in globals():
+    import mylib
 "#;
     assert_eq!(got, want);
 }
@@ -111,7 +114,7 @@ fn init_code_model_lines() {
         &models,
         InitOptions::default(),
     );
-    assert!(!none.contains("_seer_load_model") && none.contains("import a\n"));
+    assert!(!none.contains("_seer_load_model") && none.contains("\n    import a\n"));
 }
 
 #[test]

@@ -9,6 +9,7 @@ use anyhow::{Context, Result, anyhow, bail};
 
 use super::names::{check_module_name, check_skill_name};
 use super::pydoc::extract_docstring;
+use super::pyfunc::functions;
 use super::skill_md::{parse_front_matter, yaml_scalar};
 use super::{Library, LibrarySource, ModelSpec, Skill};
 use crate::sandbox::models::ModelHandle;
@@ -275,6 +276,107 @@ impl Skill {
             description: fm.description.unwrap_or_default(),
             body: fm.body,
             dir: Some(path),
+        })
+    }
+
+    /// A skill made from one `@expose` function (`function`, the name it is served under)
+    /// of the interface file `path`, read without running it: the skill is named after the
+    /// function (`_` as `-`) unless `name` is given, its description is the docstring's
+    /// first paragraph unless `description` is given, and its body shows the signature and
+    /// the whole docstring. Seer's `Skill.from_function`.
+    pub fn from_function(
+        base_dir: &Path,
+        path: impl AsRef<Path>,
+        function: &str,
+        name: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<Skill> {
+        let given = path.as_ref();
+        let path = resolve(base_dir, given);
+        let code = fs::read_to_string(&path)
+            .with_context(|| cannot_read("interface file", given, &path))?;
+        let file = path.file_name().map_or_else(
+            || given.display().to_string(),
+            |f| f.to_string_lossy().to_string(),
+        );
+        let all = functions(&code);
+        let exposed: Vec<&str> = all
+            .iter()
+            .filter(|f| f.exposed)
+            .map(|f| f.name.as_str())
+            .collect();
+        let listed = if exposed.is_empty() {
+            "it exposes none (mark a function with `@expose`)".to_string()
+        } else {
+            format!("its exposed functions: {}", exposed.join(", "))
+        };
+        let Some(f) = all.iter().find(|f| f.exposed && f.name == function) else {
+            if all.iter().any(|f| !f.exposed && f.def_name == function) {
+                bail!(
+                    "`{function}` in {} is not marked `@expose`; mark it (only exposed \
+                     functions are served), or take one of {listed}",
+                    path.display()
+                );
+            }
+            if let Some(alias) = all.iter().find(|f| f.exposed && f.def_name == function) {
+                bail!(
+                    "`{function}` in {} is served as `{}` (its `@expose(name=...)`); give \
+                     that name",
+                    path.display(),
+                    alias.name
+                );
+            }
+            bail!(
+                "{} has no `@expose` function `{function}`; {listed}",
+                path.display()
+            );
+        };
+        let skill_name = name.map_or_else(|| f.name.replace('_', "-"), str::to_string);
+        check_skill_name(
+            &skill_name,
+            &format!("skill from `{function}` of {}", path.display()),
+        )?;
+        let summary = f
+            .doc
+            .split("\n\n")
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let description = match description {
+            Some(d) => d.to_string(),
+            None if summary.is_empty() => {
+                format!(
+                    "`{}{}`, a function of the interface {file}",
+                    f.name, f.signature
+                )
+            }
+            None => summary,
+        };
+        let module = path.file_stem().map_or_else(
+            || "interface".to_string(),
+            |s| s.to_string_lossy().to_string(),
+        );
+        let mut body = format!(
+            "# {skill_name}\n\n```python\n{}{}\n```\n\n",
+            f.name, f.signature
+        );
+        if !f.doc.is_empty() {
+            body.push_str(&f.doc);
+            body.push_str("\n\n");
+        }
+        body.push_str(&format!(
+            "A function of the interface `{file}`, served from a scoped sandbox: call it as \
+             `{module}.{}(...)` when the interface is served as a library (`import {module}`), \
+             or as the tool `{}` when it is served over MCP.\n",
+            f.name, f.name
+        ));
+        Ok(Skill {
+            name: skill_name,
+            description,
+            body,
+            dir: None,
         })
     }
 

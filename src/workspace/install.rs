@@ -16,6 +16,7 @@ use super::skill_md::parse_front_matter;
 use super::{Installed, Library, LibrarySource, ModelSpec, Skill, WorkspaceConfig, tokenizer_var};
 use crate::python_syntax::is_module_name;
 use crate::sandbox::fsutil::copy_dest;
+use crate::sandbox::seer_paths::from_seer;
 use crate::sandbox::sync::{
     SyncOpts, copy_if_changed, remove_any, sync_dir, write_if_changed, write_private_if_changed,
 };
@@ -313,7 +314,7 @@ fn plan_skills(ws: &WorkspaceConfig, base_dir: &Path) -> Result<Vec<PlannedSkill
 }
 
 /// The local files and folders to copy, checked; destinations are placed by
-/// [`copy_dest`].
+/// [`copy_dest`] after [`from_seer`] (Seer's `/root/x` is the workspace's `x`).
 fn plan_copies(
     ws: &WorkspaceConfig,
     base_dir: &Path,
@@ -335,7 +336,9 @@ fn plan_copies(
                 bail!("local_files entry `{src}` is a folder; list it under local_dirs instead");
             }
             let file = (!want_dir).then_some(from.as_path());
-            let to = copy_dest(workspace_dir, dst, file)
+            // Seer's `/root/x` and `/workspace/x` are the workspace's `x`, as for a sandbox.
+            let dst = from_seer(workspace_dir, dst);
+            let to = copy_dest(workspace_dir, &dst, file)
                 .with_context(|| format!("{kind} entry `{src}`"))?;
             copies.push(PlannedCopy {
                 from,

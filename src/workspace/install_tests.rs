@@ -268,14 +268,16 @@ fn install_rejects_duplicates_and_bad_destinations() {
         "{e}"
     );
 
-    // An absolute destination inside the workspace is kept; another absolute one is
-    // Seer-style and lands under the workspace (as in a sandbox's local_files); `.` takes
-    // the file's name.
+    // An absolute destination inside the workspace is kept; Seer's `/root/x` and
+    // `/workspace/x` are the workspace's `x`; another absolute one lands under the
+    // workspace (as in a sandbox's local_files); `.` takes the file's name.
     let inside = f.ws_dir.join("abs/d.csv").display().to_string();
     let ws = WorkspaceConfig {
         local_files: vec![
             ("data.csv".into(), inside.clone()),
             ("data.csv".into(), "/root/in/".into()),
+            ("data.csv".into(), "/workspace/w.csv".into()),
+            ("data.csv".into(), "/data/x.csv".into()),
             ("data.csv".into(), ".".into()),
         ],
         local_dirs: vec![("assets".into(), "/root/assets".into())],
@@ -283,9 +285,12 @@ fn install_rejects_duplicates_and_bad_destinations() {
     };
     install_fx(&ws, &f).unwrap();
     assert!(Path::new(&inside).is_file());
-    assert!(f.ws_dir.join("root/in/data.csv").is_file());
-    assert!(f.ws_dir.join("root/assets/img/a.txt").is_file());
+    assert!(f.ws_dir.join("in/data.csv").is_file());
+    assert!(f.ws_dir.join("w.csv").is_file());
+    assert!(f.ws_dir.join("data/x.csv").is_file());
+    assert!(f.ws_dir.join("assets/img/a.txt").is_file());
     assert!(f.ws_dir.join("data.csv").is_file());
+    assert!(!f.ws_dir.join("root").exists());
 }
 
 #[test]

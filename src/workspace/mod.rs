@@ -6,14 +6,15 @@
 //! - **skills**: `SKILL.md` folders for Claude-style agents, installed under
 //!   `<workspace>/.claude/skills/<name>/`;
 //! - **local files and folders** copied from the host into the workspace;
-//! - **custom init code** run in the kernel after everything else;
+//! - **custom init code** run in the kernel once the files and libraries are in place and
+//!   the models loaded, before seer imports the libraries (Seer's order);
 //! - whether the configured **models** are preloaded into the kernel.
 //!
 //! The flow is: build [`Library`] / [`Skill`] values with their constructors (relative
 //! paths are taken from the script's folder), put them in a [`WorkspaceConfig`], pair the
 //! resolved models with their `load_as_peft` flags ([`ModelSpec::from_resolved`]), call
 //! [`check_conflicts`] and [`install`](fn@install), then run [`init_code`] hidden in a
-//! fresh kernel and give the agent [`model_info_text`] (which includes [`library_docs`]).
+//! fresh kernel and give the agent [`model_info_text`] and [`library_docs`].
 //!
 //! [`install`](fn@install) is idempotent: it rewrites only files whose content changed,
 //! removes the libraries and skills a previous install put there that are no longer
@@ -35,6 +36,7 @@ mod install;
 mod names;
 mod prompt;
 mod pydoc;
+mod pyfunc;
 mod skill_md;
 
 #[cfg(test)]
@@ -62,7 +64,8 @@ fn yes() -> bool {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceConfig {
-    /// Python modules installed into the libraries folder and imported at kernel start.
+    /// Python modules installed into the libraries folder (first on the kernel's
+    /// `sys.path`), imported by seer after `custom_init_code`.
     #[serde(default)]
     pub libraries: Vec<Library>,
     /// Skills installed under `<workspace>/.claude/skills/`.
@@ -74,15 +77,17 @@ pub struct WorkspaceConfig {
     pub skill_dirs: Vec<String>,
     /// `(host folder, destination in the workspace)`: copied recursively, merged into
     /// what is there. Destinations are placed as a sandbox's are
-    /// ([`crate::sandbox::fsutil::copy_dest`]): relative to the workspace, a Seer-style
-    /// absolute `/root/x` at `<workspace>/root/x`, never outside it.
+    /// ([`crate::sandbox::fsutil::copy_dest`]): relative to the workspace, Seer's `/root/x`
+    /// and `/workspace/x` at `<workspace>/x` ([`crate::sandbox::seer_paths`]), another
+    /// absolute `/a/x` at `<workspace>/a/x`, never outside it.
     #[serde(default)]
     pub local_dirs: Vec<(String, String)>,
     /// `(host file, destination in the workspace)`, placed like `local_dirs`; a destination
     /// ending in `/` (or `.`) is a folder that receives the file under its own name.
     #[serde(default)]
     pub local_files: Vec<(String, String)>,
-    /// Python run in the kernel after the libraries are imported and the models loaded.
+    /// Python run in the kernel once the libraries are importable and the models loaded,
+    /// before seer imports the libraries.
     #[serde(default)]
     pub custom_init_code: Option<String>,
     /// Load every configured model in the kernel before the agent starts.

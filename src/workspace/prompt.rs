@@ -1,9 +1,14 @@
-//! The workspace's part of the agent's prompt: the models in the kernel (hidden ones only
-//! by their masked names) and the library docs.
+//! The workspace's part of the agent's prompt, composed as Seer composes it: the models in
+//! the kernel ([`model_info_text`], hidden ones as `<hidden>`) and, separately, the library
+//! docs ([`library_docs`]); a prompt puts the two together (`model_info_text + library
+//! docs`, as in Seer).
 
 use std::fmt::Write as _;
 
 use super::{ModelSpec, WorkspaceConfig, tokenizer_var};
+
+/// What a hidden model is called in the agent's prompt (Seer's word).
+const HIDDEN: &str = "<hidden>";
 
 /// Markdown describing every library: `## name` and its docstring.
 pub fn library_docs(ws: &WorkspaceConfig) -> String {
@@ -20,107 +25,73 @@ pub fn library_docs(ws: &WorkspaceConfig) -> String {
     out
 }
 
-/// Markdown for the agent's prompt: which variables hold which model and how to use them,
-/// then the library docs. Hidden models appear only under their masked names: no path,
-/// revision or real name.
+/// Markdown for the agent's prompt describing the models, as Seer's `model_info_text`:
+/// `### Pre-loaded Models`, each variable with the model's name (`<hidden>` for a hidden
+/// model: no name, path, revision or base model) and its tokenizer, then the warning not to
+/// reload them. Empty without models. The library docs are not part of it
+/// ([`library_docs`]).
+///
+/// seer adds two things Seer does not say: a visible PEFT adapter's base model and whether
+/// it was merged (seer merges unless `load_as_peft`; Seer never does), and, with
+/// `preload_models: false`, that the models are not loaded (Seer says they are).
 pub fn model_info_text(models: &[ModelSpec], ws: &WorkspaceConfig) -> String {
+    if models.is_empty() {
+        return String::new();
+    }
     let mut out = String::new();
-    if !models.is_empty() {
-        out.push_str("# Models\n\n");
-        if ws.preload_models {
-            out.push_str(
-                "These models are already loaded in the kernel with Hugging Face `transformers` \
-                 (`AutoModelForCausalLM`, in eval mode), each with its tokenizer:\n\n",
-            );
-        } else {
-            out.push_str(
-                "These models are configured but not loaded; load them yourself with \
-                 `transformers.AutoModelForCausalLM.from_pretrained(path)`:\n\n",
-            );
-        }
-        for m in models {
-            out.push_str(&model_line(m, ws.preload_models));
-        }
-        if ws.preload_models {
-            let first = &models[0].handle.var_name;
-            let tok = tokenizer_var(first);
-            let _ = write!(
-                out,
-                "\nHow to use them:\n\
-                 - A model lives on the CPU, or on the GPU(s) when the kernel has CUDA; `{first}.device` \
-                 tells which. Move inputs there: `inputs = {tok}(\"Hello\", return_tensors=\"pt\").to({first}.device)`.\n\
-                 - Run it under `torch.no_grad()`: `{first}(**inputs).logits`, or \
-                 `{first}.generate(**inputs, max_new_tokens=20)`.\n\
-                 - For activations, register forward hooks on its modules (for most decoder \
-                 models the blocks are `{first}.model.layers`); remove the hooks when done.\n\
-                 - A tokenizer variable is `None` if its tokenizer could not be loaded.\n"
-            );
-        }
-        out.push('\n');
-    }
-    let docs = library_docs(ws);
-    if !docs.is_empty() {
+    if ws.preload_models {
         out.push_str(
-            "# Libraries\n\nThese Python modules are installed and already imported (reuse them \
-             with `import <name>`):\n\n",
+            "### Pre-loaded Models\nThe following models are already loaded in the kernel:\n",
         );
-        out.push_str(&docs);
+    } else {
+        out.push_str(
+            "### Models\nThe following models are configured but not loaded; load them with \
+             `transformers.AutoModelForCausalLM.from_pretrained(path)`:\n",
+        );
     }
-    let trimmed = out.trim_end().len();
-    out.truncate(trimmed);
-    if !out.is_empty() {
-        out.push('\n');
+    for m in models {
+        let h = &m.handle;
+        let _ = writeln!(
+            out,
+            "- `{}`: {}",
+            h.var_name,
+            describe(m, ws.preload_models)
+        );
+        if ws.preload_models {
+            let _ = writeln!(out, "- `{}`: Tokenizer", tokenizer_var(&h.var_name));
+        }
+    }
+    if ws.preload_models {
+        out.push_str("\n**Do NOT reload these models - they are already available.**\n");
     }
     out
 }
 
-fn model_line(m: &ModelSpec, preloaded: bool) -> String {
+/// A model as the prompt names it: `<hidden>`, or its name with what seer adds.
+fn describe(m: &ModelSpec, preloaded: bool) -> String {
     let h = &m.handle;
-    let var = &h.var_name;
-    let mut line = format!("- `{var}`: ");
     if h.hidden {
-        let _ = write!(
-            line,
-            "**{}**, a hidden model: which model it is is deliberately not disclosed",
-            h.name
-        );
-    } else {
-        let _ = write!(line, "**{}**", h.name);
-        if h.revision != "local" {
-            let _ = write!(line, " (revision `{}`)", h.revision);
-        }
-        if !preloaded {
-            let _ = write!(line, ", at `{}`", h.path);
-        }
+        return HIDDEN.to_string();
+    }
+    let mut text = h.name.clone();
+    if !preloaded {
+        let _ = write!(text, " at `{}`", h.path);
     }
     if h.is_peft {
         let base = h.base_model.as_deref().unwrap_or("its base model");
-        let _ = write!(line, "; a PEFT adapter on **{base}**");
-        if !h.hidden
-            && !preloaded
-            && let Some(p) = &h.base_model_path
-        {
-            let _ = write!(line, " (at `{p}`)");
-        }
-        if preloaded {
-            if m.load_as_peft {
-                let _ = write!(
-                    line,
-                    ", kept as a `peft.PeftModel`: the adapter is active, and \
-                     `with {var}.disable_adapter():` runs the base model alone"
-                );
-            } else {
-                line.push_str(
-                    ", merged into the base model's weights (a plain transformers model)",
-                );
+        let _ = write!(text, " (a PEFT adapter on {base}");
+        if !preloaded {
+            if let Some(p) = &h.base_model_path {
+                let _ = write!(text, " at `{p}`");
             }
+        } else if m.load_as_peft {
+            text.push_str(", a `peft.PeftModel`");
+        } else {
+            text.push_str(", merged into its weights");
         }
+        text.push(')');
     }
-    if preloaded {
-        let _ = write!(line, ". Tokenizer: `{}`", tokenizer_var(var));
-    }
-    line.push_str(".\n");
-    line
+    text
 }
 
 #[cfg(test)]

@@ -18,8 +18,9 @@ fn library_docs_markdown() {
     assert_eq!(library_docs(&WorkspaceConfig::default()), "");
 }
 
-#[test]
-fn model_info_hides_hidden_models() {
+/// A plain model (with a revision), a hidden PEFT adapter kept as a PeftModel, a visible
+/// adapter merged.
+fn models() -> [ModelSpec; 3] {
     let mut plain = handle("org/gpt", "/hub/snap/abc", "model");
     plain.revision = "abc123".into();
     let mut hidden = handle("hidden-model-1", "/sb/models/m2", "m2");
@@ -31,46 +32,61 @@ fn model_info_hides_hidden_models() {
     let mut adapter = handle("org/lora", "/hub/lora", "lora");
     adapter.is_peft = true;
     adapter.base_model = Some("org/base".into());
-    let models = [
+    adapter.base_model_path = Some("/hub/base".into());
+    [
         ModelSpec::from(plain),
         ModelSpec::new(hidden, true),
         ModelSpec::new(adapter, false),
-    ];
+    ]
+}
+
+#[test]
+fn model_info_is_seers_text_without_the_libraries() {
+    // Libraries are not part of it: `library_docs` is.
     let ws = WorkspaceConfig {
         libraries: vec![Library::from_code("tools", "'''Tools.'''").unwrap()],
         ..Default::default()
     };
-    let text = model_info_text(&models, &ws);
-    assert!(text.starts_with("# Models\n\n"), "{text}");
-    assert!(
-        text.contains("- `model`: **org/gpt** (revision `abc123`). Tokenizer: `tokenizer`.\n"),
-        "{text}"
+    assert_eq!(
+        model_info_text(&models(), &ws),
+        "### Pre-loaded Models\n\
+         The following models are already loaded in the kernel:\n\
+         - `model`: org/gpt\n\
+         - `tokenizer`: Tokenizer\n\
+         - `m2`: <hidden>\n\
+         - `m2_tokenizer`: Tokenizer\n\
+         - `lora`: org/lora (a PEFT adapter on org/base, merged into its weights)\n\
+         - `lora_tokenizer`: Tokenizer\n\
+         \n\
+         **Do NOT reload these models - they are already available.**\n"
     );
-    assert!(text.contains(
-        "- `m2`: **hidden-model-1**, a hidden model: which model it is is deliberately not \
-             disclosed; a PEFT adapter on **hidden-model-1-base**, kept as a `peft.PeftModel`"
-    ));
-    assert!(text.contains("Tokenizer: `m2_tokenizer`."));
-    assert!(
-        text.contains("merged into the base model's weights"),
-        "{text}"
+    let mut kept = models()[2].clone();
+    kept.load_as_peft = true;
+    assert_eq!(
+        model_info_text(&[kept], &WorkspaceConfig::default()),
+        "### Pre-loaded Models\n\
+         The following models are already loaded in the kernel:\n\
+         - `lora`: org/lora (a PEFT adapter on org/base, a `peft.PeftModel`)\n\
+         - `lora_tokenizer`: Tokenizer\n\
+         \n\
+         **Do NOT reload these models - they are already available.**\n"
     );
-    assert!(text.contains("`model.device`"), "{text}");
-    assert!(text.contains("# Libraries\n") && text.contains("## tools\n\nTools.\n"));
-    for secret in ["/sb/", "deadbeef"] {
-        assert!(!text.contains(secret), "{secret} leaked:\n{text}");
-    }
+    assert_eq!(model_info_text(&[], &ws), "");
+}
 
-    // Not preloaded: paths of visible models only.
+#[test]
+fn model_info_without_preloading_gives_visible_paths_only() {
     let lazy = WorkspaceConfig {
         preload_models: false,
         ..Default::default()
     };
-    let text = model_info_text(&models, &lazy);
-    assert!(
-        text.contains("at `/hub/snap/abc`") && !text.contains("/sb/"),
-        "{text}"
+    assert_eq!(
+        model_info_text(&models(), &lazy),
+        "### Models\n\
+         The following models are configured but not loaded; load them with \
+         `transformers.AutoModelForCausalLM.from_pretrained(path)`:\n\
+         - `model`: org/gpt at `/hub/snap/abc`\n\
+         - `m2`: <hidden>\n\
+         - `lora`: org/lora at `/hub/lora` (a PEFT adapter on org/base at `/hub/base`)\n"
     );
-    assert!(!text.contains("Tokenizer:"));
-    assert_eq!(model_info_text(&[], &WorkspaceConfig::default()), "");
 }

@@ -116,14 +116,20 @@ fn plain_models_library_and_custom_code() {
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path().join("script");
     fs::create_dir_all(&base).unwrap();
+    // The library reads at import what the init code sets: Seer's order.
     fs::write(
         base.join("mathlib.py"),
-        "\"\"\"Math helpers.\"\"\"\ndef double(x):\n    return 2 * x\n",
+        "\"\"\"Math helpers.\"\"\"\nimport os\nFACTOR = int(os.environ['MATHLIB_FACTOR'])\n\
+         def double(x):\n    return FACTOR * x\n",
     )
     .unwrap();
     let ws = WorkspaceConfig {
         libraries: vec![Library::from_file(&base, "mathlib.py").unwrap()],
-        custom_init_code: Some("CUSTOM = mathlib.double(21)\nprint('custom ran')\n".into()),
+        custom_init_code: Some(
+            "import os\nos.environ['MATHLIB_FACTOR'] = '2'\nCUSTOM = 'mathlib' in globals()\n\
+             print('custom ran')\n"
+                .into(),
+        ),
         ..Default::default()
     };
     // A libraries folder whose name needs escaping.
@@ -147,7 +153,7 @@ assert type(model).__name__ == "LlamaForCausalLM" and not model.training
 assert type(m2).__name__ == "LlamaForCausalLM" and not m2.training
 assert m2_tokenizer is None
 assert model.config._name_or_path == {base}, model.config._name_or_path
-assert mathlib.double(4) == 8 and CUSTOM == 42
+assert mathlib.double(4) == 8 and CUSTOM is False
 assert sys.path[0] == {libs}, sys.path[0]
 print("CHECKS OK")
 "#,
@@ -331,7 +337,7 @@ fn broken_library_fails_at_start_with_its_traceback() {
     .unwrap();
     let ws = WorkspaceConfig {
         libraries: vec![Library::from_file(tmp.path(), "broken.py").unwrap()],
-        custom_init_code: Some("print('must not run')".into()),
+        custom_init_code: Some("print('init code ran')".into()),
         ..Default::default()
     };
     let inst = install(
@@ -349,7 +355,8 @@ fn broken_library_fails_at_start_with_its_traceback() {
     assert!(!out.status.success());
     assert!(stderr.contains("ValueError: boom from broken"), "{stderr}");
     assert!(stderr.contains("broken.py\", line 2"), "{stderr}");
-    assert!(!text(&out.stdout).contains("must not run"));
+    // The init code runs before seer imports the libraries.
+    assert!(text(&out.stdout).contains("init code ran"));
 
     // A broken custom_init_code shows its own line in the traceback.
     let ws = WorkspaceConfig {

@@ -76,8 +76,9 @@ pub(crate) fn new_id(prefix: &str) -> String {
 }
 
 /// Host sources of `local_files` / `local_dirs`, checked, with where each lands in
-/// `workspace` (by [`copy_dest`]; an entry without a destination keeps its name at the
-/// workspace root).
+/// `workspace` (by [`copy_dest`], after Seer's `/root/...` and `/workspace/...` are made
+/// the workspace's by [`super::seer_paths::from_seer`]; an entry without a destination
+/// keeps its name at the workspace root).
 fn plan_copies(
     field: &str,
     items: &[FileMapping],
@@ -109,6 +110,8 @@ fn plan_copies(
                 .ok_or_else(|| anyhow!("{field}[{i}]: {} has no file name", src.display()))?,
         };
         let file = (!want_dir).then_some(src.as_path());
+        // Seer's `/root/x` and `/workspace/x` are the workspace's `x`, as for `write_file`.
+        let dest = super::seer_paths::from_seer(workspace, &dest);
         let to = copy_dest(workspace, &dest, file).with_context(|| format!("{field}[{i}]"))?;
         out.push((src, to));
     }
