@@ -453,6 +453,19 @@ fn cases() -> Vec<Case> {
             "main.rhai:3:4",
             "read_file: reading `etc/hostname` in the sandbox: `etc` is a symbolic link to `/etc`, which leads out of the sandbox workspace; seer does not follow links out of the workspace",
         ),
+        // A FIFO planted in the workspace: refused at once, never opened (a read would block).
+        case(
+            "read_file of a planted FIFO",
+            "let sb = Sandbox().start();\nsb.exec(\"mkfifo pipe\");\nsb.read_file(\"pipe\");",
+            "main.rhai:3:4",
+            "read_file: reading `pipe` in the sandbox: it is a FIFO (named pipe), not a regular file; seer reads and writes only regular files",
+        ),
+        case(
+            "write_file to a planted FIFO",
+            "let sb = Sandbox().start();\nsb.exec(\"mkfifo pipe\");\nsb.write_file(\"pipe\", \"x\");",
+            "main.rhai:3:4",
+            "write_file: writing `pipe` in the sandbox: it is a FIFO (named pipe), not a regular file; seer reads and writes only regular files",
+        ),
         // Skill constructors.
         case(
             "Skill with an unknown field",

@@ -55,7 +55,11 @@ fn scripted(turns: usize, code: &'static str, usage: Option<u64>) -> FakeAnthrop
         } else if k == turns / 2 {
             tool_turn(
                 "",
-                &[(&id, "notebooks__read_cell", json!({"cell_index": 0, "limit": 30000}))],
+                &[(
+                    &id,
+                    "notebooks__read_cell",
+                    json!({"cell_index": 0, "limit": 30000}),
+                )],
                 tokens as u64,
                 20,
             )

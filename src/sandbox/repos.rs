@@ -524,9 +524,15 @@ fn copy_tree(src: &Path, dest: &Path, cancel: &CancellationToken) -> Result<()> 
                 .with_context(|| format!("creating the link {}", to.display()))?;
         } else if kind.is_dir() {
             copy_tree(&from, &to, cancel)?;
-        } else {
-            std::fs::copy(&from, &to)
+        } else if kind.is_file() {
+            // Regular files only (a FIFO would block the copy), holes kept.
+            crate::sandbox::sync::copy_if_changed(&from, &to)
                 .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+        } else {
+            tracing::warn!(
+                "skipped {}: not a regular file, folder or link",
+                from.display()
+            );
         }
     }
     Ok(())

@@ -4,17 +4,35 @@
 //! folder ([`copy_tree`], `local_dirs`: links followed, the host's files being the user's
 //! choice) and of a sandbox workspace ([`copy_workspace`], snapshots: links copied as links,
 //! never what they point to, since code in the sandbox may have planted them).
+//!
+//! Only regular files, folders and links are copied. A FIFO, device or socket (which code
+//! in a sandbox, running as root, may plant) is skipped without being opened, with one
+//! warning per copy naming them; a source file is opened `O_NONBLOCK` and checked with
+//! `fstat` before it is read, so one swapped in meanwhile is refused, never read. Files are
+//! copied sparse (only their data, found with `SEEK_DATA`/`SEEK_HOLE`), so a 1 TB file of
+//! holes stays a few blocks, and never more than the size they had when the copy began.
+//! Following links, a folder already on the path being copied (a link back up, `a -> .`)
+//! is an error naming the link, not an endless copy.
 
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
-use std::fs;
+use std::fs::{self, File};
 use std::io::Read;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::unistd::{Whence, lseek};
+
+use super::fsutil::{file_kind, is_special};
 
 /// Deeper folder nesting is taken as a symlink loop.
 const MAX_DEPTH: usize = 64;
+
+/// How many skipped files a warning names.
+const SKIPPED_SHOWN: usize = 5;
 
 /// How [`sync_dir`] treats what differs between source and destination.
 #[derive(Debug, Clone, Default)]
@@ -35,77 +53,202 @@ fn is_bytecode(name: &OsStr) -> bool {
     name == "__pycache__" || name.to_string_lossy().ends_with(".pyc")
 }
 
-/// Makes `dst` hold what `src` holds (symlinks in `src` are followed, broken ones skipped,
-/// unless `copy_links`; only files, folders and links are copied); returns how many files
-/// were written or removed.
-pub fn sync_dir(src: &Path, dst: &Path, opts: &SyncOpts) -> Result<usize> {
-    sync_level(src, dst, opts, 0)
+/// A folder on the path from the source of a [`sync_dir`] down to where it is.
+struct OnPath {
+    dev: u64,
+    ino: u64,
+    /// As errors show it (see [`Walk::shown`]).
+    shown: PathBuf,
+    /// Reached through a symbolic link.
+    link: bool,
 }
 
-/// [`sync_dir`] at `depth` folders below where it started.
-fn sync_level(src: &Path, dst: &Path, opts: &SyncOpts, depth: usize) -> Result<usize> {
-    if depth > MAX_DEPTH {
-        bail!(
-            "{} is nested more than {MAX_DEPTH} folders deep; is there a symlink loop?",
-            src.display()
-        );
+/// One [`sync_dir`]: its options, the folders it is in, the special files it skipped.
+struct Walk<'a> {
+    opts: &'a SyncOpts,
+    /// Paths in errors and warnings are shown from here, the source's parent (`data/a`).
+    base: PathBuf,
+    path: Vec<OnPath>,
+    skipped: Vec<PathBuf>,
+}
+
+impl Walk<'_> {
+    fn shown(&self, p: &Path) -> PathBuf {
+        p.strip_prefix(&self.base).unwrap_or(p).to_path_buf()
     }
-    let mut n = 0;
-    if fs::symlink_metadata(dst).is_ok_and(|m| !m.is_dir()) {
-        remove_any(dst)?;
-        n += 1;
-    }
-    fs::create_dir_all(dst).with_context(|| format!("creating {}", dst.display()))?;
-    let mut entries: Vec<fs::DirEntry> = fs::read_dir(src)
-        .with_context(|| format!("reading {}", src.display()))?
-        .collect::<std::io::Result<_>>()
-        .with_context(|| format!("reading {}", src.display()))?;
-    entries.sort_by_key(|e| e.file_name());
-    let mut seen: BTreeSet<OsString> = BTreeSet::new();
-    for entry in entries {
-        let name = entry.file_name();
-        if opts.skip_bytecode && is_bytecode(&name) {
-            continue;
-        }
-        let from = entry.path();
-        let to = dst.join(&name);
-        if opts.copy_links
-            && let Ok(target) = fs::read_link(&from)
-        {
-            seen.insert(name);
-            n += usize::from(copy_link(&target, &to)?);
-            continue;
-        }
-        let Ok(meta) = fs::metadata(&from) else {
-            tracing::warn!("skipping {}: a broken symlink", from.display());
-            continue;
+
+    /// An error when the folder `meta` (at `from`) is one the walk is already in.
+    fn check_cycle(&self, from: &Path, meta: &fs::Metadata, link: bool) -> Result<()> {
+        let Some(again) = self
+            .path
+            .iter()
+            .find(|d| d.dev == meta.dev() && d.ino == meta.ino())
+        else {
+            return Ok(());
         };
-        if meta.is_dir() {
-            if let Some(ex) = &opts.exclude
-                && fs::canonicalize(&from).is_ok_and(|c| &c == ex)
-            {
-                continue;
-            }
-            seen.insert(name);
-            n += sync_level(&from, &to, opts, depth + 1)?;
-        } else if meta.is_file() {
-            seen.insert(name);
-            n += usize::from(copy_if_changed(&from, &to)?);
+        let (entry, dir) = (self.shown(from), again.shown.display());
+        if link {
+            bail!(
+                "{} is a link back to {dir} (a cycle); seer follows links when it copies a \
+                 host folder, so remove or replace that link",
+                entry.display()
+            );
+        }
+        match self.path.iter().rev().find(|d| d.link) {
+            Some(l) => bail!(
+                "{} is {dir} again, reached through the link {} (a cycle); seer follows links \
+                 when it copies a host folder, so remove or replace that link",
+                entry.display(),
+                l.shown.display()
+            ),
+            None => bail!("{} is {dir} again (a cycle)", entry.display()),
         }
     }
-    if opts.prune {
-        for entry in fs::read_dir(dst).with_context(|| format!("reading {}", dst.display()))? {
-            let entry = entry?;
+
+    /// Makes `dst` hold what the folder `src` (`meta`) holds; `depth` folders below the
+    /// start, `link` when reached through a symbolic link.
+    fn level(
+        &mut self,
+        src: &Path,
+        dst: &Path,
+        meta: &fs::Metadata,
+        link: bool,
+        depth: usize,
+    ) -> Result<usize> {
+        if depth > MAX_DEPTH {
+            bail!(
+                "{} is nested more than {MAX_DEPTH} folders deep; is there a symlink loop?",
+                src.display()
+            );
+        }
+        self.path.push(OnPath {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            shown: self.shown(src),
+            link,
+        });
+        let n = self.entries(src, dst, depth);
+        self.path.pop();
+        n
+    }
+
+    fn entries(&mut self, src: &Path, dst: &Path, depth: usize) -> Result<usize> {
+        let opts = self.opts;
+        let mut n = 0;
+        if fs::symlink_metadata(dst).is_ok_and(|m| !m.is_dir()) {
+            remove_any(dst)?;
+            n += 1;
+        }
+        fs::create_dir_all(dst).with_context(|| format!("creating {}", dst.display()))?;
+        let mut entries: Vec<fs::DirEntry> = fs::read_dir(src)
+            .with_context(|| format!("reading {}", src.display()))?
+            .collect::<std::io::Result<_>>()
+            .with_context(|| format!("reading {}", src.display()))?;
+        entries.sort_by_key(|e| e.file_name());
+        let mut seen: BTreeSet<OsString> = BTreeSet::new();
+        for entry in entries {
             let name = entry.file_name();
-            if seen.contains(&name) || (opts.skip_bytecode && is_bytecode(&name)) {
+            if opts.skip_bytecode && is_bytecode(&name) {
                 continue;
             }
-            if remove_any(&entry.path())? {
-                n += 1;
+            let from = entry.path();
+            let to = dst.join(&name);
+            let link = entry
+                .file_type()
+                .with_context(|| format!("reading {}", from.display()))?
+                .is_symlink();
+            if opts.copy_links && link {
+                let target = fs::read_link(&from)
+                    .with_context(|| format!("reading the link {}", from.display()))?;
+                seen.insert(name);
+                n += usize::from(copy_link(&target, &to)?);
+                continue;
+            }
+            // `stat`, not `open`: a FIFO or device is recognised without being opened.
+            let meta = if link {
+                fs::metadata(&from)
+            } else {
+                fs::symlink_metadata(&from)
+            };
+            let Ok(meta) = meta else {
+                tracing::warn!("skipping {}: a broken symlink", from.display());
+                continue;
+            };
+            if meta.is_dir() {
+                if let Some(ex) = &opts.exclude
+                    && fs::canonicalize(&from).is_ok_and(|c| &c == ex)
+                {
+                    continue;
+                }
+                self.check_cycle(&from, &meta, link)?;
+                seen.insert(name);
+                n += self.level(&from, &to, &meta, link, depth + 1)?;
+            } else if meta.is_file() {
+                seen.insert(name);
+                n += usize::from(copy_regular_if_changed(&from, &to, !opts.copy_links)?);
+            } else {
+                self.skipped.push(from);
             }
         }
+        if opts.prune {
+            for entry in fs::read_dir(dst).with_context(|| format!("reading {}", dst.display()))? {
+                let entry = entry?;
+                let name = entry.file_name();
+                if seen.contains(&name) || (opts.skip_bytecode && is_bytecode(&name)) {
+                    continue;
+                }
+                if remove_any(&entry.path())? {
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
     }
-    Ok(n)
+}
+
+/// The one warning for the special files a copy skipped (`None` when it skipped none).
+fn skipped_warning(skipped: &[PathBuf]) -> Option<String> {
+    let (first, rest) = skipped.split_first()?;
+    let mut names = first.display().to_string();
+    for p in rest.iter().take(SKIPPED_SHOWN - 1) {
+        names.push_str(", ");
+        names.push_str(&p.display().to_string());
+    }
+    if skipped.len() > SKIPPED_SHOWN {
+        names.push_str(&format!(" and {} more", skipped.len() - SKIPPED_SHOWN));
+    }
+    let n = skipped.len();
+    let (files, them) = if n == 1 {
+        ("file that is", "it")
+    } else {
+        ("files that are", "them")
+    };
+    Some(format!(
+        "skipped {n} {files} not a regular file, folder or link (FIFOs, devices, sockets; \
+         seer does not copy {them}): {names}"
+    ))
+}
+
+/// Makes `dst` hold what `src` holds (symlinks in `src` are followed, broken ones skipped,
+/// unless `copy_links`; only files, folders and links are copied, FIFOs, devices and
+/// sockets are skipped with one warning); returns how many files were written or removed.
+/// Following links, one back to a folder the copy is in is an error naming it.
+pub fn sync_dir(src: &Path, dst: &Path, opts: &SyncOpts) -> Result<usize> {
+    let meta = fs::metadata(src).with_context(|| format!("reading {}", src.display()))?;
+    if !meta.is_dir() {
+        bail!("{} is not a folder", src.display());
+    }
+    let mut walk = Walk {
+        opts,
+        base: src.parent().unwrap_or(src).to_path_buf(),
+        path: vec![],
+        skipped: vec![],
+    };
+    let n = walk.level(src, dst, &meta, false, 0);
+    if let Some(w) = skipped_warning(&walk.skipped) {
+        tracing::warn!("{w}");
+    }
+    n
 }
 
 /// Copies a folder tree into `dst`, merged with what is there: [`sync_dir`] without
@@ -162,13 +305,29 @@ fn temp_sibling(to: &Path) -> PathBuf {
     ))
 }
 
-/// Replaces `to` atomically (so a running kernel never reads half a file).
-fn replace_with(to: &Path, fill: impl FnOnce(&Path) -> std::io::Result<()>) -> Result<()> {
+/// A new file at `tmp` (whatever was there removed first; never opened through a link).
+fn create_new(tmp: &Path) -> std::io::Result<File> {
+    match fs::remove_file(tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(OFlag::O_CLOEXEC.bits())
+        .open(tmp)
+}
+
+/// Replaces `to` atomically (so a running kernel never reads half a file): `fill` writes
+/// the new file it is given.
+fn replace_with(to: &Path, fill: impl FnOnce(File) -> std::io::Result<()>) -> Result<()> {
     if fs::symlink_metadata(to).is_ok_and(|m| m.is_dir()) {
         remove_any(to)?;
     }
     let tmp = temp_sibling(to);
-    fill(&tmp).with_context(|| {
+    create_new(&tmp).and_then(fill).with_context(|| {
+        let _ = fs::remove_file(&tmp);
         format!(
             "writing {}; check that its folder is writable",
             tmp.display()
@@ -182,11 +341,16 @@ fn replace_with(to: &Path, fill: impl FnOnce(&Path) -> std::io::Result<()>) -> R
 
 /// Writes `bytes` to `to` unless it already holds exactly them; true when written.
 pub fn write_if_changed(to: &Path, bytes: &[u8]) -> Result<bool> {
-    if fs::symlink_metadata(to).is_ok_and(|m| m.is_file()) && fs::read(to).is_ok_and(|b| b == bytes)
+    if let Some(f) = open_if_regular(to, false)
+        && f.metadata().is_ok_and(|m| m.len() == bytes.len() as u64)
     {
-        return Ok(false);
+        let mut old = Vec::with_capacity(bytes.len());
+        let read = f.take(bytes.len() as u64 + 1).read_to_end(&mut old);
+        if read.is_ok() && old == bytes {
+            return Ok(false);
+        }
     }
-    replace_with(to, |tmp| fs::write(tmp, bytes))?;
+    replace_with(to, |mut f| std::io::Write::write_all(&mut f, bytes))?;
     Ok(true)
 }
 
@@ -194,7 +358,6 @@ pub fn write_if_changed(to: &Path, bytes: &[u8]) -> Result<bool> {
 /// its RPC token): written 0600 from the start ([`crate::paths::write_private`]), and
 /// rewritten when an existing copy is open to group or others.
 pub fn write_private_if_changed(to: &Path, bytes: &[u8]) -> Result<bool> {
-    use std::os::unix::fs::PermissionsExt;
     if fs::symlink_metadata(to).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o077 == 0)
         && fs::read(to).is_ok_and(|b| b == bytes)
     {
@@ -212,43 +375,159 @@ pub fn write_private_if_changed(to: &Path, bytes: &[u8]) -> Result<bool> {
     Ok(true)
 }
 
-/// Copies `from` to `to` (with its permissions) unless the contents already match.
+/// `path` opened for reading when it is a regular file (`O_NONBLOCK`, checked with
+/// `fstat`; a link followed only when `follow`), else `None`.
+fn open_if_regular(path: &Path, follow: bool) -> Option<File> {
+    let mut flags = OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    if !follow {
+        flags |= OFlag::O_NOFOLLOW;
+    }
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits())
+        .open(path)
+        .ok()?;
+    f.metadata().ok()?.is_file().then_some(f)
+}
+
+/// Opens the source of a copy: a regular file only (a FIFO, device or socket is refused
+/// without being opened, and checked again with `fstat` after an `O_NONBLOCK` open); a
+/// link is followed only when `follow`.
+fn open_source(from: &Path, follow: bool) -> Result<(File, fs::Metadata)> {
+    let refuse = |ft: fs::FileType| {
+        anyhow!(
+            "copying {}: it is {}, not a regular file; seer copies only regular files, \
+             folders and links",
+            from.display(),
+            file_kind(ft)
+        )
+    };
+    let meta = if follow {
+        fs::metadata(from)
+    } else {
+        fs::symlink_metadata(from)
+    };
+    if let Ok(m) = meta
+        && is_special(m.file_type())
+    {
+        return Err(refuse(m.file_type()));
+    }
+    let mut flags = OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    if !follow {
+        flags |= OFlag::O_NOFOLLOW;
+    }
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits())
+        .open(from)
+        .with_context(|| format!("copying {}", from.display()))?;
+    let meta = f
+        .metadata()
+        .with_context(|| format!("copying {}", from.display()))?;
+    if !meta.is_file() {
+        return Err(refuse(meta.file_type()));
+    }
+    Ok((f, meta))
+}
+
+/// Copies `from` to `to` (with its permissions, without set-id bits) unless the contents
+/// already match; a regular file only (see [`open_source`]), copied sparse
+/// ([`copy_sparse`]).
 pub fn copy_if_changed(from: &Path, to: &Path) -> Result<bool> {
-    if fs::symlink_metadata(to).is_ok_and(|m| m.is_file()) && same_content(from, to)? {
+    copy_regular_if_changed(from, to, true)
+}
+
+/// [`copy_if_changed`], following a link at `from` only when `follow`.
+fn copy_regular_if_changed(from: &Path, to: &Path, follow: bool) -> Result<bool> {
+    let (src, meta) = open_source(from, follow)?;
+    if let Some(old) = open_if_regular(to, false)
+        && same_content(&src, &old).with_context(|| format!("comparing {}", from.display()))?
+    {
         return Ok(false);
     }
-    replace_with(to, |tmp| fs::copy(from, tmp).map(|_| ()))
-        .with_context(|| format!("copying {}", from.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    replace_with(to, |out| {
+        copy_sparse(&src, meta.len(), &out)?;
+        out.set_permissions(fs::Permissions::from_mode(mode))
+    })
+    .with_context(|| format!("copying {}", from.display()))?;
     Ok(true)
 }
 
-/// Whether two files hold the same bytes (compared in blocks, not read whole).
-fn same_content(a: &Path, b: &Path) -> Result<bool> {
-    let open = |p: &Path| fs::File::open(p).with_context(|| format!("reading {}", p.display()));
-    let (mut fa, mut fb) = (open(a)?, open(b)?);
-    let (la, lb) = (fa.metadata()?.len(), fb.metadata()?.len());
-    if la != lb {
+/// Copies the first `len` bytes of `src` into the empty `out`, only where `src` holds data
+/// (`SEEK_DATA`/`SEEK_HOLE`): holes stay holes. Never more than `len` bytes, even if `src`
+/// grows meanwhile.
+fn copy_sparse(src: &File, len: u64, out: &File) -> std::io::Result<()> {
+    let offset = |n: u64| i64::try_from(n).map_err(std::io::Error::other);
+    let mut pos = 0;
+    while pos < len {
+        let data = match lseek(src, offset(pos)?, Whence::SeekData) {
+            Ok(d) => d as u64,
+            // No data after `pos`: the rest is a hole.
+            Err(Errno::ENXIO) => break,
+            // A file system without `SEEK_DATA`: copy it all.
+            Err(Errno::EINVAL) => pos,
+            Err(e) => return Err(e.into()),
+        };
+        if data >= len {
+            break;
+        }
+        let hole = match lseek(src, offset(data)?, Whence::SeekHole) {
+            Ok(h) => (h as u64).min(len),
+            Err(Errno::EINVAL) => len,
+            Err(e) => return Err(e.into()),
+        };
+        copy_range(src, out, data, hole.max(data))?;
+        pos = hole.max(data + 1);
+    }
+    out.set_len(len)
+}
+
+/// Copies bytes `start..end` of `src` to the same place in `out`.
+fn copy_range(src: &File, out: &File, start: u64, end: u64) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = start;
+    while at < end {
+        let want = usize::try_from(end - at)
+            .unwrap_or(buf.len())
+            .min(buf.len());
+        let k = src.read_at(&mut buf[..want], at)?;
+        if k == 0 {
+            // The file shrank meanwhile; `set_len` gives the copy its size.
+            break;
+        }
+        out.write_all_at(&buf[..k], at)?;
+        at += k as u64;
+    }
+    Ok(())
+}
+
+/// Whether two open files hold the same bytes (compared in blocks, not read whole).
+fn same_content(a: &File, b: &File) -> std::io::Result<bool> {
+    if a.metadata()?.len() != b.metadata()?.len() {
         return Ok(false);
     }
     let mut ba = vec![0u8; 64 * 1024];
     let mut bb = vec![0u8; 64 * 1024];
+    let mut at = 0;
     loop {
-        let n = read_full(&mut fa, &mut ba).with_context(|| format!("reading {}", a.display()))?;
-        let m = read_full(&mut fb, &mut bb).with_context(|| format!("reading {}", b.display()))?;
+        let n = read_full_at(a, &mut ba, at)?;
+        let m = read_full_at(b, &mut bb, at)?;
         if ba[..n] != bb[..m] {
             return Ok(false);
         }
         if n == 0 {
             return Ok(true);
         }
+        at += n as u64;
     }
 }
 
-/// Reads until `buf` is full or the file ends; how many bytes were read.
-fn read_full(f: &mut fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+/// Reads from `at` until `buf` is full or the file ends; how many bytes were read.
+fn read_full_at(f: &File, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
-        let k = f.read(&mut buf[filled..])?;
+        let k = f.read_at(&mut buf[filled..], at + filled as u64)?;
         if k == 0 {
             break;
         }
@@ -332,11 +611,208 @@ mod tests {
         let src = d.path().join("src");
         write(&src.join("f.txt"), "f");
         std::os::unix::fs::symlink(&src, src.join("loop")).unwrap();
-        // The kernel stops following the loop (ELOOP) before MAX_DEPTH; that entry is
-        // then skipped like a broken symlink. Either way the copy ends.
-        let _ = copy_tree(&src, &d.path().join("dst"));
+        // The link back up is found at once: an error naming it, not a deep copy.
+        let e = copy_tree(&src, &d.path().join("dst")).unwrap_err();
+        assert_eq!(
+            format!("{e:#}"),
+            "src/loop is a link back to src (a cycle); seer follows links when it copies a \
+             host folder, so remove or replace that link"
+        );
         let depth = walkdir_depth(&d.path().join("dst"));
         assert!((1..=MAX_DEPTH + 1).contains(&depth), "{depth}");
+    }
+
+    #[test]
+    fn link_cycles_are_errors_naming_the_link() {
+        let d = tempfile::tempdir().unwrap();
+        let data = d.path().join("data");
+        write(&data.join("f.txt"), "f");
+        write(&data.join("sub/g.txt"), "g");
+        // Two links to `.`: before, 2^40 copies and thousands of "broken symlink" warnings.
+        std::os::unix::fs::symlink(".", data.join("a")).unwrap();
+        std::os::unix::fs::symlink(".", data.join("b")).unwrap();
+        let e = copy_tree(&data, &d.path().join("dst")).unwrap_err();
+        assert_eq!(
+            format!("{e:#}"),
+            "data/a is a link back to data (a cycle); seer follows links when it copies a \
+             host folder, so remove or replace that link"
+        );
+        for l in ["a", "b"] {
+            fs::remove_file(data.join(l)).unwrap();
+        }
+        // Deeper, back to a folder above it.
+        std::os::unix::fs::symlink("..", data.join("sub/up")).unwrap();
+        let e = copy_tree(&data, &d.path().join("dst")).unwrap_err();
+        assert_eq!(
+            format!("{e:#}"),
+            "data/sub/up is a link back to data (a cycle); seer follows links when it copies \
+             a host folder, so remove or replace that link"
+        );
+        fs::remove_file(data.join("sub/up")).unwrap();
+        // Out of the copied folder and back into it: named by the link that left.
+        std::os::unix::fs::symlink("..", data.join("out")).unwrap();
+        let e = copy_tree(&data, &d.path().join("dst")).unwrap_err();
+        assert_eq!(
+            format!("{e:#}"),
+            "data/out/data is data again, reached through the link data/out (a cycle); seer \
+             follows links when it copies a host folder, so remove or replace that link"
+        );
+        fs::remove_file(data.join("out")).unwrap();
+        // A link to a folder that is not an ancestor is copied as before.
+        std::os::unix::fs::symlink("sub", data.join("alias")).unwrap();
+        copy_tree(&data, &d.path().join("dst")).unwrap();
+        assert_eq!(
+            fs::read_to_string(d.path().join("dst/alias/g.txt")).unwrap(),
+            "g"
+        );
+        // A workspace copy keeps the links as links: no cycle to follow.
+        std::os::unix::fs::symlink(".", data.join("a")).unwrap();
+        copy_workspace(&data, &d.path().join("snap")).unwrap();
+        assert_eq!(
+            fs::read_link(d.path().join("snap/a")).unwrap(),
+            PathBuf::from(".")
+        );
+    }
+
+    /// A folder holding a FIFO, a character device (`/dev/null`'s numbers), a socket and a
+    /// regular file.
+    fn with_specials(dir: &Path) {
+        use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+        write(&dir.join("keep.txt"), "kept");
+        nix::unistd::mkfifo(&dir.join("fifo"), Mode::from_bits_truncate(0o644)).unwrap();
+        mknod(
+            &dir.join("null"),
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o666),
+            makedev(1, 3),
+        )
+        .unwrap();
+        std::os::unix::net::UnixListener::bind(dir.join("sock")).unwrap();
+    }
+
+    #[test]
+    fn special_files_are_skipped_never_opened() {
+        let d = tempfile::tempdir().unwrap();
+        let ws = d.path().join("ws");
+        with_specials(&ws);
+        with_specials(&ws.join("sub"));
+        let started = std::time::Instant::now();
+        // `yes > fifo`: a writer waiting for a reader. Nothing opens the FIFO, so it waits.
+        let writer = {
+            let fifo = ws.join("fifo");
+            std::thread::spawn(move || {
+                let mut f = fs::OpenOptions::new().write(true).open(fifo).unwrap();
+                while std::io::Write::write_all(&mut f, b"y\n").is_ok() {}
+            })
+        };
+        // Time for the writer to be waiting in `open` (the test holds either way).
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        for (copy, follow) in [("snap", false), ("tree", true)] {
+            let dst = d.path().join(copy);
+            if follow {
+                copy_tree(&ws, &dst).unwrap();
+            } else {
+                copy_workspace(&ws, &dst).unwrap();
+            }
+            let mut names: Vec<String> = walk_names(&dst);
+            names.sort();
+            assert_eq!(names, ["keep.txt", "sub", "sub/keep.txt"], "{copy}");
+        }
+        // Files given one by one (`local_files`) are refused, again without opening them.
+        for (name, kind) in [
+            ("fifo", "a FIFO (named pipe)"),
+            ("null", "a character device"),
+            ("sock", "a socket"),
+        ] {
+            let from = ws.join(name);
+            let e = copy_if_changed(&from, &d.path().join("one")).unwrap_err();
+            assert_eq!(
+                format!("{e:#}"),
+                format!(
+                    "copying {}: it is {kind}, not a regular file; seer copies only regular \
+                     files, folders and links",
+                    from.display()
+                )
+            );
+        }
+        assert!(!d.path().join("one").exists());
+        // A FIFO or device in the destination is replaced, not written through.
+        assert!(write_if_changed(&ws.join("null"), b"x").unwrap());
+        assert!(copy_if_changed(&ws.join("keep.txt"), &ws.join("sub/fifo")).unwrap());
+        assert_eq!(fs::read(ws.join("sub/fifo")).unwrap(), b"kept");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        // Let the writer go: a blocking open meets its open, closing it ends it (EPIPE).
+        drop(File::open(ws.join("fifo")).unwrap());
+        writer.join().unwrap();
+    }
+
+    #[test]
+    fn skipped_files_make_one_warning() {
+        assert_eq!(skipped_warning(&[]), None);
+        assert_eq!(
+            skipped_warning(&[PathBuf::from("ws/fifo")]).unwrap(),
+            "skipped 1 file that is not a regular file, folder or link (FIFOs, devices, \
+             sockets; seer does not copy it): ws/fifo"
+        );
+        let many: Vec<PathBuf> = (0..8).map(|i| PathBuf::from(format!("ws/p{i}"))).collect();
+        assert_eq!(
+            skipped_warning(&many).unwrap(),
+            "skipped 8 files that are not a regular file, folder or link (FIFOs, devices, \
+             sockets; seer does not copy them): ws/p0, ws/p1, ws/p2, ws/p3, ws/p4 and 3 more"
+        );
+    }
+
+    #[test]
+    fn sparse_files_stay_sparse() {
+        use std::os::unix::fs::{FileExt, MetadataExt};
+        let d = tempfile::tempdir().unwrap();
+        let ws = d.path().join("ws");
+        fs::create_dir_all(&ws).unwrap();
+        // 200 MB of which 8 KiB hold data: at the start, in the middle, and none at the end.
+        let size = 200_000_000u64;
+        let f = File::create(ws.join("sparse.bin")).unwrap();
+        f.set_len(size).unwrap();
+        f.write_all_at(&[1u8; 4096], 0).unwrap();
+        f.write_all_at(&[2u8; 4096], 100 << 20).unwrap();
+        drop(f);
+        assert!(fs::metadata(ws.join("sparse.bin")).unwrap().blocks() < 1024);
+        for copy in ["snap", "tree"] {
+            let dst = d.path().join(copy);
+            if copy == "snap" {
+                copy_workspace(&ws, &dst).unwrap();
+            } else {
+                copy_tree(&ws, &dst).unwrap();
+            }
+            let out = dst.join("sparse.bin");
+            let meta = fs::metadata(&out).unwrap();
+            assert_eq!(meta.len(), size, "{copy}");
+            // 512-byte blocks: well under 1 MiB allocated, not 200 MB.
+            assert!(meta.blocks() < 2048, "{copy}: {} blocks", meta.blocks());
+            let g = File::open(&out).unwrap();
+            let mut buf = [0u8; 4097];
+            g.read_exact_at(&mut buf, 0).unwrap();
+            assert_eq!((buf[0], buf[4095], buf[4096]), (1, 1, 0), "{copy}");
+            g.read_exact_at(&mut buf, (100 << 20) - 1).unwrap();
+            assert_eq!((buf[0], buf[1], buf[4096]), (0, 2, 2), "{copy}");
+            // Copying again finds it unchanged.
+            assert!(!copy_if_changed(&ws.join("sparse.bin"), &out).unwrap());
+        }
+    }
+
+    /// The paths under `dir`, relative to it.
+    fn walk_names(dir: &Path) -> Vec<String> {
+        let mut out = vec![];
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+                if p.is_dir() {
+                    stack.push(p);
+                }
+            }
+        }
+        out
     }
 
     #[cfg(unix)]

@@ -8,6 +8,19 @@ use serde_json::Value;
 
 use crate::live::{Hub, Kind};
 use crate::notebook::nbformat::Notebook;
+use crate::sandbox::fsutil::read_file_limited;
+
+/// The biggest file (`run.json`, a notebook, a transcript) the view reads from disk.
+const VIEW_LIMIT: u64 = 256 << 20;
+
+/// What to do with a file over [`VIEW_LIMIT`].
+const VIEW_HINT: &str = "open it with another tool";
+
+/// A file of a run folder, read for a page: a regular file (a FIFO or device planted there
+/// is refused without being opened) of at most [`VIEW_LIMIT`] bytes.
+fn read_for_view(path: &Path) -> anyhow::Result<Vec<u8>> {
+    read_file_limited(path, VIEW_LIMIT, VIEW_HINT)
+}
 
 /// A run as the index and the run page show it.
 #[derive(Debug, Clone, Default)]
@@ -98,7 +111,7 @@ fn read_run(dir: &Path) -> Option<RunView> {
     let slug = dir.file_name()?.to_string_lossy().to_string();
     let notebooks = names_with(dir, "ipynb");
     let transcripts = names_with(&dir.join("transcripts"), "jsonl");
-    let record: Option<Value> = std::fs::read(dir.join("run.json"))
+    let record: Option<Value> = read_for_view(&dir.join("run.json"))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
     if record.is_none() && notebooks.is_empty() && transcripts.is_empty() {
@@ -212,26 +225,95 @@ impl Source {
                 if !path.is_file() {
                     return None;
                 }
-                std::fs::read_to_string(&path)
-                    .map(|t| DiskDoc {
-                        items: t
+                read_for_view(&path).and_then(|bytes| {
+                    let text = String::from_utf8(bytes).map_err(|e| {
+                        anyhow::anyhow!("reading {}: {}", path.display(), e.utf8_error())
+                    })?;
+                    Ok(DiskDoc {
+                        items: text
                             .lines()
                             .filter(|l| !l.trim().is_empty())
                             .map(str::to_string)
                             .collect(),
                     })
-                    .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))
+                })
             }
         })
     }
 }
 
 fn read_notebook(path: &Path) -> anyhow::Result<DiskDoc> {
-    let nb = crate::notebook::session::load_notebook(path)?;
+    let bytes = read_for_view(path)?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    let nb = crate::notebook::session::parse_notebook(path, text)?;
     let Notebook { cells, .. } = nb;
     let items = cells
         .iter()
         .map(serde_json::to_string)
         .collect::<Result<Vec<_>, _>>()?;
     Ok(DiskDoc { items })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_files_must_be_regular_and_not_too_big() {
+        use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+        let d = tempfile::tempdir().unwrap();
+        let run = d.path().join("r1");
+        std::fs::create_dir_all(run.join("transcripts")).unwrap();
+        // A FIFO as `run.json` (no writer: reading it would block), a device as a notebook,
+        // a sparse transcript just over the limit.
+        nix::unistd::mkfifo(&run.join("run.json"), Mode::from_bits_truncate(0o644)).unwrap();
+        let nb = run.join("a.ipynb");
+        mknod(
+            &nb,
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o666),
+            makedev(1, 3),
+        )
+        .unwrap();
+        let big = run.join("transcripts/t.jsonl");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(VIEW_LIMIT + 1)
+            .unwrap();
+        let e = read_for_view(&run.join("run.json")).unwrap_err();
+        assert_eq!(
+            format!("{e:#}"),
+            format!(
+                "reading {}: it is a FIFO (named pipe), not a regular file; seer reads and \
+                 writes only regular files",
+                run.join("run.json").display()
+            )
+        );
+        let e = read_for_view(&nb).unwrap_err();
+        assert_eq!(
+            format!("{e:#}"),
+            format!(
+                "reading {}: it is a character device, not a regular file; seer reads and \
+                 writes only regular files",
+                nb.display()
+            )
+        );
+        let source = Source::Dir(d.path().to_path_buf());
+        let view = source.run("r1").unwrap();
+        assert_eq!(view.status, "unknown (no run.json)");
+        assert!(source.disk_doc("r1", Kind::Notebook, "a").is_none());
+        let e = match source.disk_doc("r1", Kind::Transcript, "t") {
+            Some(Err(e)) => e,
+            _ => panic!("the big transcript is refused"),
+        };
+        assert_eq!(
+            format!("{e:#}"),
+            format!(
+                "reading {}: the file is 256 MiB (268435457 bytes), over the 256 MiB limit on \
+                 what seer reads into memory; open it with another tool",
+                big.display()
+            )
+        );
+    }
 }

@@ -271,7 +271,8 @@ impl LocalSandbox {
             if let Some(parent) = to.parent() {
                 std::fs::create_dir_all(parent)?;
             }
-            std::fs::copy(src, to)
+            // Regular files only, holes kept (see `sync`).
+            super::sync::copy_if_changed(src, to)
                 .with_context(|| format!("copying {} into the sandbox", src.display()))?;
         }
         for (src, to) in &dirs {
