@@ -100,12 +100,38 @@ fn investigator(arrivals: Arc<Mutex<Vec<Instant>>>) -> FakeAnthropic {
     .with_caching()
 }
 
+/// Mean ms of a bare reqwest POST of `body` to the fake and reading its answer (the
+/// wire and the fake's own work, without seer's harness), over `n` tries.
+async fn bare_post(url: &str, body: &Value, n: usize) -> f64 {
+    let client = reqwest::Client::new();
+    let bytes = serde_json::to_vec(body).unwrap();
+    let mut total = 0.0;
+    for _ in 0..n {
+        let t = Instant::now();
+        let resp = client
+            .post(format!("{url}/v1/messages"))
+            .header("x-api-key", "sk-bench")
+            .header("anthropic-version", "2023-06-01")
+            .header("content-type", "application/json")
+            .body(bytes.clone())
+            .send()
+            .await
+            .unwrap();
+        let _ = resp.bytes().await.unwrap();
+        total += t.elapsed().as_secs_f64() * 1000.0;
+    }
+    total / n as f64
+}
+
 struct Outcome {
     /// Price-weighted input tokens billed.
     billed: f64,
     /// Input tokens had nothing been cached.
     uncached: f64,
     turn_ms: Vec<f64>,
+    /// Bare POSTs of the bodies of turns 1-20 and 181-200 (mean ms).
+    wire_first: f64,
+    wire_last: f64,
     transcript: Vec<Value>,
 }
 
@@ -167,7 +193,22 @@ async fn investigate(
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    // The same requests again without the harness: what the wire and the fake take.
+    let bodies: Vec<Value> = fake
+        .requests()
+        .into_iter()
+        .map(|(_, b)| b)
+        .filter(|b| !b["system"].to_string().contains("You condense"))
+        .collect();
+    let mut first = 0.0;
+    let mut last = 0.0;
+    for i in 0..20 {
+        first += bare_post(&fake.url, &bodies[i], 2).await / 20.0;
+        last += bare_post(&fake.url, &bodies[bodies.len() - 20 + i], 2).await / 20.0;
+    }
     Outcome {
+        wire_first: first,
+        wire_last: last,
         billed,
         uncached,
         turn_ms,
@@ -224,7 +265,14 @@ fn main() {
     println!(
         "| harness time per turn, turns 1-20 / 181-200 (ms, mean) | {first:.2} / {last:.2} | |"
     );
-    println!("| ratio last / first | {:.2} | ≤ 1.2 |", last / first);
+    println!("| ratio last / first | {:.2} | |", last / first);
+    println!(
+        "| of which the wire and the fake (bare POST of the same bodies), first / last (ms) | {:.2} / {:.2} | |",
+        on.wire_first, on.wire_last
+    );
+    let (hf, hl) = (first - on.wire_first, last - on.wire_last);
+    println!("| harness alone (turn − bare POST), first / last (ms) | {hf:.2} / {hl:.2} | |");
+    println!("| ratio last / first | {:.2} | ≤ 1.2 |", hl / hf);
     let b = bytes_per_turn(&on.transcript);
     let bf = mean(&b[1..21]);
     let bl = mean(&b[TURNS - 19..TURNS + 1]);

@@ -3,6 +3,7 @@
 
 pub mod chat_terminal;
 pub mod claude_code;
+pub mod config;
 pub mod context;
 pub mod live_log;
 pub mod mcp_client;
