@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
-use common::median;
+use common::{CannedNotebook, median};
 
 #[path = "../tests/common/fake_anthropic.rs"]
 #[allow(dead_code)]
@@ -25,53 +25,13 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use seer::agent::providers::{ApiKey, Kind, ProviderConfig};
 use seer::agent::run::{AgentConfig, run};
-use seer::notebook::mcp::{NotebookTools, ServerOptions, serve_http};
-use seer::notebook::nbformat::{MultiLine, Output};
-use seer::notebook::{CellRun, RunStatus};
+use seer::notebook::mcp::{ServerOptions, serve_http};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 const TURNS: usize = 50;
 const PARALLEL: usize = 16;
 const PARALLEL_TURNS: usize = 20;
-
-/// Answers every tool at once, so only the MCP transport and the harness are timed.
-struct Instant0(std::sync::atomic::AtomicUsize);
-
-#[async_trait::async_trait]
-impl NotebookTools for Instant0 {
-    async fn execute_code(&self, code: String) -> anyhow::Result<CellRun> {
-        let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Ok(CellRun {
-            cell_index: Some(n),
-            execution_count: Some(n as i64 + 1),
-            outputs: vec![Output::Stream {
-                name: "stdout".into(),
-                text: MultiLine::Text(format!("ran {} chars\n", code.len())),
-            }],
-            status: RunStatus::Ok,
-            note: None,
-        })
-    }
-    async fn add_markdown(&self, _: String) -> anyhow::Result<usize> {
-        Ok(0)
-    }
-    async fn edit_cell(&self, code: String, _: i64) -> anyhow::Result<CellRun> {
-        self.execute_code(code).await
-    }
-    async fn interrupt(&self) -> anyhow::Result<()> {
-        Ok(())
-    }
-    async fn restart(&self) -> anyhow::Result<()> {
-        Ok(())
-    }
-    async fn shutdown(&self) -> anyhow::Result<()> {
-        Ok(())
-    }
-    fn read_cell(&self, _: i64) -> anyhow::Result<(usize, seer::notebook::nbformat::Cell)> {
-        anyhow::bail!("this backend keeps no cells")
-    }
-}
 
 /// Tool calls until the history holds `turns - 1` of them, then a final text.
 fn responder(turns: usize) -> fake_anthropic::Responder {
@@ -142,7 +102,9 @@ async fn agent_run(url: &str, mcp: &Value, dir: &std::path::Path, name: &str) ->
 
 async fn server() -> (Value, seer::mcp_http::HttpServer) {
     let srv = serve_http(
-        Arc::new(Instant0(Default::default())),
+        Arc::new(CannedNotebook::new(|_, code| {
+            format!("ran {} chars\n", code.len())
+        })),
         ServerOptions::default(),
         CancellationToken::new(),
     )

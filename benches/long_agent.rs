@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
-use common::median;
+use common::{CannedNotebook, median};
 
 #[path = "../tests/common/fake_anthropic.rs"]
 #[allow(dead_code)]
@@ -21,52 +21,12 @@ use std::time::Instant;
 use fake_anthropic::{FakeAnthropic, Reply, text_turn, tool_turn};
 use seer::agent::providers::{ApiKey, Kind, ProviderConfig};
 use seer::agent::run::{AgentConfig, run};
-use seer::notebook::mcp::{NotebookTools, ServerOptions, serve_http};
-use seer::notebook::nbformat::{MultiLine, Output};
-use seer::notebook::{CellRun, RunStatus};
+use seer::notebook::mcp::{ServerOptions, serve_http};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 const TURNS: usize = 200;
 const WINDOW: u64 = 200_000;
-
-/// Answers every cell at once with 20 KB of output.
-struct Big(std::sync::atomic::AtomicUsize);
-
-#[async_trait::async_trait]
-impl NotebookTools for Big {
-    async fn execute_code(&self, _code: String) -> anyhow::Result<CellRun> {
-        let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Ok(CellRun {
-            cell_index: Some(n),
-            execution_count: Some(n as i64 + 1),
-            outputs: vec![Output::Stream {
-                name: "stdout".into(),
-                text: MultiLine::Text(format!("{n}: {}\n", "activation 0.1234 ".repeat(1_100))),
-            }],
-            status: RunStatus::Ok,
-            note: None,
-        })
-    }
-    async fn add_markdown(&self, _: String) -> anyhow::Result<usize> {
-        Ok(0)
-    }
-    async fn edit_cell(&self, code: String, _: i64) -> anyhow::Result<CellRun> {
-        self.execute_code(code).await
-    }
-    async fn interrupt(&self) -> anyhow::Result<()> {
-        Ok(())
-    }
-    async fn restart(&self) -> anyhow::Result<()> {
-        Ok(())
-    }
-    async fn shutdown(&self) -> anyhow::Result<()> {
-        Ok(())
-    }
-    fn read_cell(&self, _: i64) -> anyhow::Result<(usize, seer::notebook::nbformat::Cell)> {
-        anyhow::bail!("this backend keeps no cells")
-    }
-}
 
 /// A tool call per turn until turn `TURNS`, then text; records when each turn's request
 /// arrived (summary requests excluded).
@@ -142,7 +102,9 @@ async fn investigate(
     name: &str,
 ) -> Outcome {
     let srv = serve_http(
-        Arc::new(Big(Default::default())),
+        Arc::new(CannedNotebook::new(|n, _| {
+            format!("{n}: {}\n", "activation 0.1234 ".repeat(1_100))
+        })),
         ServerOptions::default(),
         CancellationToken::new(),
     )

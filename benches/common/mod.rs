@@ -63,3 +63,54 @@ pub async fn cell_round_trips(
     }
     Ok(v)
 }
+
+/// A notebook backend that answers every cell at once with `output(n, code)` (cell `n`), so
+/// a bench times the MCP transport and the harness, not a kernel.
+pub struct CannedNotebook {
+    next: std::sync::atomic::AtomicUsize,
+    output: fn(usize, &str) -> String,
+}
+
+impl CannedNotebook {
+    pub fn new(output: fn(usize, &str) -> String) -> Self {
+        Self {
+            next: Default::default(),
+            output,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl seer::notebook::mcp::NotebookTools for CannedNotebook {
+    async fn execute_code(&self, code: String) -> anyhow::Result<seer::notebook::CellRun> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(seer::notebook::CellRun {
+            cell_index: Some(n),
+            execution_count: Some(n as i64 + 1),
+            outputs: vec![seer::notebook::nbformat::Output::Stream {
+                name: "stdout".into(),
+                text: seer::notebook::nbformat::MultiLine::Text((self.output)(n, &code)),
+            }],
+            status: seer::notebook::RunStatus::Ok,
+            note: None,
+        })
+    }
+    async fn add_markdown(&self, _: String) -> anyhow::Result<usize> {
+        Ok(0)
+    }
+    async fn edit_cell(&self, code: String, _: i64) -> anyhow::Result<seer::notebook::CellRun> {
+        self.execute_code(code).await
+    }
+    async fn interrupt(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+    async fn restart(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+    async fn shutdown(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+    fn read_cell(&self, _: i64) -> anyhow::Result<(usize, seer::notebook::nbformat::Cell)> {
+        anyhow::bail!("this backend keeps no cells")
+    }
+}

@@ -378,16 +378,21 @@ pub fn write_private_if_changed(to: &Path, bytes: &[u8]) -> Result<bool> {
 /// `path` opened for reading when it is a regular file (`O_NONBLOCK`, checked with
 /// `fstat`; a link followed only when `follow`), else `None`.
 fn open_if_regular(path: &Path, follow: bool) -> Option<File> {
+    let f = open_nonblocking(path, follow).ok()?;
+    f.metadata().ok()?.is_file().then_some(f)
+}
+
+/// `path` opened for reading with `O_NONBLOCK` (a FIFO's open never waits for a writer),
+/// following a link only when `follow`.
+fn open_nonblocking(path: &Path, follow: bool) -> std::io::Result<File> {
     let mut flags = OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
     if !follow {
         flags |= OFlag::O_NOFOLLOW;
     }
-    let f = fs::OpenOptions::new()
+    fs::OpenOptions::new()
         .read(true)
         .custom_flags(flags.bits())
         .open(path)
-        .ok()?;
-    f.metadata().ok()?.is_file().then_some(f)
 }
 
 /// Opens the source of a copy: a regular file only (a FIFO, device or socket is refused
@@ -412,15 +417,8 @@ fn open_source(from: &Path, follow: bool) -> Result<(File, fs::Metadata)> {
     {
         return Err(refuse(m.file_type()));
     }
-    let mut flags = OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
-    if !follow {
-        flags |= OFlag::O_NOFOLLOW;
-    }
-    let f = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(flags.bits())
-        .open(from)
-        .with_context(|| format!("copying {}", from.display()))?;
+    let f =
+        open_nonblocking(from, follow).with_context(|| format!("copying {}", from.display()))?;
     let meta = f
         .metadata()
         .with_context(|| format!("copying {}", from.display()))?;
