@@ -169,14 +169,16 @@ fn commands_files_env_and_timeouts() {
     let out = env.run(
         r#"
 let sb = Sandbox(#{ env: #{ COLOR: "blue" } }).start();
-print(sb.exec("echo $COLOR $SEER_SANDBOX_ID").trim() == `blue ${sb.id}`);
+let o = sb.exec("echo $COLOR $SEER_SANDBOX_ID");
+o.trim();
+print(o == `blue ${sb.id}`);
 print(sb.exec("pwd", #{ cwd: "sub" }) == "never");
 "#,
         &[],
     );
     assert_eq!(
         failed(&out),
-        "error: main.rhai:4:10: working directory `sub` does not exist in the sandbox (create it \
+        "error: main.rhai:6:10: working directory `sub` does not exist in the sandbox (create it \
          with ensure_dir)\n",
         "cwd must exist"
     );
