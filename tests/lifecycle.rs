@@ -223,8 +223,19 @@ fn the_watchdog_ends_the_processes_of_a_sandbox_whose_folder_was_removed() {
     let id = ok(&out).trim().to_string();
     assert_eq!(pids_matching("sleep 41034").len(), 1);
     let dir = env.home.join("sandboxes").join(&id);
+    // The sandbox's cgroups (a memory and a pids group on these hosts).
+    let cgroups: Vec<std::path::PathBuf> = std::fs::read_to_string(dir.join("cgroups"))
+        .unwrap()
+        .lines()
+        .map(std::path::PathBuf::from)
+        .collect();
+    assert!(
+        !cgroups.is_empty() && cgroups.iter().all(|c| c.is_dir()),
+        "{cgroups:?}"
+    );
     // Removed under it (a test's temp dir, a cleaned state dir): nothing could find the
-    // sandbox's processes any more, so the watchdog ends them and itself.
+    // sandbox's processes any more, so the watchdog ends them and itself, and removes the
+    // cgroups it read before.
     std::fs::remove_dir_all(&dir).unwrap();
     wait_gone("sleep 41034", Duration::from_secs(5));
     wait_gone(
@@ -232,6 +243,8 @@ fn the_watchdog_ends_the_processes_of_a_sandbox_whose_folder_was_removed() {
         Duration::from_secs(2),
     );
     assert!(!dir.exists(), "the folder was made again");
+    let left: Vec<&std::path::PathBuf> = cgroups.iter().filter(|c| c.exists()).collect();
+    assert!(left.is_empty(), "cgroups left: {left:?}");
 }
 
 #[test]

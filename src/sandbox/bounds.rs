@@ -373,19 +373,31 @@ pub fn oom_kills(applied: &Applied) -> u64 {
         .unwrap_or(0)
 }
 
+/// The group folders recorded for the sandbox in `sandbox_dir` (none if it has none or is
+/// gone).
+pub fn recorded(sandbox_dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_to_string(list_path(sandbox_dir))
+        .map(|list| {
+            list.lines()
+                .filter(|l| !l.is_empty())
+                .map(PathBuf::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Kills every process still in the sandbox's groups (one that left its process group
 /// with `setsid` included) and removes the groups. Safe to call more than once.
 pub fn end(sandbox_dir: &Path) {
-    let Ok(list) = std::fs::read_to_string(list_path(sandbox_dir)) else {
-        return;
-    };
-    let dirs: Vec<PathBuf> = list
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(PathBuf::from)
-        .collect();
+    end_groups(&recorded(sandbox_dir));
+    let _ = std::fs::remove_file(list_path(sandbox_dir));
+}
+
+/// [`end`] for group folders read earlier (the watchdog's, when the sandbox's folder was
+/// removed under it).
+pub fn end_groups(dirs: &[PathBuf]) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-    for d in &dirs {
+    for d in dirs {
         loop {
             let pids: Vec<i32> = std::fs::read_to_string(d.join("cgroup.procs"))
                 .unwrap_or_default()
@@ -409,7 +421,6 @@ pub fn end(sandbox_dir: &Path) {
             }
         }
     }
-    let _ = std::fs::remove_file(list_path(sandbox_dir));
 }
 
 #[cfg(test)]

@@ -17,12 +17,12 @@ use super::registry::{SandboxRecord, Status, now};
 pub fn run(dir: &Path) -> Result<()> {
     // The sandbox's id and process groups as last read, for when its folder is gone
     // (read every second at most, so a recorded group cannot have been reused meanwhile).
-    let mut last: Option<(String, Vec<i32>)> = None;
+    let mut last: Option<(String, Vec<i32>, Vec<std::path::PathBuf>)> = None;
     loop {
         let mut rec = match SandboxRecord::load(dir) {
             Ok(rec) => rec,
             Err(_) if !dir.exists() => {
-                if let Some((id, mut groups)) = last {
+                if let Some((id, mut groups, cgroups)) = last {
                     eprintln!(
                         "sandbox {id}: its folder {} was removed; ending its processes",
                         dir.display()
@@ -32,6 +32,8 @@ pub fn run(dir: &Path) -> Result<()> {
                     groups.sort();
                     groups.dedup();
                     crate::process::kill_groups(&groups, Duration::from_secs(1));
+                    // What is left in its cgroups goes too, and the cgroups with it.
+                    crate::sandbox::bounds::end_groups(&cgroups);
                 }
                 return Ok(());
             }
@@ -56,7 +58,11 @@ pub fn run(dir: &Path) -> Result<()> {
             return rec.end(Status::TimedOut, "timeout reached");
         }
         let groups = rec.procs().list().into_iter().map(|(g, _)| g).collect();
-        last = Some((rec.id.clone(), groups));
+        last = Some((
+            rec.id.clone(),
+            groups,
+            crate::sandbox::bounds::recorded(dir),
+        ));
         std::thread::sleep(Duration::from_secs_f64(left.clamp(0.05, 1.0)));
     }
 }
