@@ -451,4 +451,4 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 #[path = "mcp_http_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -20,20 +20,21 @@ async fn serve_probe(cancel: &CancellationToken) -> HttpServer {
     serve(|| Probe, cancel.clone(), "probe").await.unwrap()
 }
 
-/// An MCP server with one tool, `sleep`, that takes `seconds`.
+/// An MCP server with one tool, `sleep`, that takes `seconds` (the agent client's tests use
+/// it too).
 #[derive(Clone)]
-struct Sleeper {
+pub(crate) struct Sleeper {
     tool_router: ToolRouter<Self>,
 }
 
 #[derive(serde::Deserialize, schemars::JsonSchema)]
-struct SleepArgs {
+pub(crate) struct SleepArgs {
     seconds: f64,
 }
 
 #[rmcp::tool_router]
 impl Sleeper {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             tool_router: Self::tool_router(),
         }

@@ -783,43 +783,12 @@ mod tests {
     /// within the stream retries, and so does the next one.
     #[tokio::test]
     async fn a_call_to_an_http_server_that_stopped_is_an_error_not_a_hang() {
-        use rmcp::handler::server::router::tool::ToolRouter;
-        use rmcp::handler::server::wrapper::Parameters;
-        use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
-
-        #[derive(Clone)]
-        struct Sleeper {
-            tool_router: ToolRouter<Self>,
-        }
-        #[derive(serde::Deserialize, schemars::JsonSchema)]
-        struct SleepArgs {
-            seconds: f64,
-        }
-        #[rmcp::tool_router]
-        impl Sleeper {
-            #[rmcp::tool(description = "Sleeps, then says so.")]
-            async fn sleep(&self, Parameters(args): Parameters<SleepArgs>) -> CallToolResult {
-                tokio::time::sleep(Duration::from_secs_f64(args.seconds)).await;
-                CallToolResult::success(vec![ContentBlock::text("slept")])
-            }
-        }
-        #[rmcp::tool_handler(router = self.tool_router)]
-        impl rmcp::ServerHandler for Sleeper {
-            fn get_info(&self) -> ServerConfig {
-                ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            }
-        }
+        use crate::mcp_http::tests::Sleeper;
 
         let stop = CancellationToken::new();
-        let http = crate::mcp_http::serve(
-            || Sleeper {
-                tool_router: Sleeper::tool_router(),
-            },
-            stop.clone(),
-            "sleeper",
-        )
-        .await
-        .unwrap();
+        let http = crate::mcp_http::serve(Sleeper::new, stop.clone(), "sleeper")
+            .await
+            .unwrap();
         let url = http.url.clone();
         let cancel = CancellationToken::new();
         let dir = tempfile::tempdir().unwrap();

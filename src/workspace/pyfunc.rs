@@ -135,21 +135,10 @@ fn function(code: &str, at: usize, exposed_as: &Option<Option<String>>) -> Optio
 
 /// The parameters between a `def`'s parentheses, one per entry, tidied by [`collapse`].
 fn split_params(inner: &str) -> Vec<String> {
-    let b = inner.as_bytes();
     let mut parts = vec![];
-    let (mut depth, mut start, mut i) = (0i32, 0, 0);
-    while i < b.len() {
-        match b[i] {
-            b'"' | b'\'' => {
-                i = string_end(b, i);
-                continue;
-            }
-            b'#' => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-                continue;
-            }
+    let (mut depth, mut start) = (0i32, 0);
+    code_bytes(inner.as_bytes(), 0, |i, c| {
+        match c {
             b'(' | b'[' | b'{' => depth += 1,
             b')' | b']' | b'}' => depth -= 1,
             b',' if depth == 0 => {
@@ -158,8 +147,8 @@ fn split_params(inner: &str) -> Vec<String> {
             }
             _ => {}
         }
-        i += 1;
-    }
+        false
+    });
     parts.push(&inner[start..]);
     parts
         .into_iter()
@@ -254,7 +243,20 @@ fn logical_lines(code: &str) -> Vec<(usize, usize)> {
 /// The index of the `)` that closes the `(` at `open`.
 fn matching_close(b: &[u8], open: usize) -> Option<usize> {
     let mut depth = 0i32;
-    let mut i = open;
+    code_bytes(b, open, |_, c| {
+        match c {
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => depth -= 1,
+            _ => {}
+        }
+        depth == 0
+    })
+}
+
+/// Calls `f` with each byte of `b` from `from` on that is code (string literals and
+/// comments skipped), until it returns true; returns that byte's index.
+fn code_bytes(b: &[u8], from: usize, mut f: impl FnMut(usize, u8) -> bool) -> Option<usize> {
+    let mut i = from;
     while i < b.len() {
         match b[i] {
             b'"' | b'\'' => {
@@ -267,13 +269,7 @@ fn matching_close(b: &[u8], open: usize) -> Option<usize> {
                 }
                 continue;
             }
-            b'(' | b'[' | b'{' => depth += 1,
-            b')' | b']' | b'}' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(i);
-                }
-            }
+            c if f(i, c) => return Some(i),
             _ => {}
         }
         i += 1;
